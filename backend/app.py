@@ -1,0 +1,119 @@
+"""The application factory: ``create_app(settings)``.
+
+Every long-lived resource (database engine, Docker client, services) is opened and closed in a
+``cleanup_ctx`` generator, in dependency order, so shutdown undoes start-up in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from backend.auth.principal import Authenticator
+from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.containers.catalog import Catalog
+from backend.containers.service import ContainerService
+from backend.containers.volumes import VolumeManager
+from backend.db.engine import create_schema, make_engine, make_sessionmaker
+from backend.docker_service import DockerService
+from backend.errors import DockerError, DockerUnavailable
+from backend.events.log import EventLog
+from backend.middleware import auth_middleware, error_middleware
+from backend.routes import ROUTES
+from backend.settings import Settings
+from backend.state import (
+    AUTHENTICATOR,
+    CATALOG,
+    CONTAINERS,
+    DB_ENGINE,
+    DOCKER,
+    EVENTS,
+    INSTANCE,
+    SESSIONS,
+    SETTINGS,
+    SIGNER,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RuntimeMissing(RuntimeError):
+    """The engine runs but has no gVisor runtime: refusing to start rather than run unsandboxed."""
+
+
+def instance_id(settings: Settings) -> str:
+    """This installation's ID, labelled on everything it creates on Docker, so that two backends
+    sharing one engine (or tests) never touch each other's containers."""
+    if settings.instance_label:
+        return settings.instance_label
+    path: Path = settings.data_dir / "instance-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = secrets.token_hex(8)
+        path.write_text(value + "\n")
+        return value
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    await create_schema(engine)
+    app[DB_ENGINE] = engine
+    app[SESSIONS] = make_sessionmaker(engine)
+    app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))
+    app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER])
+    app[INSTANCE] = instance_id(settings)
+    yield
+    await engine.dispose()
+
+
+async def _docker(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    docker = DockerService(settings.docker_host, settings.docker_workers, settings.docker_timeout_s)
+    try:
+        runtimes = await docker.runtimes()
+    except (DockerUnavailable, DockerError):
+        log.warning("the Docker engine is not reachable; serving degraded until it is (just engine)")
+    else:
+        if settings.runtime not in runtimes:
+            docker.close()
+            raise RuntimeMissing(
+                f"The Docker engine has no {settings.runtime!r} runtime registered. Install gVisor "
+                "and register it in /etc/docker/daemon.json (run 'just engine'), or set "
+                "runtime = \"runc\" in the configuration to run without a sandbox."
+            )
+    app[DOCKER] = docker
+    yield
+    docker.close()
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    events = EventLog(app[SESSIONS], settings.event_log_per_user)
+    catalog = Catalog(settings, app[DOCKER])
+    volumes = VolumeManager(app[DOCKER], app[INSTANCE])
+    containers = ContainerService(
+        settings, app[SESSIONS], app[DOCKER], events, catalog, volumes, app[INSTANCE]
+    )
+    app[EVENTS] = events
+    app[CATALOG] = catalog
+    app[CONTAINERS] = containers
+    yield
+    await containers.drain()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app.add_routes(ROUTES)
+    app.cleanup_ctx.extend([_database, _docker, _services])
+    return app

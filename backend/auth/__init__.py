@@ -1,0 +1,1 @@
+"""Authentication: JWTs, API tokens, passwords, and the per-route access policy."""

@@ -1,0 +1,94 @@
+"""Turning a bearer token into the caller (a ``Principal``), or refusing it.
+
+Every refusal, whatever its cause (malformed, expired, wrongly signed, ``alg: none``, revoked, a
+deleted user), is the same 401 ``unauthorized``: the caller learns nothing about which it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.auth.tokens import API_TOKEN_RE, JwtSigner, hash_api_token
+from backend.db.models import ApiToken, RevokedJwt, User, utcnow
+from backend.errors import Unauthorized
+
+FULL_SCOPES = frozenset({"read", "write"})
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    user: User
+    scopes: frozenset[str]
+    kind: str  # "jwt", "api" or "agent"
+    token_id: str  # the JWT's jti or the API token's row ID
+    expires_at: datetime | None
+
+    @property
+    def user_id(self) -> str:
+        return self.user.id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.is_admin
+
+    def guest_session_over(self) -> bool:
+        end = self.user.session_expires_at
+        return self.user.is_guest and end is not None and end <= utcnow()
+
+
+class Authenticator:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], signer: JwtSigner) -> None:
+        self._sessions = sessions
+        self._signer = signer
+
+    async def authenticate(self, token: str) -> Principal:
+        token = token.strip()
+        if API_TOKEN_RE.match(token):
+            return await self._api_token(token)
+        return await self._jwt(token)
+
+    async def _jwt(self, token: str) -> Principal:
+        claims = self._signer.decode(token)
+        if claims is None:
+            raise Unauthorized()
+        jti = str(claims.get("jti") or "")
+        async with self._sessions() as session:
+            user = await session.get(User, claims["sub"])
+            if user is None:
+                raise Unauthorized()
+            if jti and await session.get(RevokedJwt, jti) is not None:
+                raise Unauthorized()
+        expires = datetime.fromtimestamp(int(claims["exp"]), tz=utcnow().tzinfo)
+        return Principal(user=user, scopes=FULL_SCOPES, kind="jwt", token_id=jti, expires_at=expires)
+
+    async def _api_token(self, token: str) -> Principal:
+        digest = hash_api_token(token)
+        now = utcnow()
+        async with self._sessions() as session:
+            row = (
+                await session.execute(select(ApiToken).where(ApiToken.token_hash == digest))
+            ).scalar_one_or_none()
+            if row is None or row.revoked_at is not None:
+                raise Unauthorized()
+            if row.expires_at is not None and row.expires_at <= now:
+                raise Unauthorized()
+            user = await session.get(User, row.user_id)
+            if user is None:
+                raise Unauthorized()
+            if row.last_used_at is None or now - row.last_used_at > LAST_USED_GRANULARITY:
+                await session.execute(
+                    update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+                )
+                await session.commit()
+        scopes = frozenset(row.scopes)
+        kind = "agent" if "agent" in scopes else "api"
+        return Principal(
+            user=user, scopes=scopes, kind=kind, token_id=row.id, expires_at=row.expires_at
+        )

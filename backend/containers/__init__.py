@@ -1,0 +1,1 @@
+"""Container lifecycle: the service behind the container routes."""

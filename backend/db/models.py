@@ -1,0 +1,195 @@
+"""SQLAlchemy 2 models: users, API tokens, containers and the event log.
+
+The database is the source of truth for what a user owns and how it is configured; Docker is the
+source of truth for whether it runs. The container row is never deleted because Docker lost the
+container (it becomes ``missing``), so a user's configuration and volume survive a host rebuild.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime, TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware UTC datetimes; SQLite drops the zone, so it is put back on the way out."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(256), default=None)
+    tier: Mapped[str] = mapped_column(String(32), default="free")
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    is_guest: Mapped[bool] = mapped_column(default=False)
+    session_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        # Registered names are unique; guests may share a name (they are told apart by ID).
+        Index(
+            "ix_users_username_registered", "username", unique=True,
+            sqlite_where=(is_guest == False),  # noqa: E712
+        ),
+    )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "tier": self.tier,
+            "admin": self.is_admin,
+            "guest": self.is_guest,
+            "created_at": iso(self.created_at),
+        }
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[str]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "token_prefix": self.token_prefix,
+            "scopes": list(self.scopes),
+            "expires_at": iso(self.expires_at),
+            "created_at": iso(self.created_at),
+            "last_used_at": iso(self.last_used_at),
+        }
+
+
+class RevokedJwt(Base):
+    """JWT IDs signed out before their expiry; rows past ``expires_at`` can be pruned."""
+
+    __tablename__ = "revoked_jwts"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class Container(Base):
+    __tablename__ = "containers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    image: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(64), default="barebone")
+    status: Mapped[str] = mapped_column(String(16), default="creating")
+    docker_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    memory_mb: Mapped[int] = mapped_column()
+    cpu_shares: Mapped[int] = mapped_column()
+    disk_mb: Mapped[int] = mapped_column()
+    runtime: Mapped[str] = mapped_column(String(16))
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(String(1024), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_containers_user_name"),)
+
+    @property
+    def public_id(self) -> str:
+        return self.docker_id or self.id
+
+    @property
+    def volume_name(self) -> str:
+        return f"corral-vol-{self.id}"
+
+    @property
+    def docker_name(self) -> str:
+        return f"corral-{self.id}"
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.public_id,
+            "db_id": self.id,
+            "name": self.name,
+            "image": self.image,
+            "role": self.role,
+            "status": self.status,
+            "created_at": iso(self.created_at),
+            "last_used_at": iso(self.last_used_at),
+            "started_at": iso(self.started_at) if self.status == "running" else None,
+            "resources": {
+                "memory_mb": self.memory_mb,
+                "cpu_shares": self.cpu_shares,
+                "disk_mb": self.disk_mb,
+            },
+            "runtime": self.runtime,
+            "labels": dict(self.labels),
+            "volume": self.volume_name,
+            "owner_id": self.user_id,
+        }
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+class EventRecord(Base):
+    """The event log: every change, per user, numbered by ``seq`` for replay after a reconnect."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(36))
+    seq: Mapped[int] = mapped_column()
+    type: Mapped[str] = mapped_column(String(32))
+    container_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    timestamp: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("user_id", "seq", name="uq_events_user_seq"),)
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a ``Z``, the one timestamp format of the API."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

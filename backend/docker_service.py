@@ -1,0 +1,338 @@
+"""The one wrapper around the docker SDK.
+
+Every SDK call is blocking, so each runs in a thread pool sized for concurrent work and never on the
+event loop. Docker's own errors are translated here, once, into ``DockerUnavailable`` (the engine
+cannot be reached: 503), ``DockerNotFound``, ``DockerConflict`` and ``DockerError``, with messages
+stripped of host paths, sockets and addresses so they are safe to show to a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from backend.errors import DockerConflict, DockerError, DockerNotFound, DockerUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SANITIZERS = (
+    (re.compile(r"unix://\S+"), "<socket>"),
+    (re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)*[\w.@+-]+"), "<path>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<address>"),
+    (re.compile(r"\[[0-9a-fA-F:]+\](?::\d+)?"), "<address>"),
+)
+
+
+def sanitize(message: str) -> str:
+    """Remove host paths, socket names and network addresses from an engine's error text."""
+    for pattern, replacement in _SANITIZERS:
+        message = pattern.sub(replacement, message)
+    return message.strip()[:500]
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything Docker needs to create one sandbox; built by the container service."""
+
+    name: str
+    image: str
+    runtime: str
+    labels: dict[str, str]
+    environment: dict[str, str]
+    volume: str
+    mount_point: str
+    memory_mb: int
+    cpu_millicores: int
+    pids_limit: int
+    network_mode: str
+    hostname: str
+    command: list[str]
+    cap_add: tuple[str, ...] = ()
+    extra_binds: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """The parts of ``docker inspect`` the backend acts on."""
+
+    id: str
+    name: str
+    status: str  # Docker's own word: created, running, exited, dead, paused, restarting, removing
+    running: bool
+    exit_code: int | None
+    oom_killed: bool
+    labels: dict[str, str]
+    started_at: str | None = None
+
+
+class DockerService:
+    """Typed async facade over the docker SDK's low-level API client."""
+
+    def __init__(self, base_url: str | None, workers: int = 32, timeout_s: int = 60) -> None:
+        self._base_url = base_url
+        self._timeout = timeout_s
+        self._workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docker")
+        self._client: docker.APIClient | None = None
+        self._client_lock = threading.Lock()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _api(self) -> docker.APIClient:
+        """The SDK client, built on first use so the backend can start while the engine is down."""
+        with self._client_lock:
+            if self._client is None:
+                kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+                if self._base_url:
+                    kwargs["base_url"] = self._base_url
+                try:
+                    self._client = docker.APIClient(
+                        version="auto", timeout=self._timeout, max_pool_size=self._workers, **kwargs
+                    )
+                except docker.errors.DockerException as exc:
+                    raise DockerUnavailable() from exc
+            return self._client
+
+    @staticmethod
+    def _translate(exc: BaseException) -> BaseException:
+        if isinstance(exc, docker.errors.NotFound):
+            return DockerNotFound(sanitize(str(exc.explanation or exc)), 404)
+        if isinstance(exc, docker.errors.APIError):
+            status = exc.status_code
+            text = sanitize(str(exc.explanation or exc))
+            if status == 409:
+                return DockerConflict(text, status)
+            return DockerError(text, status)
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return DockerError("the Docker engine did not answer in time")
+        if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError):
+            return DockerUnavailable()
+        if isinstance(exc, docker.errors.DockerException):
+            return DockerUnavailable() if "connection" in str(exc).lower() else DockerError(
+                sanitize(str(exc))
+            )
+        return exc
+
+    def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except (DockerUnavailable, DockerError):
+            raise
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one blocking SDK call in the pool, translating its errors."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, functools.partial(self._blocking, fn, *args, **kwargs)
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- engine -------------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.run(lambda: self._api().ping()))
+        except (DockerUnavailable, DockerError):
+            return False
+
+    async def info(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.run(lambda: self._api().info())
+        return result
+
+    async def runtimes(self) -> set[str]:
+        return set(((await self.info()).get("Runtimes") or {}).keys())
+
+    async def image_exists(self, reference: str) -> bool:
+        try:
+            await self.run(lambda: self._api().inspect_image(reference))
+        except DockerNotFound:
+            return False
+        return True
+
+    async def image_details(self, reference: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self.run(lambda: self._api().inspect_image(reference))
+        except DockerNotFound:
+            return None
+        return result
+
+    # -- volumes ------------------------------------------------------------------------------
+
+    async def create_volume(
+        self, name: str, labels: dict[str, str], driver_opts: dict[str, str] | None = None
+    ) -> None:
+        await self.run(
+            lambda: self._api().create_volume(
+                name=name, driver="local", driver_opts=driver_opts or None, labels=labels
+            )
+        )
+
+    async def volume_exists(self, name: str) -> bool:
+        try:
+            await self.run(lambda: self._api().inspect_volume(name))
+        except DockerNotFound:
+            return False
+        return True
+
+    async def remove_volume(self, name: str) -> bool:
+        """Remove a volume; False when it did not exist."""
+        try:
+            await self.run(lambda: self._api().remove_volume(name, force=True))
+        except DockerNotFound:
+            return False
+        return True
+
+    async def list_volumes(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        result = await self.run(lambda: self._api().volumes(filters=filters))
+        return list(result.get("Volumes") or [])
+
+    # -- containers ---------------------------------------------------------------------------
+
+    async def create_container(self, spec: SandboxSpec) -> str:
+        def create() -> str:
+            api = self._api()
+            binds = {spec.volume: {"bind": spec.mount_point, "mode": "rw"}, **spec.extra_binds}
+            host_config = api.create_host_config(
+                binds=binds,
+                mem_limit=f"{spec.memory_mb}m",
+                memswap_limit=f"{spec.memory_mb}m",
+                nano_cpus=spec.cpu_millicores * 1_000_000,
+                pids_limit=spec.pids_limit,
+                cap_drop=["ALL"],
+                cap_add=list(spec.cap_add),
+                security_opt=["no-new-privileges"],
+                network_mode=spec.network_mode,
+                runtime=spec.runtime,
+                restart_policy={"Name": "no"},
+                init=False,
+            )
+            created = api.create_container(
+                image=spec.image,
+                command=spec.command,
+                name=spec.name,
+                hostname=spec.hostname,
+                environment=spec.environment,
+                labels=spec.labels,
+                working_dir=spec.mount_point,
+                host_config=host_config,
+                network_disabled=spec.network_mode == "none",
+                stop_signal="SIGTERM",
+            )
+            return str(created["Id"])
+
+        return await self.run(create)
+
+    async def start(self, container_id: str) -> None:
+        await self.run(lambda: self._api().start(container_id))
+
+    async def stop(self, container_id: str, timeout_s: int) -> None:
+        await self.run(lambda: self._api().stop(container_id, timeout=timeout_s))
+
+    async def remove(self, container_id: str) -> bool:
+        """Force-remove a container; False when it did not exist."""
+        try:
+            await self.run(lambda: self._api().remove_container(container_id, force=True))
+        except DockerNotFound:
+            return False
+        return True
+
+    async def rename(self, container_id: str, name: str) -> None:
+        await self.run(lambda: self._api().rename(container_id, name))
+
+    async def inspect(self, container_id: str) -> ContainerState | None:
+        try:
+            raw: dict[str, Any] = await self.run(
+                lambda: self._api().inspect_container(container_id)
+            )
+        except DockerNotFound:
+            return None
+        return _state_from_inspect(raw)
+
+    async def list_containers(self, labels: dict[str, str]) -> list[ContainerState]:
+        """Every container (running or not) carrying all ``labels``, in one engine call."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        rows: list[dict[str, Any]] = await self.run(
+            lambda: self._api().containers(all=True, filters=filters)
+        )
+        return [_state_from_summary(row) for row in rows]
+
+    async def exec_run(
+        self, container_id: str, cmd: list[str], user: str = "", workdir: str | None = None
+    ) -> tuple[int, bytes]:
+        """Run a command to completion inside a container; its exit code and combined output."""
+
+        def run_exec() -> tuple[int, bytes]:
+            api = self._api()
+            created = api.exec_create(container_id, cmd, user=user, workdir=workdir)
+            output = api.exec_start(created["Id"])
+            code = api.exec_inspect(created["Id"]).get("ExitCode")
+            return int(code if code is not None else -1), bytes(output or b"")
+
+        return await self.run(run_exec)
+
+    def event_stream(self, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """A blocking iterator over engine events, for the watcher's own thread."""
+        try:
+            stream = self._api().events(decode=True, filters=filters)
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        try:
+            yield from stream
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+
+def _state_from_inspect(raw: dict[str, Any]) -> ContainerState:
+    state = raw.get("State") or {}
+    return ContainerState(
+        id=str(raw["Id"]),
+        name=str(raw.get("Name", "")).lstrip("/"),
+        status=str(state.get("Status", "unknown")),
+        running=bool(state.get("Running")),
+        exit_code=state.get("ExitCode"),
+        oom_killed=bool(state.get("OOMKilled")),
+        labels=dict((raw.get("Config") or {}).get("Labels") or {}),
+        started_at=state.get("StartedAt"),
+    )
+
+
+def _state_from_summary(row: dict[str, Any]) -> ContainerState:
+    names = row.get("Names") or [""]
+    return ContainerState(
+        id=str(row["Id"]),
+        name=str(names[0]).lstrip("/"),
+        status=str(row.get("State", "unknown")),
+        running=row.get("State") == "running",
+        exit_code=None,
+        oom_killed=False,
+        labels=dict(row.get("Labels") or {}),
+    )

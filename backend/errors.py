@@ -1,0 +1,179 @@
+"""The one error hierarchy of the backend.
+
+Handlers and services raise these; a single middleware (``backend.middleware``) turns them into the
+contract's JSON body ``{"error", "message", ...extra}``. The ``error`` strings are part of the API
+contract: clients match on them, so they are spelled exactly once, here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CorralError(Exception):
+    """Base of every error that reaches a client."""
+
+    status: int = 500
+    error: str = "internal error"
+    default_message: str = "Something went wrong on the server; try again, then check its log."
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        self.message = message or self.default_message
+        self.extra = extra
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "message": self.message, **self.extra}
+
+
+class InvalidParameters(CorralError):
+    status = 400
+    error = "invalid parameters"
+    default_message = "The request's parameters are not valid."
+
+    def __init__(self, message: str, field: str | None = None, **extra: Any) -> None:
+        if field is not None:
+            extra["field"] = field
+        super().__init__(message, **extra)
+
+
+class InvalidJson(CorralError):
+    status = 400
+    error = "invalid json"
+    default_message = "The request body is not valid JSON; send a JSON object."
+
+
+class InvalidContainerName(CorralError):
+    status = 400
+    error = "invalid container name"
+    default_message = (
+        "Names are 1-64 characters of letters, digits and hyphens, not starting with a hyphen."
+    )
+
+
+class UnsupportedImage(CorralError):
+    status = 400
+    error = "unsupported image"
+
+
+class UnsupportedRole(CorralError):
+    status = 400
+    error = "unsupported role"
+
+
+class ContainerNotRunning(CorralError):
+    status = 400
+    error = "container is not running"
+    default_message = "The container is not running; start it first."
+
+
+class NotSupportedForAgents(CorralError):
+    status = 400
+    error = "not supported for agents"
+    default_message = "This action applies to containers, not to agents."
+
+
+class Unauthorized(CorralError):
+    status = 401
+    error = "unauthorized"
+    default_message = "A valid token is required: send 'Authorization: Bearer <token>'."
+
+
+class NotAuthorized(CorralError):
+    status = 403
+    error = "not authorized"
+    default_message = "Your token does not allow this action."
+
+
+class GuestSessionExpired(CorralError):
+    status = 403
+    error = "guest session expired"
+    default_message = (
+        "Your guest session has ended; containers can no longer be started. Sign in to continue."
+    )
+
+
+class ContainerLimitReached(CorralError):
+    status = 403
+    error = "container limit reached"
+
+
+class ContainerNotFound(CorralError):
+    status = 404
+    error = "container not found"
+    default_message = "No container with this ID exists for you."
+
+
+class AgentNotFound(CorralError):
+    status = 404
+    error = "agent not found"
+    default_message = "No agent with this ID exists."
+
+
+class NotFound(CorralError):
+    status = 404
+    error = "not found"
+    default_message = "There is no such route or resource."
+
+
+class MethodNotAllowed(CorralError):
+    status = 405
+    error = "method not allowed"
+
+
+class Conflict(CorralError):
+    status = 409
+    error = "conflict"
+
+
+class NameTaken(Conflict):
+    error = "container with this name already exists"
+    default_message = "You already have a container with this name; choose another."
+
+
+class UsernameTaken(Conflict):
+    error = "username taken"
+    default_message = "This username belongs to a registered user; choose another."
+
+
+class PayloadTooLarge(CorralError):
+    status = 413
+    error = "request too large"
+
+
+class DockerUnavailable(CorralError):
+    status = 503
+    error = "docker unavailable"
+    default_message = (
+        "The Docker engine cannot be reached; start it (just engine) and try again. Nothing was changed."
+    )
+
+
+class OperationFailed(CorralError):
+    """A Docker operation failed; ``error`` names the operation (``failed to start container``)."""
+
+    status = 500
+
+    def __init__(self, error: str, message: str, **extra: Any) -> None:
+        self.error = error
+        super().__init__(message, **extra)
+
+
+# Docker-side errors, raised by the Docker service and translated by the container service into
+# the operation's contract error. They never reach the middleware unwrapped except DockerUnavailable.
+
+
+class DockerError(Exception):
+    """A Docker call failed for a reason other than the engine being unreachable."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class DockerNotFound(DockerError):
+    """The container, image or volume named does not exist on the engine."""
+
+
+class DockerConflict(DockerError):
+    """The engine refused because of a conflicting state (a name in use, a volume in use)."""

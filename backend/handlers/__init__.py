@@ -1,0 +1,1 @@
+"""HTTP handlers, grouped by resource. The route table is in ``backend.routes``."""

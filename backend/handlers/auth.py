@@ -1,0 +1,170 @@
+"""Sign-in, the caller's own profile, and API tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy import select, update
+
+from backend.auth.passwords import DUMMY_HASH, verify_password
+from backend.auth.policy import access
+from backend.auth.tokens import hash_api_token, new_api_token
+from backend.db.models import ApiToken, RevokedJwt, User, iso, utcnow
+from backend.errors import InvalidParameters, NotAuthorized, NotFound, Unauthorized, UsernameTaken
+from backend.middleware import principal_of
+from backend.state import CONTAINERS, SESSIONS, SETTINGS, SIGNER
+from backend.validation import GUEST_LOGIN, LOGIN, TOKEN_CREATE, USERNAME_RE, read_json
+
+
+@access(public=True)
+async def guest_login(request: web.Request) -> web.Response:
+    fields = GUEST_LOGIN.parse(await read_json(request))
+    username = fields["username"]
+    if not USERNAME_RE.match(username):
+        raise InvalidParameters(
+            "username must be 2-30 characters of letters, digits, '_' and '-'", field="username"
+        )
+    settings = request.app[SETTINGS]
+    session_end = utcnow().replace(microsecond=0) + timedelta(hours=settings.guest_session_hours)
+    async with request.app[SESSIONS]() as session:
+        taken = await session.scalar(
+            select(User.id).where(User.username == username, User.is_guest.is_(False))
+        )
+        if taken is not None:
+            raise UsernameTaken()
+        user = User(username=username, tier="guest", is_guest=True, session_expires_at=session_end)
+        session.add(user)
+        await session.commit()
+    # The token outlives the session by a grace period, so an expired guest can still see, stop
+    # and delete what they made; starting and creating are refused once the session is over.
+    lifetime = timedelta(hours=settings.guest_session_hours + settings.guest_grace_hours)
+    issued = request.app[SIGNER].issue(user, lifetime)
+    expires_in = settings.guest_session_hours * 3600
+    return web.json_response(
+        {
+            "token": issued.token,
+            "user": user.as_json(),
+            "guest": True,
+            "expires_in": expires_in,
+            "expires_at": iso(session_end),
+        }
+    )
+
+
+@access(public=True)
+async def login(request: web.Request) -> web.Response:
+    fields = LOGIN.parse(await read_json(request))
+    async with request.app[SESSIONS]() as session:
+        user = await session.scalar(
+            select(User).where(User.username == fields["username"], User.is_guest.is_(False))
+        )
+    stored = user.password_hash if user is not None and user.password_hash else DUMMY_HASH
+    ok = await asyncio.to_thread(verify_password, fields["password"], stored)
+    if user is None or not user.password_hash or not ok:
+        raise Unauthorized("Wrong username or password.")
+    settings = request.app[SETTINGS]
+    issued = request.app[SIGNER].issue(user, timedelta(hours=settings.jwt_lifetime_hours))
+    return web.json_response(
+        {
+            "token": issued.token,
+            "user": user.as_json(),
+            "expires_in": settings.jwt_lifetime_hours * 3600,
+            "expires_at": iso(issued.expires_at),
+        }
+    )
+
+
+@access(scope="read")
+async def logout(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    if principal.kind != "jwt" or principal.expires_at is None:
+        raise InvalidParameters("Only a session token can sign out; revoke API tokens instead.")
+    async with request.app[SESSIONS]() as session:
+        if await session.get(RevokedJwt, principal.token_id) is None:
+            session.add(RevokedJwt(jti=principal.token_id, expires_at=principal.expires_at))
+            await session.commit()
+    return web.json_response({"message": "signed out"})
+
+
+async def me(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    tier = request.app[SETTINGS].tier(principal.user.tier)
+    count = await request.app[CONTAINERS].count_for(principal.user_id)
+    return web.json_response(
+        {
+            "user": principal.user.as_json(),
+            "tier": tier.name,
+            "limits": tier.as_json(),
+            "usage": {"containers": count},
+            "scopes": sorted(principal.scopes),
+            "session_expires_at": iso(principal.user.session_expires_at),
+        }
+    )
+
+
+async def create_token(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    if principal.user.is_guest:
+        raise NotAuthorized("Guests cannot create API tokens; sign in as a registered user.")
+    fields = TOKEN_CREATE.parse(await read_json(request))
+    name = fields["name"].strip()
+    if not name:
+        raise InvalidParameters("name must not be empty", field="name")
+    scopes = sorted(set(fields.get("scopes", ["read", "write"])))
+    if not scopes:
+        raise InvalidParameters("scopes must name read, write or both", field="scopes")
+    if not set(scopes) <= principal.scopes:
+        raise NotAuthorized("A token cannot grant scopes its creator does not have.")
+    days = fields.get("expires_in_days")
+    if days is not None and not 1 <= days <= 3650:
+        raise InvalidParameters("expires_in_days must be between 1 and 3650", field="expires_in_days")
+    token = new_api_token()
+    row = ApiToken(
+        user_id=principal.user_id,
+        name=name,
+        token_hash=hash_api_token(token),
+        token_prefix=token[:12],
+        scopes=scopes,
+        expires_at=(utcnow() + timedelta(days=days)).replace(microsecond=0) if days else None,
+    )
+    async with request.app[SESSIONS]() as session:
+        session.add(row)
+        await session.commit()
+    body = {"token": token, **row.as_json()}
+    body.pop("last_used_at", None)
+    return web.json_response(body, status=201)
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    async with request.app[SESSIONS]() as session:
+        rows = (
+            await session.execute(
+                select(ApiToken)
+                .where(ApiToken.user_id == principal.user_id, ApiToken.revoked_at.is_(None))
+                .order_by(ApiToken.created_at)
+            )
+        ).scalars().all()
+    tokens = [row.as_json() for row in rows if "agent" not in row.scopes]
+    return web.json_response({"tokens": tokens, "count": len(tokens)})
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    token_id = request.match_info["token_id"]
+    async with request.app[SESSIONS]() as session:
+        result = await session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.id == token_id,
+                ApiToken.user_id == principal.user_id,
+                ApiToken.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow())
+        )
+        await session.commit()
+    if not getattr(result, "rowcount", 0):
+        raise NotFound("No such token among yours.")
+    return web.json_response({"message": "token revoked", "id": token_id})

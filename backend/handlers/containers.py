@@ -1,0 +1,64 @@
+"""The container routes: thin handlers over ``ContainerService``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from backend.errors import NotAuthorized, OperationFailed
+from backend.middleware import principal_of
+from backend.state import CONTAINERS, SETTINGS
+from backend.validation import query_flag, read_json
+
+
+async def list_containers(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    all_users = query_flag(request, "all")
+    if all_users and not principal.is_admin:
+        raise NotAuthorized("Only administrators may list every user's containers.")
+    rows = await request.app[CONTAINERS].list(principal, all_users)
+    limit = request.app[SETTINGS].tier(principal.user.tier).containers
+    items = [row.as_json() for row in rows]
+    return web.json_response({"containers": items, "count": len(items), "limit": limit})
+
+
+async def create_container(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    wait = query_flag(request, "wait")
+    service = request.app[CONTAINERS]
+    result = await service.create(principal, await read_json(request))
+    if not wait:
+        body = result.container.as_json()
+        body["message"] = "container is being created; progress arrives as container_progress events"
+        return web.json_response(body, status=202)
+    await result.task
+    row = await service.reload(result.container.id)
+    if row.status != "running":
+        raise OperationFailed(
+            "failed to create container", row.error or "the sandbox did not start", id=row.public_id
+        )
+    body = row.as_json()
+    body["message"] = "container created"
+    return web.json_response(body, status=201)
+
+
+async def get_container(request: web.Request) -> web.Response:
+    row = await request.app[CONTAINERS].resolve(principal_of(request), request.match_info["id"])
+    return web.json_response(row.as_json())
+
+
+async def start_container(request: web.Request) -> web.Response:
+    body = await request.app[CONTAINERS].start(principal_of(request), request.match_info["id"])
+    return web.json_response(body)
+
+
+async def stop_container(request: web.Request) -> web.Response:
+    body = await request.app[CONTAINERS].stop(principal_of(request), request.match_info["id"])
+    return web.json_response(body)
+
+
+async def delete_container(request: web.Request) -> web.Response:
+    keep = query_flag(request, "keep_volume")
+    body = await request.app[CONTAINERS].delete(
+        principal_of(request), request.match_info["id"], keep
+    )
+    return web.json_response(body)

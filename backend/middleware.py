@@ -1,0 +1,117 @@
+"""The two middlewares: one writes every error body, one authenticates every request.
+
+Handlers never build error responses: they raise a ``CorralError`` and ``error_middleware`` writes
+``{"error", "message", ...}`` with ``Content-Type: application/json``. aiohttp's own HTTP errors
+(no such route, wrong method, body too large) are mapped into the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from backend.auth.policy import access_of
+from backend.auth.principal import Principal
+from backend.errors import (
+    CorralError,
+    InvalidParameters,
+    MethodNotAllowed,
+    NotAuthorized,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from backend.state import AUTHENTICATOR
+
+log = logging.getLogger(__name__)
+
+PRINCIPAL = "corral.principal"
+WS_SUBPROTOCOL = "corral.v1"
+WS_TOKEN_PREFIX = "corral.token."
+
+
+def error_response(error: CorralError) -> web.Response:
+    return web.json_response(error.body(), status=error.status)
+
+
+def _from_http_exception(exc: web.HTTPException) -> CorralError:
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound()
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return MethodNotAllowed(f"{exc.method} is not allowed here; use {allowed}.")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge("The request body is larger than the server accepts.")
+    if exc.status == 400:
+        return InvalidParameters(exc.text or "The request is not valid.")
+    error = CorralError(exc.reason)
+    error.status = exc.status
+    error.error = exc.reason.lower()
+    return error
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except CorralError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http_exception(exc))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(CorralError())
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token from the Authorization header, or for WebSockets from ``?token=`` or the
+    ``corral.token.<token>`` subprotocol."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else ""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        if request.query.get("token"):
+            return request.query["token"]
+        for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+            proto = proto.strip()
+            if proto.startswith(WS_TOKEN_PREFIX):
+                return proto[len(WS_TOKEN_PREFIX):]
+    return None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    match_info = request.match_info
+    if match_info.http_exception is not None:
+        raise match_info.http_exception
+    policy = access_of(match_info.handler)
+    if policy.public:
+        return await handler(request)
+    token = bearer_token(request)
+    if not token:
+        raise Unauthorized()
+    principal = await request.app[AUTHENTICATOR].authenticate(token)
+    _authorize(principal, policy.admin, policy.scope, request.method)
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def _authorize(principal: Principal, admin: bool, scope: str | None, method: str) -> None:
+    if admin and not principal.is_admin:
+        raise NotAuthorized("This route is for administrators.")
+    needed = scope or ("read" if method in ("GET", "HEAD", "OPTIONS") else "write")
+    if needed not in principal.scopes:
+        raise NotAuthorized(f"Your token lacks the {needed!r} scope needed here.")
+
+
+def principal_of(request: web.Request) -> Principal:
+    value: Any = request.get(PRINCIPAL)
+    if not isinstance(value, Principal):
+        raise Unauthorized()
+    return value

@@ -1,0 +1,27 @@
+"""Every route of the backend, in one table. The OpenAPI document is checked against it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from backend.handlers import auth, containers, meta
+
+ROUTES: list[web.RouteDef] = [
+    web.get("/health", meta.health),
+    web.get("/api/openapi.json", meta.openapi),
+    web.post("/api/auth/guest", auth.guest_login),
+    web.post("/api/auth/login", auth.login),
+    web.post("/api/auth/logout", auth.logout),
+    web.get("/api/me", auth.me),
+    web.post("/api/tokens", auth.create_token),
+    web.get("/api/tokens", auth.list_tokens),
+    web.delete("/api/tokens/{token_id}", auth.revoke_token),
+    web.get("/api/images", meta.list_images),
+    web.get("/api/roles", meta.list_roles),
+    web.get("/api/containers", containers.list_containers),
+    web.post("/api/containers", containers.create_container),
+    web.get("/api/containers/{id}", containers.get_container),
+    web.post("/api/containers/{id}/start", containers.start_container),
+    web.post("/api/containers/{id}/stop", containers.stop_container),
+    web.delete("/api/containers/{id}", containers.delete_container),
+]

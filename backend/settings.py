@@ -1,0 +1,230 @@
+"""Backend configuration: one frozen object built once and handed to ``create_app``.
+
+Values come, lowest priority first, from the defaults here, a TOML file (``config.toml`` in the data
+directory, or the file named by ``CORRAL_CONFIG``), and environment variables (``DATABASE_URL`` and
+``CORRAL_*``). Tier limits live here and nowhere else: the API reports them to clients, so consoles
+and scripts never carry a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Runtime = Literal["runsc", "runc"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive allowed range for one resource, in the resource's own unit."""
+
+    min: int
+    max: int
+
+    def contains(self, value: int) -> bool:
+        return self.min <= value <= self.max
+
+
+@dataclass(frozen=True)
+class TierLimits:
+    """What a tier may run: how many containers, each resource's range and its default."""
+
+    name: str
+    containers: int
+    memory_mb: Range
+    cpu_shares: Range
+    disk_mb: Range
+    default_memory_mb: int
+    default_cpu_shares: int
+    default_disk_mb: int
+
+    def range_for(self, resource: str) -> Range:
+        value = getattr(self, resource)
+        assert isinstance(value, Range)
+        return value
+
+    def default_for(self, resource: str) -> int:
+        value = getattr(self, f"default_{resource}")
+        assert isinstance(value, int)
+        return value
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tier": self.name,
+            "containers": self.containers,
+            **{
+                resource: {
+                    "min": self.range_for(resource).min,
+                    "max": self.range_for(resource).max,
+                    "default": self.default_for(resource),
+                }
+                for resource in RESOURCES
+            },
+        }
+
+
+RESOURCES: tuple[str, ...] = ("memory_mb", "cpu_shares", "disk_mb")
+
+
+def _tier(
+    name: str, containers: int, memory: tuple[int, int], cpu: tuple[int, int],
+    disk: tuple[int, int], defaults: tuple[int, int, int],
+) -> TierLimits:
+    return TierLimits(
+        name=name,
+        containers=containers,
+        memory_mb=Range(*memory),
+        cpu_shares=Range(*cpu),
+        disk_mb=Range(*disk),
+        default_memory_mb=defaults[0],
+        default_cpu_shares=defaults[1],
+        default_disk_mb=defaults[2],
+    )
+
+
+DEFAULT_TIERS: dict[str, TierLimits] = {
+    t.name: t
+    for t in (
+        _tier("guest", 1, (512, 512), (500, 500), (2048, 2048), (512, 500, 2048)),
+        _tier("free", 5, (256, 2048), (250, 2000), (1024, 10240), (512, 500, 2048)),
+        _tier("pro", 10, (256, 4096), (250, 4000), (1024, 20480), (1024, 1000, 5120)),
+        _tier("enterprise", 25, (256, 8192), (250, 8000), (1024, 51200), (2048, 2000, 10240)),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """An image that create accepts. Images are made locally; the backend never pulls one."""
+
+    name: str
+    description: str
+    distribution: str = ""
+
+    @property
+    def reference(self) -> str:
+        """The full reference, with ``:latest`` when the name carries no tag."""
+        return self.name if ":" in self.name.rsplit("/", 1)[-1] else f"{self.name}:latest"
+
+
+DEFAULT_IMAGES: tuple[ImageSpec, ...] = (
+    ImageSpec("corral/busybox", "BusyBox: a shell and the core tools, tiny and instant"),
+    ImageSpec("corral/debian:bookworm", "Debian 12 (bookworm), minimal base", "debian-bookworm"),
+)
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "corral"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8420
+    runtime: Runtime = "runsc"
+    docker_host: str | None = None
+    docker_workers: int = 32
+    docker_timeout_s: int = 60
+    stop_timeout_s: int = 3
+    sandbox_network: str = "none"
+    pids_limit: int = 512
+    tiers: Mapping[str, TierLimits] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    default_tier: str = "free"
+    images: tuple[ImageSpec, ...] = DEFAULT_IMAGES
+    guest_session_hours: int = 50
+    guest_grace_hours: int = 24 * 7
+    jwt_lifetime_hours: int = 24 * 7
+    max_body_bytes: int = 64 * 1024
+    event_log_per_user: int = 10_000
+    instance_label: str | None = None
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "corral.db"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.database_path}"
+
+    @property
+    def secret_path(self) -> Path:
+        return self.data_dir / "jwt-secret"
+
+    def tier(self, name: str) -> TierLimits:
+        return self.tiers.get(name) or self.tiers[self.default_tier]
+
+    def image(self, name: str) -> ImageSpec | None:
+        for spec in self.images:
+            if name in (spec.name, spec.reference):
+                return spec
+        return None
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _tiers_from(raw: Mapping[str, Any], base: Mapping[str, TierLimits]) -> dict[str, TierLimits]:
+    tiers = dict(base)
+    for name, spec in raw.items():
+        current = tiers.get(name) or tiers["free"]
+        kwargs: dict[str, Any] = {"name": name}
+        kwargs["containers"] = int(spec.get("containers", current.containers))
+        for resource in RESOURCES:
+            rng = spec.get(resource)
+            kwargs[resource] = Range(int(rng[0]), int(rng[1])) if rng else current.range_for(resource)
+            kwargs[f"default_{resource}"] = int(
+                spec.get(f"default_{resource}", current.default_for(resource))
+            )
+        tiers[name] = TierLimits(**kwargs)
+    return tiers
+
+
+def load_settings(
+    data_dir: Path | None = None, config_file: Path | None = None, **overrides: Any
+) -> Settings:
+    """Build settings from defaults, the TOML file and the environment, then explicit overrides."""
+    env = os.environ
+    base_dir = data_dir or (Path(env["CORRAL_DATA_DIR"]) if env.get("CORRAL_DATA_DIR") else None)
+    base_dir = base_dir or default_data_dir()
+    config_path = config_file or (Path(env["CORRAL_CONFIG"]) if env.get("CORRAL_CONFIG") else None)
+    config_path = config_path or base_dir / "config.toml"
+    raw: dict[str, Any] = {}
+    if config_path.is_file():
+        raw = tomllib.loads(config_path.read_text())
+
+    values: dict[str, Any] = {"data_dir": base_dir}
+    simple = {
+        "database_url": str, "host": str, "port": int, "docker_host": str, "docker_workers": int,
+        "stop_timeout_s": int, "sandbox_network": str, "pids_limit": int, "default_tier": str,
+        "guest_session_hours": int, "max_body_bytes": int, "event_log_per_user": int,
+    }
+    for key, kind in simple.items():
+        if key in raw:
+            values[key] = kind(raw[key])
+    if "runtime" in raw:
+        values["runtime"] = raw["runtime"]
+    if "tiers" in raw:
+        values["tiers"] = _tiers_from(raw["tiers"], DEFAULT_TIERS)
+    if "images" in raw:
+        values["images"] = tuple(
+            ImageSpec(i["name"], i.get("description", ""), i.get("distribution", ""))
+            for i in raw["images"]
+        )
+
+    if env.get("DATABASE_URL"):
+        values["database_url"] = env["DATABASE_URL"]
+    if env.get("CORRAL_RUNTIME"):
+        values["runtime"] = env["CORRAL_RUNTIME"]
+    if env.get("DOCKER_HOST") and "docker_host" not in values:
+        values["docker_host"] = env["DOCKER_HOST"]
+    values.update(overrides)
+    if values.get("runtime", "runsc") not in ("runsc", "runc"):
+        raise ValueError(f"runtime must be 'runsc' or 'runc', not {values['runtime']!r}")
+    return Settings(**values)

@@ -1,0 +1,26 @@
+"""Typed application state keys: every long-lived resource the handlers reach."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from backend.auth.principal import Authenticator
+from backend.auth.tokens import JwtSigner
+from backend.containers.catalog import Catalog
+from backend.containers.service import ContainerService
+from backend.docker_service import DockerService
+from backend.events.log import EventLog
+from backend.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+DB_ENGINE = web.AppKey("db_engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+SIGNER = web.AppKey("signer", JwtSigner)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+DOCKER = web.AppKey("docker", DockerService)
+EVENTS = web.AppKey("events", EventLog)
+CATALOG = web.AppKey("catalog", Catalog)
+CONTAINERS = web.AppKey("containers", ContainerService)
+INSTANCE = web.AppKey("instance", str)
+DOCKER_STATUS = web.AppKey("docker_status", dict[str, object])
