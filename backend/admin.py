@@ -38,11 +38,11 @@ class Admin:
     async def __aexit__(self, *exc: object) -> None:
         await self._engine.dispose()
 
-    async def add_user(
-        self, username: str, password: str | None, tier: str, admin: bool
-    ) -> User:
+    async def add_user(self, username: str, password: str | None, tier: str, admin: bool) -> User:
         if tier not in self.settings.tiers:
-            raise AdminError(f"unknown tier {tier!r}; choose one of {', '.join(self.settings.tiers)}")
+            raise AdminError(
+                f"unknown tier {tier!r}; choose one of {', '.join(self.settings.tiers)}"
+            )
         async with self.sessions() as session:
             existing = await self._find(session, username)
             if existing is not None:

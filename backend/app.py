@@ -79,14 +79,16 @@ async def _docker(app: web.Application) -> AsyncIterator[None]:
     try:
         runtimes = await docker.runtimes()
     except (DockerUnavailable, DockerError):
-        log.warning("the Docker engine is not reachable; serving degraded until it is (just engine)")
+        log.warning(
+            "the Docker engine is not reachable; serving degraded until it is (just engine)"
+        )
     else:
         if settings.runtime not in runtimes:
             docker.close()
             raise RuntimeMissing(
                 f"The Docker engine has no {settings.runtime!r} runtime registered. Install gVisor "
                 "and register it in /etc/docker/daemon.json (run 'just engine'), or set "
-                "runtime = \"runc\" in the configuration to run without a sandbox."
+                'runtime = "runc" in the configuration to run without a sandbox.'
             )
     app[DOCKER] = docker
     yield

@@ -13,13 +13,14 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 
 from backend.errors import DockerConflict, DockerError, DockerNotFound, DockerUnavailable
@@ -61,7 +62,7 @@ class SandboxSpec:
     hostname: str
     command: list[str]
     cap_add: tuple[str, ...] = ()
-    extra_binds: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra_binds: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class DockerService:
         """The SDK client, built on first use so the backend can start while the engine is down."""
         with self._client_lock:
             if self._client is None:
-                kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+                kwargs: dict[str, Any] = dict(docker.utils.kwargs_from_env())
                 if self._base_url:
                     kwargs["base_url"] = self._base_url
                 try:
@@ -121,8 +122,10 @@ class DockerService:
         if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError):
             return DockerUnavailable()
         if isinstance(exc, docker.errors.DockerException):
-            return DockerUnavailable() if "connection" in str(exc).lower() else DockerError(
-                sanitize(str(exc))
+            return (
+                DockerUnavailable()
+                if "connection" in str(exc).lower()
+                else DockerError(sanitize(str(exc)))
             )
         return exc
 
@@ -167,18 +170,17 @@ class DockerService:
         return set(((await self.info()).get("Runtimes") or {}).keys())
 
     async def image_exists(self, reference: str) -> bool:
-        try:
-            await self.run(lambda: self._api().inspect_image(reference))
-        except DockerNotFound:
-            return False
-        return True
+        return await self.image_details(reference) is not None
 
     async def image_details(self, reference: str) -> dict[str, Any] | None:
+        def inspect() -> dict[str, Any]:
+            result: dict[str, Any] = self._api().inspect_image(reference)  # type: ignore[no-untyped-call]
+            return result
+
         try:
-            result: dict[str, Any] = await self.run(lambda: self._api().inspect_image(reference))
+            return await self.run(inspect)
         except DockerNotFound:
             return None
-        return result
 
     # -- volumes ------------------------------------------------------------------------------
 
@@ -216,7 +218,10 @@ class DockerService:
     async def create_container(self, spec: SandboxSpec) -> str:
         def create() -> str:
             api = self._api()
-            binds = {spec.volume: {"bind": spec.mount_point, "mode": "rw"}, **spec.extra_binds}
+            binds: dict[str, Mapping[str, str]] = {
+                spec.volume: {"bind": spec.mount_point, "mode": "rw"},
+                **spec.extra_binds,
+            }
             host_config = api.create_host_config(
                 binds=binds,
                 mem_limit=f"{spec.memory_mb}m",

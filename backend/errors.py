@@ -145,7 +145,8 @@ class DockerUnavailable(CorralError):
     status = 503
     error = "docker unavailable"
     default_message = (
-        "The Docker engine cannot be reached; start it (just engine) and try again. Nothing was changed."
+        "The Docker engine cannot be reached; start it (just engine) and try again. "
+        "Nothing was changed."
     )
 
 
@@ -160,7 +161,7 @@ class OperationFailed(CorralError):
 
 
 # Docker-side errors, raised by the Docker service and translated by the container service into
-# the operation's contract error. They never reach the middleware unwrapped except DockerUnavailable.
+# the operation's contract error. Only DockerUnavailable reaches the middleware unwrapped.
 
 
 class DockerError(Exception):

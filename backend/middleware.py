@@ -8,7 +8,6 @@ Handlers never build error responses: they raise a ``CorralError`` and ``error_m
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -28,7 +27,7 @@ from backend.state import AUTHENTICATOR
 
 log = logging.getLogger(__name__)
 
-PRINCIPAL = "corral.principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 WS_SUBPROTOCOL = "corral.v1"
 WS_TOKEN_PREFIX = "corral.token."
 
@@ -81,7 +80,7 @@ def bearer_token(request: web.Request) -> str | None:
         for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
             proto = proto.strip()
             if proto.startswith(WS_TOKEN_PREFIX):
-                return proto[len(WS_TOKEN_PREFIX):]
+                return proto[len(WS_TOKEN_PREFIX) :]
     return None
 
 
@@ -111,7 +110,7 @@ def _authorize(principal: Principal, admin: bool, scope: str | None, method: str
 
 
 def principal_of(request: web.Request) -> Principal:
-    value: Any = request.get(PRINCIPAL)
-    if not isinstance(value, Principal):
+    value: Principal | None = request.get(PRINCIPAL)
+    if value is None:
         raise Unauthorized()
     return value

@@ -43,15 +43,23 @@ STR = {"type": "string"}
 INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 ID_PARAM = {
-    "name": "id", "in": "path", "required": True, "schema": STR,
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": STR,
     "description": "Database ID (UUID), Docker ID, or a unique Docker ID prefix of 12+ characters; "
     "agent:<uuid> names an agent.",
 }
 
 
 def _flag(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": BOOL,
-            "description": description}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": BOOL,
+        "description": description,
+    }
 
 
 LIFECYCLE = _obj(
@@ -60,14 +68,21 @@ LIFECYCLE = _obj(
 
 
 def _op(
-    summary: str, responses: dict[str, Any], *, body: v.Schema | None = None,
-    params: list[dict[str, Any]] | None = None, public: bool = False, tag: str = "containers",
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    body: v.Schema | None = None,
+    params: list[dict[str, Any]] | None = None,
+    public: bool = False,
+    tag: str = "containers",
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if body is not None:
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body.name}"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{body.name}"}}
+            },
         }
     if params:
         op["parameters"] = params
@@ -80,84 +95,221 @@ def _op(
 def openapi_document() -> dict[str, Any]:
     bodies = [v.GUEST_LOGIN, v.LOGIN, v.TOKEN_CREATE, v.CONTAINER_CREATE, v.CONTAINER_SETTINGS]
     paths: dict[str, dict[str, Any]] = {
-        "/health": {"get": _op(
-            "Health of the database, the engine, the runtime and the limits", {
-                "200": _json(_obj(status=STR, database=STR, docker=STR, runtime=STR,
-                                  limits_enforced=BOOL), "All checked and healthy"),
-                "503": _json(_obj(status=STR, database=STR, docker=STR, runtime=STR,
-                                  limits_enforced=BOOL), "The engine or the database is down"),
-            }, public=True, tag="meta")},
-        "/api/openapi.json": {"get": _op(
-            "This document", {"200": _json({"type": "object"}, "OpenAPI 3.1")},
-            public=True, tag="meta")},
-        "/api/auth/guest": {"post": _op(
-            "Start a 50-hour guest session", {
-                "200": _json(_obj(token=STR, user={"type": "object"}, guest=BOOL, expires_in=INT,
-                                  expires_at=STR), "Signed in"),
-                **_errors(400, 409)}, body=v.GUEST_LOGIN, public=True, tag="auth")},
-        "/api/auth/login": {"post": _op(
-            "Sign in with a password", {
-                "200": _json(_obj(token=STR, user={"type": "object"}, expires_in=INT,
-                                  expires_at=STR), "Signed in"),
-                **_errors(400, 401)}, body=v.LOGIN, public=True, tag="auth")},
-        "/api/auth/logout": {"post": _op(
-            "Revoke the session token used for this call",
-            {"200": _json(_obj(message=STR), "Signed out"), **_errors(400, 401)}, tag="auth")},
-        "/api/me": {"get": _op(
-            "The caller, their tier's limits and usage", {
-                "200": _json(_obj(user={"type": "object"}, tier=STR, limits={"type": "object"},
-                                  usage=_obj(containers=INT)), "The caller"),
-                **_errors(401)}, tag="auth")},
-        "/api/tokens": {
-            "post": _op("Create an API token (shown once)", {
-                "201": _json(_obj(token=STR, id=STR, name=STR, token_prefix=STR,
-                                  scopes={"type": "array", "items": STR}, expires_at=STR,
-                                  created_at=STR), "Created"),
-                **_errors(400, 401, 403)}, body=v.TOKEN_CREATE, tag="auth"),
-            "get": _op("The caller's active API tokens", {
-                "200": _json(_obj(tokens={"type": "array", "items": {"type": "object"}},
-                                  count=INT), "Tokens"), **_errors(401)}, tag="auth"),
+        "/health": {
+            "get": _op(
+                "Health of the database, the engine, the runtime and the limits",
+                {
+                    "200": _json(
+                        _obj(
+                            status=STR, database=STR, docker=STR, runtime=STR, limits_enforced=BOOL
+                        ),
+                        "All checked and healthy",
+                    ),
+                    "503": _json(
+                        _obj(
+                            status=STR, database=STR, docker=STR, runtime=STR, limits_enforced=BOOL
+                        ),
+                        "The engine or the database is down",
+                    ),
+                },
+                public=True,
+                tag="meta",
+            )
         },
-        "/api/tokens/{token_id}": {"delete": _op(
-            "Revoke an API token", {"200": _json(_obj(message=STR, id=STR), "Revoked"),
-                                    **_errors(401, 403, 404)},
-            params=[{"name": "token_id", "in": "path", "required": True, "schema": STR}],
-            tag="auth")},
-        "/api/images": {"get": _op(
-            "Images that create accepts", {
-                "200": _json(_obj(images={"type": "array", "items": {"type": "object"}}), "Images"),
-                **_errors(401, 503)}, tag="catalog")},
-        "/api/roles": {"get": _op(
-            "Roles that create accepts", {
-                "200": _json(_obj(roles={"type": "array", "items": {"type": "object"}}), "Roles"),
-                **_errors(401)}, tag="catalog")},
+        "/api/openapi.json": {
+            "get": _op(
+                "This document",
+                {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                public=True,
+                tag="meta",
+            )
+        },
+        "/api/auth/guest": {
+            "post": _op(
+                "Start a 50-hour guest session",
+                {
+                    "200": _json(
+                        _obj(
+                            token=STR,
+                            user={"type": "object"},
+                            guest=BOOL,
+                            expires_in=INT,
+                            expires_at=STR,
+                        ),
+                        "Signed in",
+                    ),
+                    **_errors(400, 409),
+                },
+                body=v.GUEST_LOGIN,
+                public=True,
+                tag="auth",
+            )
+        },
+        "/api/auth/login": {
+            "post": _op(
+                "Sign in with a password",
+                {
+                    "200": _json(
+                        _obj(token=STR, user={"type": "object"}, expires_in=INT, expires_at=STR),
+                        "Signed in",
+                    ),
+                    **_errors(400, 401),
+                },
+                body=v.LOGIN,
+                public=True,
+                tag="auth",
+            )
+        },
+        "/api/auth/logout": {
+            "post": _op(
+                "Revoke the session token used for this call",
+                {"200": _json(_obj(message=STR), "Signed out"), **_errors(400, 401)},
+                tag="auth",
+            )
+        },
+        "/api/me": {
+            "get": _op(
+                "The caller, their tier's limits and usage",
+                {
+                    "200": _json(
+                        _obj(
+                            user={"type": "object"},
+                            tier=STR,
+                            limits={"type": "object"},
+                            usage=_obj(containers=INT),
+                        ),
+                        "The caller",
+                    ),
+                    **_errors(401),
+                },
+                tag="auth",
+            )
+        },
+        "/api/tokens": {
+            "post": _op(
+                "Create an API token (shown once)",
+                {
+                    "201": _json(
+                        _obj(
+                            token=STR,
+                            id=STR,
+                            name=STR,
+                            token_prefix=STR,
+                            scopes={"type": "array", "items": STR},
+                            expires_at=STR,
+                            created_at=STR,
+                        ),
+                        "Created",
+                    ),
+                    **_errors(400, 401, 403),
+                },
+                body=v.TOKEN_CREATE,
+                tag="auth",
+            ),
+            "get": _op(
+                "The caller's active API tokens",
+                {
+                    "200": _json(
+                        _obj(tokens={"type": "array", "items": {"type": "object"}}, count=INT),
+                        "Tokens",
+                    ),
+                    **_errors(401),
+                },
+                tag="auth",
+            ),
+        },
+        "/api/tokens/{token_id}": {
+            "delete": _op(
+                "Revoke an API token",
+                {"200": _json(_obj(message=STR, id=STR), "Revoked"), **_errors(401, 403, 404)},
+                params=[{"name": "token_id", "in": "path", "required": True, "schema": STR}],
+                tag="auth",
+            )
+        },
+        "/api/images": {
+            "get": _op(
+                "Images that create accepts",
+                {
+                    "200": _json(
+                        _obj(images={"type": "array", "items": {"type": "object"}}), "Images"
+                    ),
+                    **_errors(401, 503),
+                },
+                tag="catalog",
+            )
+        },
+        "/api/roles": {
+            "get": _op(
+                "Roles that create accepts",
+                {
+                    "200": _json(
+                        _obj(roles={"type": "array", "items": {"type": "object"}}), "Roles"
+                    ),
+                    **_errors(401),
+                },
+                tag="catalog",
+            )
+        },
         "/api/containers": {
-            "get": _op("The caller's containers and agents", {
-                "200": _json(_obj(containers={"type": "array", "items": CONTAINER}, count=INT,
-                                  limit=INT), "Containers"), **_errors(401, 403)},
-                params=[_flag("all", "Admins only: every user's containers")]),
-            "post": _op("Create a container (progress arrives as events)", {
-                "202": _json(CONTAINER, "Accepted: status creating"),
-                "201": _json(CONTAINER, "With ?wait=true: created and running"),
-                **_errors(400, 401, 403, 409, 413, 500, 503)}, body=v.CONTAINER_CREATE,
-                params=[_flag("wait", "Answer 201 once the container runs")]),
+            "get": _op(
+                "The caller's containers and agents",
+                {
+                    "200": _json(
+                        _obj(
+                            containers={"type": "array", "items": CONTAINER}, count=INT, limit=INT
+                        ),
+                        "Containers",
+                    ),
+                    **_errors(401, 403),
+                },
+                params=[_flag("all", "Admins only: every user's containers")],
+            ),
+            "post": _op(
+                "Create a container (progress arrives as events)",
+                {
+                    "202": _json(CONTAINER, "Accepted: status creating"),
+                    "201": _json(CONTAINER, "With ?wait=true: created and running"),
+                    **_errors(400, 401, 403, 409, 413, 500, 503),
+                },
+                body=v.CONTAINER_CREATE,
+                params=[_flag("wait", "Answer 201 once the container runs")],
+            ),
         },
         "/api/containers/{id}": {
-            "get": _op("One container", {"200": _json(CONTAINER, "The container"),
-                                         **_errors(401, 403, 404)}, params=[ID_PARAM]),
-            "delete": _op("Delete a container and, unless kept, its volume", {
-                "200": _json(_obj(message=STR, id=STR, db_id=STR, name=STR), "Deleted"),
-                **_errors(401, 403, 404, 500, 503)},
-                params=[ID_PARAM, _flag("keep_volume", "Keep the volume (the data)")]),
+            "get": _op(
+                "One container",
+                {"200": _json(CONTAINER, "The container"), **_errors(401, 403, 404)},
+                params=[ID_PARAM],
+            ),
+            "delete": _op(
+                "Delete a container and, unless kept, its volume",
+                {
+                    "200": _json(_obj(message=STR, id=STR, db_id=STR, name=STR), "Deleted"),
+                    **_errors(401, 403, 404, 500, 503),
+                },
+                params=[ID_PARAM, _flag("keep_volume", "Keep the volume (the data)")],
+            ),
         },
-        "/api/containers/{id}/start": {"post": _op(
-            "Start a container, recreating it if Docker lost it", {
-                "200": _json(LIFECYCLE, "Started, already running, or recreated and started"),
-                **_errors(400, 401, 403, 404, 500, 503)}, params=[ID_PARAM])},
-        "/api/containers/{id}/stop": {"post": _op(
-            "Stop a container (or disconnect an agent)", {
-                "200": _json(LIFECYCLE, "Stopped or already stopped"),
-                **_errors(401, 403, 404, 500, 503)}, params=[ID_PARAM])},
+        "/api/containers/{id}/start": {
+            "post": _op(
+                "Start a container, recreating it if Docker lost it",
+                {
+                    "200": _json(LIFECYCLE, "Started, already running, or recreated and started"),
+                    **_errors(400, 401, 403, 404, 500, 503),
+                },
+                params=[ID_PARAM],
+            )
+        },
+        "/api/containers/{id}/stop": {
+            "post": _op(
+                "Stop a container (or disconnect an agent)",
+                {
+                    "200": _json(LIFECYCLE, "Stopped or already stopped"),
+                    **_errors(401, 403, 404, 500, 503),
+                },
+                params=[ID_PARAM],
+            )
+        },
     }
     return {
         "openapi": "3.1.0",
@@ -172,8 +324,11 @@ def openapi_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "A JWT from /api/auth/* or an API token (crl_...)"}
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A JWT from /api/auth/* or an API token (crl_...)",
+                }
             },
             "schemas": {
                 "Error": {
@@ -184,12 +339,27 @@ def openapi_document() -> dict[str, Any]:
                 "Container": {
                     "type": "object",
                     "properties": {
-                        "id": STR, "db_id": STR, "name": STR, "image": STR, "role": STR,
-                        "status": {"enum": ["creating", "configuring", "running", "stopped",
-                                            "missing", "error", "offline"]},
-                        "created_at": STR, "last_used_at": {"type": ["string", "null"]},
+                        "id": STR,
+                        "db_id": STR,
+                        "name": STR,
+                        "image": STR,
+                        "role": STR,
+                        "status": {
+                            "enum": [
+                                "creating",
+                                "configuring",
+                                "running",
+                                "stopped",
+                                "missing",
+                                "error",
+                                "offline",
+                            ]
+                        },
+                        "created_at": STR,
+                        "last_used_at": {"type": ["string", "null"]},
                         "resources": _obj(memory_mb=INT, cpu_shares=INT, disk_mb=INT),
-                        "runtime": STR, "labels": {"type": "object"},
+                        "runtime": STR,
+                        "labels": {"type": "object"},
                     },
                 },
                 **{body.name: body.json_schema() for body in bodies},

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 def serve(settings: Settings) -> None:
     """Run until interrupted (SIGINT/SIGTERM), closing every resource on the way out."""
     web.run_app(
-        create_app(settings), host=settings.host, port=settings.port,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
         print=lambda text: log.info("%s", text),
     )
 

@@ -71,8 +71,12 @@ RESOURCES: tuple[str, ...] = ("memory_mb", "cpu_shares", "disk_mb")
 
 
 def _tier(
-    name: str, containers: int, memory: tuple[int, int], cpu: tuple[int, int],
-    disk: tuple[int, int], defaults: tuple[int, int, int],
+    name: str,
+    containers: int,
+    memory: tuple[int, int],
+    cpu: tuple[int, int],
+    disk: tuple[int, int],
+    defaults: tuple[int, int, int],
 ) -> TierLimits:
     return TierLimits(
         name=name,
@@ -178,7 +182,9 @@ def _tiers_from(raw: Mapping[str, Any], base: Mapping[str, TierLimits]) -> dict[
         kwargs["containers"] = int(spec.get("containers", current.containers))
         for resource in RESOURCES:
             rng = spec.get(resource)
-            kwargs[resource] = Range(int(rng[0]), int(rng[1])) if rng else current.range_for(resource)
+            kwargs[resource] = (
+                Range(int(rng[0]), int(rng[1])) if rng else current.range_for(resource)
+            )
             kwargs[f"default_{resource}"] = int(
                 spec.get(f"default_{resource}", current.default_for(resource))
             )
@@ -201,9 +207,18 @@ def load_settings(
 
     values: dict[str, Any] = {"data_dir": base_dir}
     simple = {
-        "database_url": str, "host": str, "port": int, "docker_host": str, "docker_workers": int,
-        "stop_timeout_s": int, "sandbox_network": str, "pids_limit": int, "default_tier": str,
-        "guest_session_hours": int, "max_body_bytes": int, "event_log_per_user": int,
+        "database_url": str,
+        "host": str,
+        "port": int,
+        "docker_host": str,
+        "docker_workers": int,
+        "stop_timeout_s": int,
+        "sandbox_network": str,
+        "pids_limit": int,
+        "default_tier": str,
+        "guest_session_hours": int,
+        "max_body_bytes": int,
+        "event_log_per_user": int,
     }
     for key, kind in simple.items():
         if key in raw:

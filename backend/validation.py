@@ -114,9 +114,7 @@ def _check_type(key: str, spec: Field, value: Any) -> None:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidParameters(f"{key} must be a list of strings", field=key)
         if spec.enum and any(v not in spec.enum for v in value):
-            raise InvalidParameters(
-                f"{key} may contain only {', '.join(spec.enum)}", field=key
-            )
+            raise InvalidParameters(f"{key} may contain only {', '.join(spec.enum)}", field=key)
 
 
 def _reject_constant(name: str) -> Any:
@@ -185,8 +183,14 @@ def check_string_map(key: str, value: dict[str, str], key_re: re.Pattern[str] | 
 
 GUEST_LOGIN = Schema(
     "GuestLogin",
-    {"username": Field("string", "2-30 characters: letters, digits, _ and -", required=True,
-                       pattern=USERNAME_RE.pattern)},
+    {
+        "username": Field(
+            "string",
+            "2-30 characters: letters, digits, _ and -",
+            required=True,
+            pattern=USERNAME_RE.pattern,
+        )
+    },
 )
 LOGIN = Schema(
     "Login",
@@ -198,8 +202,7 @@ LOGIN = Schema(
 TOKEN_CREATE = Schema(
     "TokenCreate",
     {
-        "name": Field("string", "A label to recognise the token by", required=True,
-                      max_length=64),
+        "name": Field("string", "A label to recognise the token by", required=True, max_length=64),
         "scopes": Field("string-list", "Defaults to read and write", enum=("read", "write")),
         "expires_in_days": Field("integer", "1-3650; omitted: never expires"),
     },
@@ -212,8 +215,11 @@ _RESOURCE_FIELDS = {
 CONTAINER_CREATE = Schema(
     "ContainerCreate",
     {
-        "name": Field("string", "1-64 letters, digits and hyphens, not starting with a hyphen; "
-                      "generated when omitted", pattern=NAME_RE.pattern),
+        "name": Field(
+            "string",
+            "1-64 letters, digits and hyphens, not starting with a hyphen; generated when omitted",
+            pattern=NAME_RE.pattern,
+        ),
         "image": Field("string", "One of GET /api/images", required=True),
         "role": Field("string", "One of GET /api/roles; default barebone"),
         **_RESOURCE_FIELDS,
@@ -223,6 +229,8 @@ CONTAINER_CREATE = Schema(
 )
 CONTAINER_SETTINGS = Schema(
     "ContainerSettings",
-    {"name": Field("string", "New name; same rules as on create", pattern=NAME_RE.pattern),
-     **_RESOURCE_FIELDS},
+    {
+        "name": Field("string", "New name; same rules as on create", pattern=NAME_RE.pattern),
+        **_RESOURCE_FIELDS,
+    },
 )

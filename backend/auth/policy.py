@@ -26,7 +26,9 @@ class Access:
 DEFAULT_ACCESS = Access()
 
 
-def access(*, public: bool = False, admin: bool = False, scope: str | None = None) -> Callable[[F], F]:
+def access(
+    *, public: bool = False, admin: bool = False, scope: str | None = None
+) -> Callable[[F], F]:
     def mark(handler: F) -> F:
         setattr(handler, ACCESS_ATTR, Access(public=public, admin=admin, scope=scope))
         return handler

@@ -66,7 +66,9 @@ class Authenticator:
             if jti and await session.get(RevokedJwt, jti) is not None:
                 raise Unauthorized()
         expires = datetime.fromtimestamp(int(claims["exp"]), tz=utcnow().tzinfo)
-        return Principal(user=user, scopes=FULL_SCOPES, kind="jwt", token_id=jti, expires_at=expires)
+        return Principal(
+            user=user, scopes=FULL_SCOPES, kind="jwt", token_id=jti, expires_at=expires
+        )
 
     async def _api_token(self, token: str) -> Principal:
         digest = hash_api_token(token)

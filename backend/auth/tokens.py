@@ -26,7 +26,7 @@ JWT_ALGORITHM = "HS256"
 
 
 def load_or_create_secret(path: Path) -> bytes:
-    """The signing key: made on first start, kept beside the database, readable by its owner only."""
+    """The signing key: made on first start, kept beside the database, owner-readable only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         return bytes.fromhex(path.read_text().strip())

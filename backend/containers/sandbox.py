@@ -19,7 +19,14 @@ RESERVED_LABEL_PREFIX = "corral."
 
 # Enough for a shell, a package manager and file ownership; everything else is dropped.
 SHELL_CAPABILITIES = (
-    "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "NET_BIND_SERVICE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "NET_BIND_SERVICE",
 )
 
 # PID 1 of every sandbox: sleeps, and exits at once on SIGTERM so a stop takes no grace period.
@@ -35,7 +42,10 @@ def sandbox_labels(row: Container, instance: str) -> dict[str, str]:
 
 
 def sandbox_spec(
-    row: Container, settings: Settings, instance: str, image_reference: str,
+    row: Container,
+    settings: Settings,
+    instance: str,
+    image_reference: str,
     name: str | None = None,
 ) -> SandboxSpec:
     environment = {

@@ -193,7 +193,9 @@ class ContainerService:
                 raise ContainerLimitReached(
                     f"The {tier.name} tier allows {tier.containers} container(s); delete one "
                     "first.",
-                    current=current, limit=tier.containers, tier=tier.name,
+                    current=current,
+                    limit=tier.containers,
+                    tier=tier.name,
                 )
             row = Container(
                 user_id=principal.user_id,
@@ -231,8 +233,13 @@ class ContainerService:
         self, row: Container, stage: str, message: str, progress: int, **extra: Any
     ) -> None:
         payload = {
-            "id": row.public_id, "db_id": row.id, "name": row.name, "stage": stage,
-            "message": message, "progress": progress, **extra,
+            "id": row.public_id,
+            "db_id": row.id,
+            "name": row.name,
+            "stage": stage,
+            "message": message,
+            "progress": progress,
+            **extra,
         }
         await self.events.publish(row.user_id, "container_progress", payload)
 
@@ -311,7 +318,11 @@ class ContainerService:
             raise
         now = utcnow()
         row = await self.save(
-            row.id, docker_id=docker_id, status="running", started_at=now, last_used_at=now,
+            row.id,
+            docker_id=docker_id,
+            status="running",
+            started_at=now,
+            last_used_at=now,
             error=None,
         )
         await self.events.publish(row.user_id, "container_started", row.as_json())
@@ -365,8 +376,13 @@ class ContainerService:
             payload["status"] = "deleted"
             payload["volume_kept"] = keep_volume
             await self.events.publish(row.user_id, "container_deleted", payload)
-        return {"message": "container deleted", "id": row.public_id, "db_id": row.id,
-                "name": row.name, "volume_kept": keep_volume}
+        return {
+            "message": "container deleted",
+            "id": row.public_id,
+            "db_id": row.id,
+            "name": row.name,
+            "volume_kept": keep_volume,
+        }
 
     async def _docker_state(self, row: Container) -> Any:
         """Docker's view of the row's container, found by its ID or, failing that, its name."""

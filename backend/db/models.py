@@ -60,7 +60,9 @@ class User(Base):
     __table_args__ = (
         # Registered names are unique; guests may share a name (they are told apart by ID).
         Index(
-            "ix_users_username_registered", "username", unique=True,
+            "ix_users_username_registered",
+            "username",
+            unique=True,
             sqlite_where=(is_guest == False),  # noqa: E712
         ),
     )

@@ -141,13 +141,17 @@ class EventLog:
         """Events after ``seq`` in order, or None when some of them were already pruned."""
         async with self._sessions() as session:
             rows = (
-                await session.execute(
-                    select(EventRecord)
-                    .where(EventRecord.user_id == user_id, EventRecord.seq > seq)
-                    .order_by(EventRecord.seq)
-                    .limit(limit)
+                (
+                    await session.execute(
+                        select(EventRecord)
+                        .where(EventRecord.user_id == user_id, EventRecord.seq > seq)
+                        .order_by(EventRecord.seq)
+                        .limit(limit)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             if seq > 0:
                 oldest = (
                     await session.execute(
@@ -158,16 +162,24 @@ class EventLog:
                     return None
         return [Event.from_record(r) for r in rows]
 
-    async def recent_for_container(self, user_id: str, container_id: str, limit: int) -> list[Event]:
+    async def recent_for_container(
+        self, user_id: str, container_id: str, limit: int
+    ) -> list[Event]:
         async with self._sessions() as session:
             rows = (
-                await session.execute(
-                    select(EventRecord)
-                    .where(EventRecord.user_id == user_id, EventRecord.container_id == container_id)
-                    .order_by(EventRecord.seq.desc())
-                    .limit(limit)
+                (
+                    await session.execute(
+                        select(EventRecord)
+                        .where(
+                            EventRecord.user_id == user_id, EventRecord.container_id == container_id
+                        )
+                        .order_by(EventRecord.seq.desc())
+                        .limit(limit)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return [Event.from_record(r) for r in reversed(rows)]
 
     async def prune(self) -> int:

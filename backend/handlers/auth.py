@@ -119,7 +119,9 @@ async def create_token(request: web.Request) -> web.Response:
         raise NotAuthorized("A token cannot grant scopes its creator does not have.")
     days = fields.get("expires_in_days")
     if days is not None and not 1 <= days <= 3650:
-        raise InvalidParameters("expires_in_days must be between 1 and 3650", field="expires_in_days")
+        raise InvalidParameters(
+            "expires_in_days must be between 1 and 3650", field="expires_in_days"
+        )
     token = new_api_token()
     row = ApiToken(
         user_id=principal.user_id,
@@ -141,12 +143,16 @@ async def list_tokens(request: web.Request) -> web.Response:
     principal = principal_of(request)
     async with request.app[SESSIONS]() as session:
         rows = (
-            await session.execute(
-                select(ApiToken)
-                .where(ApiToken.user_id == principal.user_id, ApiToken.revoked_at.is_(None))
-                .order_by(ApiToken.created_at)
+            (
+                await session.execute(
+                    select(ApiToken)
+                    .where(ApiToken.user_id == principal.user_id, ApiToken.revoked_at.is_(None))
+                    .order_by(ApiToken.created_at)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     tokens = [row.as_json() for row in rows if "agent" not in row.scopes]
     return web.json_response({"tokens": tokens, "count": len(tokens)})
 

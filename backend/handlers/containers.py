@@ -28,7 +28,9 @@ async def create_container(request: web.Request) -> web.Response:
     result = await service.create(principal, await read_json(request))
     if not wait:
         body = result.container.as_json()
-        body["message"] = "container is being created; progress arrives as container_progress events"
+        body["message"] = (
+            "container is being created; progress arrives as container_progress events"
+        )
         return web.json_response(body, status=202)
     await result.task
     row = await service.reload(result.container.id)

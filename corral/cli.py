@@ -1,0 +1,204 @@
+"""The ``corral`` command.
+
+``corral`` opens the console on an embedded backend; ``corral serve`` runs the backend headless;
+``corral user`` and ``corral token`` administer the local database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from backend.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    data_dir = Path(args.data_dir).expanduser() if getattr(args, "data_dir", None) else None
+    return load_settings(data_dir=data_dir, **overrides)
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="where the database, the signing key and volumes live "
+        "(default: $XDG_DATA_HOME/corral, or ~/.local/share/corral)",
+    )
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from backend.admin import Admin
+    from backend.server import EmbeddedBackend
+
+    settings = _settings(args, port=0)
+
+    async def token() -> str:
+        async with Admin(settings) as admin:
+            return await admin.local_admin_jwt()
+
+    backend = EmbeddedBackend(settings)
+    try:
+        url = backend.start()
+    except Exception as exc:
+        print(f"corral: the embedded backend did not start: {exc}", file=sys.stderr)
+        return 1
+    jwt = asyncio.run(token())
+    print(f"Corral backend listening on {url} (data in {settings.data_dir})")
+    print(f"Signed in as the local admin. Token:\n{jwt}")
+    print("Press Ctrl+C to stop.")
+    with contextlib.suppress(KeyboardInterrupt):
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    backend.stop()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from backend.app import RuntimeMissing
+    from backend.server import serve
+
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = _settings(args, **overrides)
+    try:
+        serve(settings)
+    except RuntimeMissing as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from backend.admin import Admin, AdminError
+
+    password = args.password
+    if password is None and not args.no_password:
+        password = os.environ.get("CORRAL_PASSWORD") or getpass.getpass(
+            f"Password for {args.name}: "
+        )
+
+    async def run() -> None:
+        async with Admin(_settings(args)) as admin:
+            user = await admin.add_user(args.name, password, args.tier, args.admin)
+            print(
+                f"added user {user.username} (tier {user.tier}{', admin' if user.is_admin else ''})"
+            )
+
+    try:
+        asyncio.run(run())
+    except AdminError as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from backend.admin import Admin
+
+    async def run() -> None:
+        async with Admin(_settings(args)) as admin:
+            for user in await admin.list_users():
+                flags = " admin" if user.is_admin else ""
+                print(f"{user.username}\t{user.tier}{flags}\t{user.id}")
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_token_issue(args: argparse.Namespace) -> int:
+    from backend.admin import Admin, AdminError
+
+    scopes = args.scope or ["read", "write"]
+
+    async def run() -> None:
+        async with Admin(_settings(args)) as admin:
+            token, row = await admin.issue_token(args.user, scopes, args.name, args.days)
+            print(token)
+            print(f"scopes: {', '.join(row.scopes)}; shown once, keep it safe", file=sys.stderr)
+
+    try:
+        asyncio.run(run())
+    except AdminError as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corral",
+        description="A console for per-user sandboxed containers (Docker + gVisor). With no "
+        "command, opens the console on an embedded backend.",
+    )
+    _add_data_dir(parser)
+    parser.set_defaults(func=cmd_console)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the backend headless",
+        description="Run the REST/WebSocket backend until interrupted.",
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8420)")
+    _add_data_dir(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    user = sub.add_parser("user", help="manage users", description="Manage users.")
+    user_sub = user.add_subparsers(title="user commands", metavar="COMMAND", required=True)
+    add = user_sub.add_parser("add", help="add a user", description="Add a registered user.")
+    add.add_argument("name")
+    add.add_argument("--password", help="the password (default: $CORRAL_PASSWORD, or prompt)")
+    add.add_argument("--no-password", action="store_true", help="token sign-in only")
+    add.add_argument("--tier", default="free", help="free, pro, enterprise (default free)")
+    add.add_argument("--admin", action="store_true", help="make the user an administrator")
+    _add_data_dir(add)
+    add.set_defaults(func=cmd_user_add)
+    lst = user_sub.add_parser("list", help="list users", description="List registered users.")
+    _add_data_dir(lst)
+    lst.set_defaults(func=cmd_user_list)
+
+    token = sub.add_parser("token", help="manage API tokens", description="Manage API tokens.")
+    token_sub = token.add_subparsers(title="token commands", metavar="COMMAND", required=True)
+    issue = token_sub.add_parser(
+        "issue", help="issue an API token", description="Issue an API token for a user."
+    )
+    issue.add_argument("--user", required=True, help="the user the token acts as")
+    issue.add_argument(
+        "--scope",
+        action="append",
+        choices=["read", "write"],
+        help="a scope to grant (repeat for both; default read and write)",
+    )
+    issue.add_argument("--name", default="cli", help="a label for the token")
+    issue.add_argument("--days", type=int, help="expire after this many days")
+    _add_data_dir(issue)
+    issue.set_defaults(func=cmd_token_issue)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("CORRAL_LOG", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

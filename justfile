@@ -1,0 +1,46 @@
+# Corral's tasks. On a fresh machine, start with `scripts/dev <recipe>`: it makes .venv first.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := ".venv/bin"
+
+# Show the recipes.
+default:
+    @just --list
+
+# Start the Docker engine with gVisor and import the default image (root; safe to re-run).
+engine:
+    bash scripts/engine.sh
+
+# Build corral/debian:bookworm with debootstrap (needs the engine).
+images: engine
+    bash scripts/images.sh
+
+# Open the console on the embedded backend.
+run *ARGS: engine
+    {{venv}}/corral {{ARGS}}
+
+# Run the backend headless.
+serve *ARGS: engine
+    {{venv}}/corral serve {{ARGS}}
+
+# The whole test suite against the real engine.
+test *ARGS: images
+    {{venv}}/pytest {{ARGS}}
+
+# Format, lint, type-check, then test.
+check: images
+    {{venv}}/ruff format .
+    {{venv}}/ruff check --fix .
+    {{venv}}/mypy
+    {{venv}}/pytest
+
+# Lint and type-check only (no engine needed).
+lint:
+    {{venv}}/ruff format --check .
+    {{venv}}/ruff check .
+    {{venv}}/mypy
+
+# Benchmarks: ratios against a baseline measured in the same run.
+bench *ARGS: images
+    {{venv}}/python -m benchmarks {{ARGS}}

@@ -1,0 +1,132 @@
+"""Shared fixtures: a fresh data directory and backend per test, on the real engine.
+
+Every test gets its own ``corral.instance`` label; everything the backend makes on Docker carries
+it, and the fixture removes exactly those containers and volumes afterwards, never anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from backend.app import create_app
+from backend.auth.passwords import hash_password
+from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.db.models import User
+from backend.settings import Settings, load_settings
+from backend.state import SESSIONS, SIGNER
+
+BUSYBOX = "corral/busybox"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env(version="auto")
+        client.ping()
+    except Exception as exc:  # pragma: no cover - a broken setup, said plainly
+        pytest.fail(f"the Docker engine is not running; start it with 'just engine' ({exc})")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def instance() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def remove_instance(client: docker.DockerClient, instance: str) -> None:
+    label = f"corral.instance={instance}"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+    for volume in client.volumes.list(filters={"label": label}):
+        volume.remove(force=True)
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, instance: str, docker_client: docker.DockerClient
+) -> Iterator[Settings]:
+    yield load_settings(data_dir=tmp_path / "data", instance_label=instance, stop_timeout_s=2)
+    remove_instance(docker_client, instance)
+
+
+class Api:
+    """A test client with helpers to make users and sign in as them."""
+
+    def __init__(self, client: TestClient[Any, Any]) -> None:
+        self.client = client
+        self.app = client.app
+
+    async def user(
+        self,
+        username: str | None = None,
+        *,
+        tier: str = "free",
+        admin: bool = False,
+        password: str | None = None,
+    ) -> tuple[User, dict[str, str]]:
+        user = User(
+            username=username or f"u{uuid.uuid4().hex[:8]}",
+            tier=tier,
+            is_admin=admin,
+            password_hash=hash_password(password) if password else None,
+        )
+        async with self.app[SESSIONS]() as session:
+            session.add(user)
+            await session.commit()
+        from datetime import timedelta
+
+        token = self.app[SIGNER].issue(user, timedelta(hours=1)).token
+        return user, {"Authorization": f"Bearer {token}"}
+
+    async def create(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+        body.setdefault("image", BUSYBOX)
+        resp = await self.client.post("/api/containers?wait=true", json=body, headers=headers)
+        data: dict[str, Any] = await resp.json()
+        assert resp.status == 201, data
+        return data
+
+    async def get(self, headers: dict[str, str], ident: str) -> dict[str, Any]:
+        resp = await self.client.get(f"/api/containers/{ident}", headers=headers)
+        data: dict[str, Any] = await resp.json()
+        assert resp.status == 200, data
+        return data
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    async with TestClient(TestServer(app)) as client:
+        yield Api(client)
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout_s: float = 10.0,
+    interval_s: float = 0.05,
+    what: str = "condition",
+) -> None:
+    """Poll ``check`` until it is true; fail after ``timeout_s``. Never a bare sleep."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(interval_s)
+
+
+def signer_for(settings: Settings) -> JwtSigner:
+    return JwtSigner(load_or_create_secret(settings.secret_path))

@@ -1,0 +1,45 @@
+"""The architecture's one hard line: the backend never imports the console, and the console
+reaches the backend only over HTTP/WebSocket (never by importing it)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_backend_never_imports_the_console() -> None:
+    offenders = {
+        path: sorted(names & {"textual", "tui", "corral", "rich"})
+        for path, names in _imports("backend").items()
+        if names & {"textual", "tui", "corral", "rich"}
+    }
+    assert offenders == {}
+
+
+def test_console_never_imports_the_backend() -> None:
+    offenders = {
+        path: sorted(names & {"backend", "docker", "sqlalchemy"})
+        for path, names in _imports("tui").items()
+        if names & {"backend", "docker", "sqlalchemy"}
+    }
+    assert offenders == {}
+
+
+def test_the_check_sees_imports() -> None:
+    """Guard against a check that passes because it reads nothing."""
+    assert any("aiohttp" in names for names in _imports("backend").values())
