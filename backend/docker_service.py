@@ -252,11 +252,25 @@ class DockerService:
 
         return await self.run(create)
 
-    async def start(self, container_id: str) -> None:
-        await self.run(lambda: self._api().start(container_id))
+    async def start(self, container_id: str) -> bool:
+        """Start a container; False when it was already running (the engine's 304).
 
-    async def stop(self, container_id: str, timeout_s: int) -> None:
-        await self.run(lambda: self._api().stop(container_id, timeout=timeout_s))
+        The engine's answer decides "already running", so no inspect is needed beforehand."""
+
+        status = await self.run(self._post_status, "/containers/{0}/start", container_id)
+        return status != 304
+
+    async def stop(self, container_id: str, timeout_s: int) -> bool:
+        """Stop a container (SIGKILL after ``timeout_s``); False when it was not running."""
+
+        status = await self.run(
+            self._post_status,
+            "/containers/{0}/stop",
+            container_id,
+            params={"t": timeout_s},
+            timeout=self._timeout + timeout_s,
+        )
+        return status != 304
 
     async def remove(self, container_id: str) -> bool:
         """Force-remove a container; False when it did not exist."""
@@ -265,6 +279,13 @@ class DockerService:
         except DockerNotFound:
             return False
         return True
+
+    def _post_status(self, path: str, container_id: str, **kwargs: Any) -> int:
+        """POST to an endpoint whose status code the SDK's wrapper hides (304: no change)."""
+        api: Any = self._api()
+        res = api._post(api._url(path, container_id), **kwargs)
+        api._raise_for_status(res)
+        return int(res.status_code)
 
     async def rename(self, container_id: str, name: str) -> None:
         await self.run(lambda: self._api().rename(container_id, name))

@@ -398,3 +398,24 @@ async def test_images_and_roles(api: Api) -> None:
     roles = await (await api.client.get("/api/roles", headers=headers)).json()
     assert [r["id"] for r in roles["roles"]] == ["barebone"]
     assert roles["roles"][0]["packages"] == []
+
+
+async def test_list_and_get_ask_docker_nothing(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.state import DOCKER
+
+    _, headers = await api.user(tier="pro")
+    made = [await api.create(headers, name=f"n{i}") for i in range(3)]
+    calls: list[object] = []
+    service = api.app[DOCKER]
+    original = service.run
+
+    async def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args[0])
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "run", counting)
+    listed = await (await api.client.get("/api/containers", headers=headers)).json()
+    assert listed["count"] == 3
+    for item in made:
+        assert (await api.get(headers, item["id"]))["status"] == "running"
+    assert calls == []

@@ -59,12 +59,14 @@ class Authenticator:
         if claims is None:
             raise Unauthorized()
         jti = str(claims.get("jti") or "")
+        revoked = select(RevokedJwt.jti).where(RevokedJwt.jti == jti).exists()
         async with self._sessions() as session:
-            user = await session.get(User, claims["sub"])
-            if user is None:
-                raise Unauthorized()
-            if jti and await session.get(RevokedJwt, jti) is not None:
-                raise Unauthorized()
+            found = (
+                await session.execute(select(User, revoked).where(User.id == claims["sub"]))
+            ).one_or_none()
+        if found is None or found[1]:
+            raise Unauthorized()
+        user = found[0]
         expires = datetime.fromtimestamp(int(claims["exp"]), tz=utcnow().tzinfo)
         return Principal(
             user=user, scopes=FULL_SCOPES, kind="jwt", token_id=jti, expires_at=expires

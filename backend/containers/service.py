@@ -14,11 +14,12 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,13 +28,14 @@ from backend.containers.catalog import Catalog
 from backend.containers.locks import KeyedLocks
 from backend.containers.sandbox import RESERVED_LABEL_PREFIX, sandbox_spec
 from backend.containers.volumes import VolumeManager
-from backend.db.models import Container, utcnow
-from backend.docker_service import DockerService
+from backend.db.models import LIST_COLUMNS, LIST_NAMES, Container, container_json, utcnow
+from backend.docker_service import ContainerState, DockerService
 from backend.errors import (
     AgentNotFound,
     ContainerLimitReached,
     ContainerNotFound,
     DockerError,
+    DockerNotFound,
     DockerUnavailable,
     GuestSessionExpired,
     InvalidParameters,
@@ -108,15 +110,18 @@ class ContainerService:
         self.locks = KeyedLocks()
         self._user_locks = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._docker_ids: dict[str, str] = {}
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def list(self, principal: Principal, all_users: bool) -> list[Container]:
-        query = select(Container).order_by(Container.created_at)
+    async def list_json(self, principal: Principal, all_users: bool) -> list[dict[str, Any]]:
+        """The caller's containers as contract objects, from the database alone."""
+        query = select(*LIST_COLUMNS).order_by(Container.created_at)
         if not all_users:
             query = query.where(Container.user_id == principal.user_id)
         async with self.sessions() as session:
-            return list((await session.execute(query)).scalars().all())
+            rows = (await session.execute(query)).all()
+        return [container_json(dict(zip(LIST_NAMES, row, strict=True))) for row in rows]
 
     async def count_for(self, user_id: str) -> int:
         async with self.sessions() as session:
@@ -145,6 +150,7 @@ class ContainerService:
             rows = (await session.execute(query)).scalars().all()
         if len(rows) != 1:
             raise ContainerNotFound()
+        self._remember(rows[0])
         return rows[0]
 
     async def reload(self, db_id: str) -> Container:
@@ -154,15 +160,46 @@ class ContainerService:
             raise ContainerNotFound()
         return row
 
-    async def save(self, db_id: str, **values: Any) -> Container:
-        async with self.sessions() as session:
-            row = await session.get(Container, db_id)
-            if row is None:
+    async def save(self, row: Container, event: str | None = None, **values: Any) -> Container:
+        """Write ``values`` to a row read under its lock and, when ``event`` is given, announce
+        the change in the same transaction. One UPDATE, no re-read: the caller's copy is fresh."""
+        async with self.events.transaction() as tx:
+            result = await tx.session.execute(
+                update(Container).where(Container.id == row.id).values(**values)
+            )
+            if not getattr(result, "rowcount", 1):
                 raise ContainerNotFound()
             for key, value in values.items():
                 setattr(row, key, value)
-            await session.commit()
-            return row
+            if event is not None:
+                await tx.add(row.user_id, event, row.as_json())
+        return row
+
+    @asynccontextmanager
+    async def held(self, principal: Principal, ident: str) -> AsyncIterator[Container]:
+        """The container ``ident`` names, locked, and read fresh inside the lock.
+
+        Full Docker IDs are remembered (they never move to another row), so the common case
+        costs one query; a remembered ID whose row changed or vanished gives the same 404 as an
+        unknown one, because the row read inside the lock is always checked again."""
+        key = ident.strip().lower()
+        db_id = key if UUID_RE.match(key) else self._docker_ids.get(key)
+        if db_id is None:
+            db_id = (await self.resolve(principal, ident)).id
+        async with self.locks.hold(db_id):
+            async with self.sessions() as session:
+                row = await session.get(Container, db_id)
+            if row is None or not (principal.is_admin or row.user_id == principal.user_id):
+                raise ContainerNotFound()
+            if not (UUID_RE.match(key) or (row.docker_id or "").startswith(key)):
+                raise ContainerNotFound()
+            yield row
+
+    def _remember(self, row: Container) -> None:
+        if row.docker_id:
+            if len(self._docker_ids) > 50_000:
+                self._docker_ids.clear()
+            self._docker_ids[row.docker_id] = row.id
 
     # -- create -------------------------------------------------------------------------------
 
@@ -208,14 +245,14 @@ class ContainerService:
                 labels=labels,
                 **resources,
             )
-            async with self.sessions() as session:
-                session.add(row)
-                try:
-                    await session.commit()
-                except IntegrityError as exc:
-                    raise NameTaken() from exc
+            try:
+                async with self.events.transaction() as tx:
+                    tx.session.add(row)
+                    await tx.session.flush()
+                    await tx.add(row.user_id, "container_created", row.as_json())
+            except IntegrityError as exc:
+                raise NameTaken() from exc
 
-        await self.events.publish(row.user_id, "container_created", row.as_json())
         task = self._spawn(self._provision(row.id))
         return CreateResult(container=row, task=task)
 
@@ -255,23 +292,26 @@ class ContainerService:
                 await self.volumes.ensure(row)
                 await self._progress(row, "container", "creating the sandbox", 40)
                 docker_id = await self._create_on_docker(row)
-                row = await self.save(db_id, docker_id=docker_id)
+                row = await self.save(row, docker_id=docker_id)
                 await self._progress(row, "starting", "starting the sandbox", 70)
                 await self.docker.start(docker_id)
                 now = utcnow()
                 row = await self.save(
-                    db_id, status="running", started_at=now, last_used_at=now, error=None
+                    row,
+                    "container_started",
+                    status="running",
+                    started_at=now,
+                    last_used_at=now,
+                    error=None,
                 )
                 await self._progress(row, "running", "container is running", 100, complete=True)
-                await self.events.publish(row.user_id, "container_started", row.as_json())
             except (DockerError, DockerUnavailable) as exc:
                 message = _failure_text(exc)
                 log.warning("creating container %s failed: %s", db_id, message)
-                row = await self.save(db_id, status="error", error=message)
+                row = await self.save(row, "container_updated", status="error", error=message)
                 await self._progress(
                     row, "failed", f"creation failed: {message}", 100, complete=True, error=message
                 )
-                await self.events.publish(row.user_id, "container_updated", row.as_json())
 
     async def _create_on_docker(self, row: Container, name: str | None = None) -> str:
         image = self.catalog.image(row.image)
@@ -281,30 +321,47 @@ class ContainerService:
     # -- start / stop / delete ----------------------------------------------------------------
 
     async def start(self, principal: Principal, ident: str) -> dict[str, Any]:
-        row = await self.resolve(principal, ident)
-        async with self.locks.hold(row.id):
-            row = await self.reload(row.id)
-            state = await self._docker_state(row)
-            if state is not None and state.running:
-                if row.status != "running":
-                    row = await self.save(row.id, status="running", error=None)
-                    await self.events.publish(row.user_id, "container_started", row.as_json())
-                return _lifecycle_body("container already running", row)
+        async with self.held(principal, ident) as row:
             if principal.guest_session_over():
-                raise GuestSessionExpired()
+                state = await self._docker_state(row)
+                if state is None or not state.running:
+                    raise GuestSessionExpired()
             try:
-                if state is None:
+                started = await self._start_existing(row)
+                if started is None:
                     return await self._recreate_and_start(row)
-                await self.docker.start(row.docker_id or row.docker_name)
             except DockerError as exc:
-                await self.save(row.id, error=_failure_text(exc))
+                await self.save(row, error=_failure_text(exc))
                 raise OperationFailed("failed to start container", _failure_text(exc)) from exc
+            row = started[0]
+            if not started[1]:
+                if row.status != "running":
+                    row = await self.save(row, "container_started", status="running", error=None)
+                return _lifecycle_body("container already running", row)
             now = utcnow()
             row = await self.save(
-                row.id, status="running", started_at=now, last_used_at=now, error=None
+                row,
+                "container_started",
+                status="running",
+                started_at=now,
+                last_used_at=now,
+                error=None,
             )
-            await self.events.publish(row.user_id, "container_started", row.as_json())
             return _lifecycle_body("container started", row)
+
+    async def _start_existing(self, row: Container) -> tuple[Container, bool] | None:
+        """Start the row's Docker container: (row, whether it changed), or None when Docker has
+        no such container. The engine's own answer (304) tells "already running" apart, so the
+        common path is one engine call."""
+        if row.docker_id is not None:
+            try:
+                return row, await self.docker.start(row.docker_id)
+            except DockerNotFound:
+                pass
+        state = await self._docker_state(row)
+        if state is None:
+            return None
+        return row, await self.docker.start(state.id)
 
     async def _recreate_and_start(self, row: Container) -> dict[str, Any]:
         """Rebuild a container Docker lost, from its row, on the same volume."""
@@ -314,18 +371,18 @@ class ContainerService:
         try:
             await self.docker.start(docker_id)
         except DockerError:
-            await self.save(row.id, docker_id=docker_id, status="stopped")
+            await self.save(row, docker_id=docker_id, status="stopped")
             raise
         now = utcnow()
         row = await self.save(
-            row.id,
+            row,
+            "container_started",
             docker_id=docker_id,
             status="running",
             started_at=now,
             last_used_at=now,
             error=None,
         )
-        await self.events.publish(row.user_id, "container_started", row.as_json())
         if old_id is None:
             return _lifecycle_body("container started", row)
         body = _lifecycle_body("container recreated and started", row)
@@ -333,32 +390,25 @@ class ContainerService:
         return body
 
     async def stop(self, principal: Principal, ident: str) -> dict[str, Any]:
-        row = await self.resolve(principal, ident)
-        async with self.locks.hold(row.id):
-            row = await self.reload(row.id)
-            state = await self._docker_state(row)
-            if state is None:
-                if row.status != "missing" and row.docker_id is not None:
-                    row = await self.save(row.id, status="missing")
-                    await self.events.publish(row.user_id, "container_updated", row.as_json())
-                return _lifecycle_body("container already stopped", row)
-            if not state.running:
-                if row.status == "running":
-                    row = await self.save(row.id, status="stopped")
-                    await self.events.publish(row.user_id, "container_stopped", row.as_json())
-                return _lifecycle_body("container already stopped", row)
+        async with self.held(principal, ident) as row:
+            target = row.docker_id or row.docker_name
             try:
-                await self.docker.stop(state.id, self.settings.stop_timeout_s)
+                changed = await self.docker.stop(target, self.settings.stop_timeout_s)
+            except DockerNotFound:
+                if row.docker_id is not None and row.status != "missing":
+                    row = await self.save(row, "container_updated", status="missing")
+                return _lifecycle_body("container already stopped", row)
             except DockerError as exc:
                 raise OperationFailed("failed to stop container", _failure_text(exc)) from exc
-            row = await self.save(row.id, status="stopped", last_used_at=utcnow())
-            await self.events.publish(row.user_id, "container_stopped", row.as_json())
+            if not changed:
+                if row.status == "running":
+                    row = await self.save(row, "container_stopped", status="stopped")
+                return _lifecycle_body("container already stopped", row)
+            row = await self.save(row, "container_stopped", status="stopped", last_used_at=utcnow())
             return _lifecycle_body("container stopped", row)
 
     async def delete(self, principal: Principal, ident: str, keep_volume: bool) -> dict[str, Any]:
-        row = await self.resolve(principal, ident)
-        async with self.locks.hold(row.id):
-            row = await self.reload(row.id)
+        async with self.held(principal, ident) as row:
             try:
                 if row.docker_id:
                     await self.docker.remove(row.docker_id)
@@ -367,15 +417,10 @@ class ContainerService:
                     await self.volumes.remove(row)
             except DockerError as exc:
                 raise OperationFailed("failed to delete container", _failure_text(exc)) from exc
-            async with self.sessions() as session:
-                current = await session.get(Container, row.id)
-                if current is not None:
-                    await session.delete(current)
-                    await session.commit()
-            payload = row.as_json()
-            payload["status"] = "deleted"
-            payload["volume_kept"] = keep_volume
-            await self.events.publish(row.user_id, "container_deleted", payload)
+            payload = {**row.as_json(), "status": "deleted", "volume_kept": keep_volume}
+            async with self.events.transaction() as tx:
+                await tx.session.execute(delete(Container).where(Container.id == row.id))
+                await tx.add(row.user_id, "container_deleted", payload)
         return {
             "message": "container deleted",
             "id": row.public_id,
@@ -384,14 +429,13 @@ class ContainerService:
             "volume_kept": keep_volume,
         }
 
-    async def _docker_state(self, row: Container) -> Any:
+    async def _docker_state(self, row: Container) -> ContainerState | None:
         """Docker's view of the row's container, found by its ID or, failing that, its name."""
         state = await self.docker.inspect(row.docker_id) if row.docker_id else None
         if state is None:
             state = await self.docker.inspect(row.docker_name)
             if state is not None and state.id != row.docker_id:
-                await self.save(row.id, docker_id=state.id)
-                row.docker_id = state.id
+                await self.save(row, docker_id=state.id)
         return state
 
     # -- shutdown -----------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -66,6 +67,33 @@ class Event:
 Listener = Callable[[Event], None]
 
 
+class EventTransaction:
+    """Events staged inside one database transaction (see ``EventLog.transaction``)."""
+
+    def __init__(self, log: EventLog, session: AsyncSession) -> None:
+        self._log = log
+        self.session = session
+        self.staged: list[EventRecord] = []
+
+    async def add(self, user_id: str, type_: str, container: dict[str, Any]) -> None:
+        assert type_ in EVENT_TYPES, type_
+        mine = [record.seq for record in self.staged if record.user_id == user_id]
+        seq = mine[-1] + 1 if mine else await self._log._next_seq(self.session, user_id)
+        record = EventRecord(
+            user_id=user_id,
+            seq=seq,
+            type=type_,
+            container_id=str(container.get("id")) if container.get("id") else None,
+            payload=container,
+            timestamp=utcnow(),
+        )
+        self.session.add(record)
+        self.staged.append(record)
+
+    def events(self) -> list[Event]:
+        return [Event.from_record(record) for record in self.staged]
+
+
 class EventLog:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], keep_per_user: int) -> None:
         self._sessions = sessions
@@ -81,46 +109,51 @@ class EventLog:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[EventTransaction]:
+        """A database transaction whose events commit with it, atomically.
+
+        A state change and its announcement are written together, so the log never claims a
+        change the database does not hold (or the reverse). Listeners hear the events only after
+        the commit."""
+        async with self._lock, self._sessions() as session:
+            tx = EventTransaction(self, session)
+            yield tx
+            await session.commit()
+            for record in tx.staged:
+                self._last_seq[record.user_id] = record.seq
+        for event in tx.events():
+            self._deliver(event)
+
     async def publish(self, user_id: str, type_: str, container: dict[str, Any]) -> Event | None:
-        """Record one event and hand it to the live listeners. Never raises: a change that
-        happened must not be reported as failed because its announcement could not be stored."""
-        assert type_ in EVENT_TYPES, type_
+        """Record one event on its own and hand it to the live listeners. Never raises: a change
+        that happened must not be reported as failed because its announcement was not stored."""
         try:
-            async with self._lock:
-                event = await self._store(user_id, type_, container)
+            async with self.transaction() as tx:
+                await tx.add(user_id, type_, container)
         except Exception:
             log.exception("could not record %s event for user %s", type_, user_id)
             return None
+        return tx.events()[0]
+
+    def _deliver(self, event: Event) -> None:
         for listener in list(self._listeners):
             try:
                 listener(event)
             except Exception:
                 log.exception("event listener failed")
-        return event
 
-    async def _store(self, user_id: str, type_: str, container: dict[str, Any]) -> Event:
-        async with self._sessions() as session:
-            last = self._last_seq.get(user_id)
-            if last is None:
-                last = (
-                    await session.execute(
-                        select(func.coalesce(func.max(EventRecord.seq), 0)).where(
-                            EventRecord.user_id == user_id
-                        )
+    async def _next_seq(self, session: AsyncSession, user_id: str) -> int:
+        last = self._last_seq.get(user_id)
+        if last is None:
+            last = (
+                await session.execute(
+                    select(func.coalesce(func.max(EventRecord.seq), 0)).where(
+                        EventRecord.user_id == user_id
                     )
-                ).scalar_one()
-            record = EventRecord(
-                user_id=user_id,
-                seq=last + 1,
-                type=type_,
-                container_id=str(container.get("id")) if container.get("id") else None,
-                payload=container,
-                timestamp=utcnow(),
-            )
-            session.add(record)
-            await session.commit()
-            self._last_seq[user_id] = record.seq
-            return Event.from_record(record)
+                )
+            ).scalar_one()
+        return int(last) + 1
 
     async def last_seq(self, user_id: str) -> int:
         async with self._lock:

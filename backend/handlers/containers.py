@@ -15,9 +15,8 @@ async def list_containers(request: web.Request) -> web.Response:
     all_users = query_flag(request, "all")
     if all_users and not principal.is_admin:
         raise NotAuthorized("Only administrators may list every user's containers.")
-    rows = await request.app[CONTAINERS].list(principal, all_users)
+    items = await request.app[CONTAINERS].list_json(principal, all_users)
     limit = request.app[SETTINGS].tier(principal.user.tier).containers
-    items = [row.as_json() for row in rows]
     return web.json_response({"containers": items, "count": len(items), "limit": limit})
 
 

@@ -1,0 +1,22 @@
+"""``python -m benchmarks [name ...]``: run every benchmark (or the named ones) in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+
+BENCHMARKS = ["bench_lifecycle", "bench_list"]
+
+
+async def main(names: list[str]) -> None:
+    for name in names or BENCHMARKS:
+        module = importlib.import_module(f"benchmarks.{name}")
+        print(f"\n== {name} ==")
+        await module.run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(main(sys.argv[1:]))

@@ -1,0 +1,159 @@
+"""Shared pieces: a real backend, either in this process or as its own ``corral serve`` process.
+
+Latency benchmarks run the server as a subprocess so the measuring client does not share its
+event loop and GIL with the server, as no real client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import docker
+from aiohttp import web
+
+from backend.admin import Admin
+from backend.app import create_app
+from backend.db.models import User
+from backend.settings import Settings, load_settings
+from backend.state import SESSIONS, SIGNER
+
+
+@dataclass
+class Backend:
+    url: str
+    app: web.Application
+    settings: Settings
+    instance: str
+
+    async def user(self, tier: str = "enterprise", admin: bool = False) -> tuple[User, str]:
+        user = User(username=f"bench-{uuid.uuid4().hex[:8]}", tier=tier, is_admin=admin)
+        async with self.app[SESSIONS]() as session:
+            session.add(user)
+            await session.commit()
+        return user, self.app[SIGNER].issue(user, timedelta(hours=2)).token
+
+
+@asynccontextmanager
+async def running_backend(**overrides: object) -> AsyncIterator[Backend]:
+    """A backend inside this process (for benchmarks that reach into its services)."""
+    instance = f"bench-{uuid.uuid4().hex[:10]}"
+    with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
+        settings = load_settings(data_dir=Path(tmp), instance_label=instance, port=0, **overrides)
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            yield Backend(f"http://127.0.0.1:{port}", app, settings, instance)
+        finally:
+            await runner.cleanup()
+            remove_instance(instance)
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    settings: Settings
+    instance: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def server_process(data_dir: Path, instance: str) -> AsyncIterator[ServerProcess]:
+    """``corral serve`` on a free loopback port over ``data_dir``, stopped with SIGTERM."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "instance-id").write_text(instance + "\n")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "corral.cli",
+            "--data-dir",
+            str(data_dir),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "CORRAL_LOG": "WARNING"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(f"{url}/health") as resp:
+                        if resp.status in (200, 503):
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the backend process did not come up")
+                await asyncio.sleep(0.05)
+        yield ServerProcess(url, load_settings(data_dir=data_dir), instance)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        remove_instance(instance)
+
+
+async def admin_token(settings: Settings) -> str:
+    async with Admin(settings) as admin:
+        return await admin.local_admin_jwt()
+
+
+def remove_instance(instance: str) -> None:
+    client = docker.from_env(version="auto")
+    label = f"corral.instance={instance}"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+    for volume in client.volumes.list(filters={"label": label}):
+        volume.remove(force=True)
+    client.close()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * pct / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (
+        f"p50 {percentile(ms, 50):7.2f} ms  p99 {percentile(ms, 99):7.2f} ms  "
+        f"mean {statistics.fmean(ms):7.2f} ms  (n={len(ms)})"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "OK  " if ok else "MISS"
