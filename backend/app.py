@@ -6,6 +6,8 @@ Every long-lived resource (database engine, Docker client, services) is opened a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -18,6 +20,7 @@ from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.containers.catalog import Catalog
 from backend.containers.service import ContainerService
 from backend.containers.volumes import VolumeManager
+from backend.containers.watcher import DockerWatcher
 from backend.db.engine import create_schema, make_engine, make_sessionmaker
 from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerUnavailable
@@ -36,6 +39,7 @@ from backend.state import (
     SESSIONS,
     SETTINGS,
     SIGNER,
+    WATCHER,
 )
 
 log = logging.getLogger(__name__)
@@ -95,18 +99,42 @@ async def _docker(app: web.Application) -> AsyncIterator[None]:
     docker.close()
 
 
+def _volume_root(settings: Settings) -> Path | None:
+    """Where ext4-backed volumes live, or None for plain Docker volumes (no disk quota)."""
+    if settings.disk_quotas == "none":
+        return None
+    if not VolumeManager.quotas_possible():
+        if settings.disk_quotas == "ext4":
+            raise RuntimeError(
+                'disk_quotas = "ext4" needs root and e2fsprogs (mkfs.ext4, resize2fs, mount)'
+            )
+        log.warning("disk quotas are off: they need root and e2fsprogs")
+        return None
+    return settings.volumes_dir
+
+
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     events = EventLog(app[SESSIONS], settings.event_log_per_user)
     catalog = Catalog(settings, app[DOCKER])
-    volumes = VolumeManager(app[DOCKER], app[INSTANCE])
+    volumes = VolumeManager(app[DOCKER], app[INSTANCE], _volume_root(settings))
     containers = ContainerService(
         settings, app[SESSIONS], app[DOCKER], events, catalog, volumes, app[INSTANCE]
     )
     app[EVENTS] = events
     app[CATALOG] = catalog
     app[CONTAINERS] = containers
+    mounted = await volumes.remount_all(await containers.all_ids())
+    if mounted:
+        log.info("mounted %d volume(s) again", mounted)
+    watcher = DockerWatcher(app[DOCKER], containers, app[INSTANCE])
+    app[WATCHER] = watcher
+    watch_task = asyncio.ensure_future(watcher.run())
     yield
+    watch_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watch_task
+    await watcher.close()
     await containers.drain()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,25 +22,17 @@ import docker.errors
 import docker.utils
 import requests.exceptions
 
-from backend.errors import DockerConflict, DockerError, DockerNotFound, DockerUnavailable
+from backend.errors import (
+    DockerConflict,
+    DockerError,
+    DockerNotFound,
+    DockerUnavailable,
+    sanitize,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_SANITIZERS = (
-    (re.compile(r"unix://\S+"), "<socket>"),
-    (re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)*[\w.@+-]+"), "<path>"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<address>"),
-    (re.compile(r"\[[0-9a-fA-F:]+\](?::\d+)?"), "<address>"),
-)
-
-
-def sanitize(message: str) -> str:
-    """Remove host paths, socket names and network addresses from an engine's error text."""
-    for pattern, replacement in _SANITIZERS:
-        message = pattern.sub(replacement, message)
-    return message.strip()[:500]
 
 
 @dataclass(frozen=True)
@@ -321,20 +312,35 @@ class DockerService:
 
         return await self.run(run_exec)
 
-    def event_stream(self, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """A blocking iterator over engine events, for the watcher's own thread."""
+    def open_events(self, filters: dict[str, Any]) -> EventStream:
+        """A blocking stream of engine events (for a thread of its own), closable from any
+        thread so the watcher can stop it at shutdown."""
         try:
-            stream = self._api().events(decode=True, filters=filters)
+            return EventStream(self._api().events(decode=True, filters=filters), self._translate)
         except Exception as exc:
             raise self._translate(exc) from exc
+
+
+class EventStream:
+    """Docker's event stream with errors translated; ``close()`` unblocks a reader."""
+
+    def __init__(self, stream: Any, translate: Callable[[BaseException], BaseException]) -> None:
+        self._stream = stream
+        self._translate = translate
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
-            yield from stream
+            yield from self._stream
         except Exception as exc:
             raise self._translate(exc) from exc
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            try:
                 close()
+            except Exception:
+                log.debug("closing the event stream failed", exc_info=True)
 
 
 def _state_from_inspect(raw: dict[str, Any]) -> ContainerState:

@@ -7,7 +7,22 @@ contract: clients match on them, so they are spelled exactly once, here.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_SANITIZERS = (
+    (re.compile(r"unix://\S+"), "<socket>"),
+    (re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)*[\w.@+-]+"), "<path>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<address>"),
+    (re.compile(r"\[[0-9a-fA-F:]+\](?::\d+)?"), "<address>"),
+)
+
+
+def sanitize(message: str) -> str:
+    """Remove host paths, socket names and network addresses from an engine's error text."""
+    for pattern, replacement in _SANITIZERS:
+        message = pattern.sub(replacement, message)
+    return message.strip()[:500]
 
 
 class CorralError(Exception):
@@ -157,7 +172,7 @@ class OperationFailed(CorralError):
 
     def __init__(self, error: str, message: str, **extra: Any) -> None:
         self.error = error
-        super().__init__(message, **extra)
+        super().__init__(sanitize(message), **extra)
 
 
 # Docker-side errors, raised by the Docker service and translated by the container service into

@@ -29,7 +29,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "container not found (also for another user's container)",
         409: "container with this name already exists",
         413: "request too large",
-        500: "failed to start / stop / delete container (sanitized message)",
+        500: "failed to start / stop / delete container, failed to update settings "
+        "(sanitized message)",
         503: "docker unavailable: nothing was changed",
     }
     return {str(code): _json(ERROR, text[code]) for code in codes}
@@ -297,6 +298,18 @@ def openapi_document() -> dict[str, Any]:
                     "200": _json(LIFECYCLE, "Started, already running, or recreated and started"),
                     **_errors(400, 401, 403, 404, 500, 503),
                 },
+                params=[ID_PARAM],
+            )
+        },
+        "/api/containers/{id}/settings": {
+            "patch": _op(
+                "Rename, or change memory, CPU or disk (a running container is rebuilt on the "
+                "same volume and restarted)",
+                {
+                    "200": _json(_obj(message=STR, restarted=BOOL, container=CONTAINER), "Updated"),
+                    **_errors(400, 401, 403, 404, 409, 500, 503),
+                },
+                body=v.CONTAINER_SETTINGS,
                 params=[ID_PARAM],
             )
         },

@@ -24,4 +24,5 @@ ROUTES: list[web.RouteDef] = [
     web.post("/api/containers/{id}/start", containers.start_container),
     web.post("/api/containers/{id}/stop", containers.stop_container),
     web.delete("/api/containers/{id}", containers.delete_container),
+    web.patch("/api/containers/{id}/settings", containers.update_settings),
 ]

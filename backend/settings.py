@@ -148,6 +148,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     event_log_per_user: int = 10_000
     instance_label: str | None = None
+    disk_quotas: str = "auto"  # "auto": ext4-backed when possible; "ext4": required; "none"
 
     @property
     def database_path(self) -> Path:
@@ -156,6 +157,10 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.database_path}"
+
+    @property
+    def volumes_dir(self) -> Path:
+        return self.data_dir / "volumes"
 
     @property
     def secret_path(self) -> Path:
@@ -219,6 +224,7 @@ def load_settings(
         "guest_session_hours": int,
         "max_body_bytes": int,
         "event_log_per_user": int,
+        "disk_quotas": str,
     }
     for key, kind in simple.items():
         if key in raw:
@@ -240,6 +246,8 @@ def load_settings(
     if env.get("DOCKER_HOST") and "docker_host" not in values:
         values["docker_host"] = env["DOCKER_HOST"]
     values.update(overrides)
+    if values.get("disk_quotas", "auto") not in ("auto", "ext4", "none"):
+        raise ValueError("disk_quotas must be 'auto', 'ext4' or 'none'")
     if values.get("runtime", "runsc") not in ("runsc", "runc"):
         raise ValueError(f"runtime must be 'runsc' or 'runc', not {values['runtime']!r}")
     return Settings(**values)

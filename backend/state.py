@@ -9,6 +9,7 @@ from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner
 from backend.containers.catalog import Catalog
 from backend.containers.service import ContainerService
+from backend.containers.watcher import DockerWatcher
 from backend.docker_service import DockerService
 from backend.events.log import EventLog
 from backend.settings import Settings
@@ -23,4 +24,4 @@ EVENTS = web.AppKey("events", EventLog)
 CATALOG = web.AppKey("catalog", Catalog)
 CONTAINERS = web.AppKey("containers", ContainerService)
 INSTANCE = web.AppKey("instance", str)
-DOCKER_STATUS = web.AppKey("docker_status", dict[str, object])
+WATCHER = web.AppKey("watcher", DockerWatcher)

@@ -7,14 +7,8 @@ event loop and GIL with the server, as no real client would.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +16,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
 import docker
 from aiohttp import web
 
@@ -31,6 +24,7 @@ from backend.app import create_app
 from backend.db.models import User
 from backend.settings import Settings, load_settings
 from backend.state import SESSIONS, SIGNER
+from tests.backend_process import BackendProcess
 
 
 @dataclass
@@ -74,52 +68,15 @@ class ServerProcess:
     instance: str
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def server_process(data_dir: Path, instance: str) -> AsyncIterator[ServerProcess]:
     """``corral serve`` on a free loopback port over ``data_dir``, stopped with SIGTERM."""
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "instance-id").write_text(instance + "\n")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "corral.cli",
-            "--data-dir",
-            str(data_dir),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, "CORRAL_LOG": "WARNING"},
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc = BackendProcess(data_dir, instance)
+    await asyncio.to_thread(proc.start)
     try:
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as http:
-            while True:
-                try:
-                    async with http.get(f"{url}/health") as resp:
-                        if resp.status in (200, 503):
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the backend process did not come up")
-                await asyncio.sleep(0.05)
-        yield ServerProcess(url, load_settings(data_dir=data_dir), instance)
+        yield ServerProcess(proc.url, load_settings(data_dir=data_dir), instance)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        await asyncio.to_thread(proc.stop)
         remove_instance(instance)
 
 

@@ -7,6 +7,8 @@ it, and the fixture removes exactly those containers and volumes afterwards, nev
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -21,7 +23,7 @@ from backend.app import create_app
 from backend.auth.passwords import hash_password
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import User
-from backend.settings import Settings, load_settings
+from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_settings
 from backend.state import SESSIONS, SIGNER
 
 BUSYBOX = "corral/busybox"
@@ -51,12 +53,40 @@ def remove_instance(client: docker.DockerClient, instance: str) -> None:
         volume.remove(force=True)
 
 
+# A tier with small disks, so quota tests fill a volume in a moment.
+TEST_TIER = TierLimits(
+    name="test",
+    containers=10,
+    memory_mb=Range(64, 2048),
+    cpu_shares=Range(100, 2000),
+    disk_mb=Range(16, 1024),
+    default_memory_mb=128,
+    default_cpu_shares=500,
+    default_disk_mb=64,
+)
+
+
+def unmount_volumes(data_dir: Path) -> None:
+    volumes = data_dir / "volumes"
+    if volumes.is_dir():
+        for child in volumes.iterdir():
+            if os.path.ismount(child):
+                subprocess.run(["umount", "-l", str(child)], check=False)
+
+
 @pytest.fixture
 def settings(
     tmp_path: Path, instance: str, docker_client: docker.DockerClient
 ) -> Iterator[Settings]:
-    yield load_settings(data_dir=tmp_path / "data", instance_label=instance, stop_timeout_s=2)
+    data_dir = tmp_path / "data"
+    yield load_settings(
+        data_dir=data_dir,
+        instance_label=instance,
+        stop_timeout_s=2,
+        tiers={**DEFAULT_TIERS, "test": TEST_TIER},
+    )
     remove_instance(docker_client, instance)
+    unmount_volumes(data_dir)
 
 
 class Api:
@@ -130,3 +160,14 @@ async def wait_for(
 
 def signer_for(settings: Settings) -> JwtSigner:
     return JwtSigner(load_or_create_secret(settings.secret_path))
+
+
+def sh(client: docker.DockerClient, container_id: str, script: str) -> tuple[int, str]:
+    """Run a shell script in a sandbox; its exit code and output."""
+    code, out = client.containers.get(container_id).exec_run(["sh", "-c", script])
+    return int(code), out.decode(errors="replace")
+
+
+def containers_of(client: docker.DockerClient, db_id: str) -> list[Any]:
+    """Every Docker container (running or not) that belongs to one row."""
+    return list(client.containers.list(all=True, filters={"label": f"corral.db_id={db_id}"}))

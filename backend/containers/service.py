@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.auth.principal import Principal
 from backend.containers.catalog import Catalog
 from backend.containers.locks import KeyedLocks
-from backend.containers.sandbox import RESERVED_LABEL_PREFIX, sandbox_spec
+from backend.containers.recreate import Rebuilder
+from backend.containers.sandbox import LABEL_DB_ID, RESERVED_LABEL_PREFIX, instance_labels
 from backend.containers.volumes import VolumeManager
 from backend.db.models import LIST_COLUMNS, LIST_NAMES, Container, container_json, utcnow
 from backend.docker_service import ContainerState, DockerService
@@ -46,6 +47,7 @@ from backend.events.log import EventLog
 from backend.settings import RESOURCES, Settings, TierLimits
 from backend.validation import (
     CONTAINER_CREATE,
+    CONTAINER_SETTINGS,
     ENV_KEY_RE,
     check_name,
     check_string_map,
@@ -111,6 +113,8 @@ class ContainerService:
         self._user_locks = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
         self._docker_ids: dict[str, str] = {}
+        self._provisioning: set[str] = set()  # rows whose create runs in the background
+        self.rebuilder = Rebuilder(settings, docker, volumes, catalog, instance)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -253,6 +257,7 @@ class ContainerService:
             except IntegrityError as exc:
                 raise NameTaken() from exc
 
+        self._provisioning.add(row.id)
         task = self._spawn(self._provision(row.id))
         return CreateResult(container=row, task=task)
 
@@ -282,6 +287,12 @@ class ContainerService:
 
     async def _provision(self, db_id: str) -> None:
         """Build and start a new row's sandbox in the background, reporting progress."""
+        try:
+            await self._provision_locked(db_id)
+        finally:
+            self._provisioning.discard(db_id)
+
+    async def _provision_locked(self, db_id: str) -> None:
         async with self.locks.hold(db_id):
             try:
                 row = await self.reload(db_id)
@@ -291,7 +302,7 @@ class ContainerService:
                 await self._progress(row, "volume", "preparing the volume", 10)
                 await self.volumes.ensure(row)
                 await self._progress(row, "container", "creating the sandbox", 40)
-                docker_id = await self._create_on_docker(row)
+                docker_id = await self.rebuilder.create(row)
                 row = await self.save(row, docker_id=docker_id)
                 await self._progress(row, "starting", "starting the sandbox", 70)
                 await self.docker.start(docker_id)
@@ -313,11 +324,6 @@ class ContainerService:
                     row, "failed", f"creation failed: {message}", 100, complete=True, error=message
                 )
 
-    async def _create_on_docker(self, row: Container, name: str | None = None) -> str:
-        image = self.catalog.image(row.image)
-        spec = sandbox_spec(row, self.settings, self.instance, image.reference, name=name)
-        return await self.docker.create_container(spec)
-
     # -- start / stop / delete ----------------------------------------------------------------
 
     async def start(self, principal: Principal, ident: str) -> dict[str, Any]:
@@ -327,6 +333,8 @@ class ContainerService:
                 if state is None or not state.running:
                     raise GuestSessionExpired()
             try:
+                if row.needs_recreate:
+                    return await self._rebuild_and_start(row)
                 started = await self._start_existing(row)
                 if started is None:
                     return await self._recreate_and_start(row)
@@ -367,7 +375,7 @@ class ContainerService:
         """Rebuild a container Docker lost, from its row, on the same volume."""
         old_id = row.docker_id
         volume_kept = await self.volumes.ensure(row)
-        docker_id = await self._create_on_docker(row)
+        docker_id = await self.rebuilder.create(row)
         try:
             await self.docker.start(docker_id)
         except DockerError:
@@ -388,6 +396,24 @@ class ContainerService:
         body = _lifecycle_body("container recreated and started", row)
         body.update(old_id=old_id, recreated=True, volume_kept=volume_kept)
         return body
+
+    async def _rebuild_and_start(self, row: Container) -> dict[str, Any]:
+        """Apply limits changed while the container was stopped: rebuild it, then start."""
+        old = await self._docker_state(row)
+        swap = await self.rebuilder.swap(row, row, old, start=True)
+        now = utcnow()
+        row = await self.save(
+            row,
+            "container_started",
+            docker_id=swap.new_id,
+            status="running",
+            started_at=now,
+            last_used_at=now,
+            error=None,
+            needs_recreate=False,
+        )
+        await self.rebuilder.finish(swap)
+        return _lifecycle_body("container started", row)
 
     async def stop(self, principal: Principal, ident: str) -> dict[str, Any]:
         async with self.held(principal, ident) as row:
@@ -438,6 +464,157 @@ class ContainerService:
                 await self.save(row, docker_id=state.id)
         return state
 
+    # -- settings -----------------------------------------------------------------------------
+
+    async def update_settings(self, principal: Principal, ident: str, body: Any) -> dict[str, Any]:
+        fields = CONTAINER_SETTINGS.parse(body)
+        name = check_name(fields["name"]) if "name" in fields else None
+        tier = self.settings.tier(principal.user.tier)
+        resources = check_resources(fields, tier, fill_defaults=False)
+        async with self.held(principal, ident) as row:
+            changed = {k: v for k, v in resources.items() if getattr(row, k) != v}
+            if name is not None and name != row.name:
+                await self._check_name_free(row, name)
+            if "disk_mb" in changed:
+                await self._check_disk_fits(row, changed["disk_mb"])
+            if not changed:
+                if name is not None and name != row.name:
+                    row = await self.save(row, "container_updated", name=name)
+                return _settings_body(row, restarted=False)
+            try:
+                return await self._apply_resources(row, changed, name)
+            except DockerError as exc:
+                raise OperationFailed("failed to update settings", _failure_text(exc)) from exc
+
+    async def _check_name_free(self, row: Container, name: str) -> None:
+        async with self.sessions() as session:
+            taken = await session.scalar(
+                select(Container.id).where(
+                    Container.user_id == row.user_id,
+                    Container.name == name,
+                    Container.id != row.id,
+                )
+            )
+        if taken is not None:
+            raise NameTaken()
+
+    async def _check_disk_fits(self, row: Container, disk_mb: int) -> None:
+        if disk_mb >= row.disk_mb:
+            return
+        usage = await self.volumes.usage(row)
+        if usage is not None and disk_mb < usage.minimum_mb:
+            raise InvalidParameters(
+                f"disk_mb {disk_mb} is too small: the volume holds {usage.used_mb} MB of data and "
+                f"needs at least {usage.minimum_mb} MB; free space in /home/user first",
+                field="disk_mb",
+            )
+
+    async def _apply_resources(
+        self, row: Container, changed: dict[str, int], name: str | None
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = dict(changed)
+        if name is not None:
+            values["name"] = name
+        target = _with_values(row, values)
+        state = await self._docker_state(row)
+        if state is None or not state.running:
+            # Not running: a disk change is applied now (the volume is free); memory and CPU
+            # at the next start, which rebuilds the container.
+            if "disk_mb" in changed:
+                await self.volumes.resize(target, changed["disk_mb"])
+            rebuild = state is not None and bool(set(changed) - {"disk_mb"})
+            row = await self.save(
+                row, "container_updated", needs_recreate=row.needs_recreate or rebuild, **values
+            )
+            return _settings_body(row, restarted=False)
+        swap = await self.rebuilder.swap(row, target, state, start=True)
+        now = utcnow()
+        row = await self.save(
+            row,
+            "container_updated",
+            docker_id=swap.new_id,
+            status="running",
+            started_at=now,
+            last_used_at=now,
+            needs_recreate=False,
+            error=None,
+            **values,
+        )
+        await self.rebuilder.finish(swap)
+        return _settings_body(row, restarted=True)
+
+    # -- Docker-side truth ----------------------------------------------------------------------
+
+    async def sync_from_docker(self, db_id: str) -> None:
+        """Bring one row's status in step with Docker, announcing any change.
+
+        Takes the container's lock, so a change the API is making is never reported twice."""
+        async with self.locks.hold(db_id):
+            try:
+                row = await self.reload(db_id)
+            except ContainerNotFound:
+                return
+            if row.docker_id is not None:
+                await self._sync_locked(row, await self._docker_state(row))
+
+    async def reconcile(self, db_id: str, states: list[ContainerState]) -> None:
+        """Reconcile one row against a full listing of its containers (at start, or after the
+        engine came back): finish or roll back an interrupted rebuild, then sync the status.
+
+        A container absent from the listing is confirmed with an inspect before the row is
+        called missing, so a failed or partial listing never marks anything missing."""
+        async with self.locks.hold(db_id):
+            try:
+                row = await self.reload(db_id)
+            except ContainerNotFound:
+                return
+            state = await self.rebuilder.recover(row, states)
+            if row.docker_id is None and state is None:
+                if row.status == "creating" and db_id not in self._provisioning:
+                    await self.save(
+                        row,
+                        "container_updated",
+                        status="error",
+                        error="creation was interrupted by a restart; start it to finish",
+                    )
+                return
+            if state is None:
+                state = await self._docker_state(row)
+            await self._sync_locked(row, state)
+
+    async def _sync_locked(self, row: Container, state: ContainerState | None) -> None:
+        if state is None:
+            if row.docker_id is not None and row.status != "missing":
+                await self.save(row, "container_updated", status="missing")
+            return
+        if state.id != row.docker_id:
+            row = await self.save(row, docker_id=state.id)
+        if state.running:
+            if row.status in ("stopped", "missing", "error", "creating"):
+                await self.save(
+                    row, "container_started", status="running", error=None, started_at=utcnow()
+                )
+            return
+        if row.status in ("running", "configuring", "missing", "creating"):
+            await self.save(row, "container_stopped", status="stopped", error=_exit_reason(state))
+
+    async def reconcile_all(self) -> int:
+        """Reconcile every row with one Docker listing; how many rows were checked. A listing
+        that fails changes nothing."""
+        states = await self.docker.list_containers(instance_labels(self.instance))
+        by_row: dict[str, list[ContainerState]] = {}
+        for state in states:
+            by_row.setdefault(state.labels.get(LABEL_DB_ID, ""), []).append(state)
+        async with self.sessions() as session:
+            ids = list((await session.execute(select(Container.id))).scalars().all())
+        for db_id in ids:
+            await self.reconcile(db_id, by_row.get(db_id, []))
+        return len(ids)
+
+    async def all_ids(self) -> list[str]:
+        async with self.sessions() as session:
+            return list((await session.execute(select(Container.id))).scalars().all())
+
     # -- shutdown -----------------------------------------------------------------------------
 
     async def drain(self, timeout_s: float = 10.0) -> None:
@@ -455,6 +632,28 @@ def _failure_text(exc: BaseException) -> str:
     if isinstance(exc, DockerUnavailable):
         return "the Docker engine could not be reached"
     return str(exc) or exc.__class__.__name__
+
+
+def _settings_body(row: Container, restarted: bool) -> dict[str, Any]:
+    return {"message": "settings updated", "restarted": restarted, "container": row.as_json()}
+
+
+def _with_values(row: Container, values: dict[str, Any]) -> Container:
+    """A detached copy of ``row`` with ``values`` applied: the target of a rebuild."""
+    copy = Container(**{c.key: getattr(row, c.key) for c in Container.__table__.columns})
+    for key, value in values.items():
+        setattr(copy, key, value)
+    return copy
+
+
+def _exit_reason(state: ContainerState) -> str | None:
+    if state.oom_killed:
+        return "the sandbox ran out of memory and was killed"
+    if state.exit_code == 137:
+        return "the sandbox was killed (exit code 137; out of memory or SIGKILL)"
+    if state.exit_code not in (None, 0):
+        return f"the sandbox exited with code {state.exit_code}"
+    return None
 
 
 def _lifecycle_body(message: str, row: Container) -> dict[str, Any]:

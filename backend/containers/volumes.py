@@ -1,28 +1,221 @@
-"""Each sandbox's volume: the user's data, which outlives every container built on it."""
+"""Each sandbox's volume: the user's data, which outlives every container built on it.
+
+With disk quotas (the default when the backend runs as root with e2fsprogs), a volume is an ext4
+image file of ``disk_mb`` in the data directory, loop-mounted at a fixed path beside it, and Docker
+sees it as a named volume bound to that path. A write past the size fails inside the sandbox with
+"No space left on device", and ``df /home/user`` shows the quota. Loop devices do not survive a
+reboot and their numbers change, so nothing refers to ``/dev/loopN``: the backend mounts every
+image again at the same path when it starts.
+
+Without quotas (not root, or ``disk_quotas = "none"``), a volume is a plain named Docker volume.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
 from backend.containers.sandbox import LABEL_DB_ID, instance_labels
-from backend.db.models import Container
+from backend.db.models import Container, volume_name
 from backend.docker_service import DockerService
+from backend.errors import DockerError
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+QUOTA_TOOLS = ("mkfs.ext4", "resize2fs", "e2fsck", "mount", "umount", "losetup")
+
+
+class VolumeError(DockerError):
+    """A host-side volume step (mkfs, mount, resize) failed."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    used_mb: int  # data in the filesystem
+    size_mb: int  # what the filesystem offers (df's size)
+    image_mb: int  # the image file: the quota
+
+    @property
+    def minimum_mb(self) -> int:
+        """The smallest quota that holds this data. ext4 keeps part of the image for its
+        metadata and journal (the share seen on this filesystem), plus some slack so that
+        resize2fs can move blocks."""
+        overhead = max(0.0, 1 - self.size_mb / self.image_mb) if self.image_mb else 0.1
+        return math.ceil((self.used_mb + 4) / max(0.5, 1 - overhead - 0.05))
+
+
+def _run(*argv: str) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    # e2fsck exits 1 when it repaired something: that is success here.
+    if result.returncode != 0 and not (argv[0] == "e2fsck" and result.returncode == 1):
+        log.warning("%s failed (%s): %s", argv[0], result.returncode, result.stderr.strip())
+        raise VolumeError(f"{argv[0]} failed with exit code {result.returncode}")
+    return result.stdout.strip()
+
+
+class Ext4Images:
+    """Blocking host-side work on the image files; the async manager runs it in threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def image(self, db_id: str) -> Path:
+        return self.root / f"{db_id}.img"
+
+    def mountpoint(self, db_id: str) -> Path:
+        return self.root / db_id
+
+    def ensure(self, db_id: str, disk_mb: int) -> bool:
+        """Make and mount the image if needed; True when it already existed (data kept)."""
+        image, mountpoint = self.image(db_id), self.mountpoint(db_id)
+        existed = image.exists()
+        if not existed:
+            self.root.mkdir(parents=True, exist_ok=True)
+            partial = image.with_suffix(".partial")
+            with partial.open("wb") as handle:
+                handle.truncate(disk_mb * MB)
+            _run("mkfs.ext4", "-q", "-F", "-b", "4096", "-m", "0", "-L", "corral", str(partial))
+            partial.rename(image)
+        self.mount(db_id)
+        if not existed:
+            lost = mountpoint / "lost+found"
+            if lost.is_dir() and not any(lost.iterdir()):
+                lost.rmdir()
+        return existed
+
+    def mount(self, db_id: str) -> bool:
+        """Mount the image at its path if it is not; True when it was mounted now."""
+        mountpoint = self.mountpoint(db_id)
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        if os.path.ismount(mountpoint):
+            return False
+        _run("mount", "-o", "loop,noatime", str(self.image(db_id)), str(mountpoint))
+        return True
+
+    def remove(self, db_id: str) -> None:
+        mountpoint = self.mountpoint(db_id)
+        if os.path.ismount(mountpoint):
+            _run("umount", str(mountpoint))
+        if mountpoint.is_dir():
+            mountpoint.rmdir()
+        self.image(db_id).unlink(missing_ok=True)
+
+    def usage(self, db_id: str) -> Usage | None:
+        mountpoint = self.mountpoint(db_id)
+        if not os.path.ismount(mountpoint):
+            return None
+        stats = os.statvfs(mountpoint)
+        used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+        return Usage(
+            used_mb=-(-used // MB),
+            size_mb=stats.f_blocks * stats.f_frsize // MB,
+            image_mb=self.image(db_id).stat().st_size // MB,
+        )
+
+    def size_mb(self, db_id: str) -> int | None:
+        image = self.image(db_id)
+        return image.stat().st_size // MB if image.exists() else None
+
+    def resize(self, db_id: str, disk_mb: int) -> None:
+        """Grow or shrink to ``disk_mb``, keeping the data. The kernel here refuses online
+        resizing, so the image is unmounted, checked, resized and mounted again: nothing may be
+        running on the volume."""
+        image, mountpoint = self.image(db_id), self.mountpoint(db_id)
+        if os.path.ismount(mountpoint):
+            _run("umount", str(mountpoint))
+        try:
+            if _run("losetup", "-j", str(image)):
+                raise VolumeError("the volume is still in use by a running container")
+            _run("e2fsck", "-f", "-p", str(image))
+            growing = disk_mb * MB > image.stat().st_size
+            if growing:
+                with image.open("r+b") as handle:
+                    handle.truncate(disk_mb * MB)
+            _run("resize2fs", str(image), f"{disk_mb}M")
+            if not growing:
+                with image.open("r+b") as handle:
+                    handle.truncate(disk_mb * MB)
+        finally:
+            self.mount(db_id)
 
 
 class VolumeManager:
     """Named Docker volumes, one per container row, named from its database ID."""
 
-    quota_enforced = False
-
-    def __init__(self, docker: DockerService, instance: str) -> None:
+    def __init__(self, docker: DockerService, instance: str, root: Path | None) -> None:
         self._docker = docker
         self._instance = instance
+        self._images = Ext4Images(root) if root is not None else None
+
+    @property
+    def quota_enforced(self) -> bool:
+        return self._images is not None
+
+    @staticmethod
+    def quotas_possible() -> bool:
+        """Quotas need root (to mount) and e2fsprogs; checked for real, not assumed."""
+        return os.geteuid() == 0 and all(shutil.which(tool) for tool in QUOTA_TOOLS)
 
     async def ensure(self, row: Container) -> bool:
-        """Make sure the row's volume exists; True when it already did (its data is kept)."""
-        if await self._docker.volume_exists(row.volume_name):
-            return True
-        labels = {**instance_labels(self._instance), LABEL_DB_ID: row.id}
-        await self._docker.create_volume(row.volume_name, labels)
-        return False
+        """Make sure the row's volume exists and is mounted; True when its data already existed."""
+        if self._images is None:
+            if await self._docker.volume_exists(row.volume_name):
+                return True
+            await self._create_docker_volume(row.id)
+            return False
+        existed = await asyncio.to_thread(self._images.ensure, row.id, row.disk_mb)
+        if not await self._docker.volume_exists(row.volume_name):
+            await self._create_docker_volume(row.id)
+        return existed
+
+    async def _create_docker_volume(self, db_id: str) -> None:
+        labels = {**instance_labels(self._instance), LABEL_DB_ID: db_id}
+        options = None
+        if self._images is not None:
+            device = str(self._images.mountpoint(db_id))
+            options = {"type": "none", "o": "bind", "device": device}
+        await self._docker.create_volume(volume_name(db_id), labels, options)
 
     async def remove(self, row: Container) -> None:
         await self._docker.remove_volume(row.volume_name)
+        if self._images is not None:
+            await asyncio.to_thread(self._images.remove, row.id)
+
+    async def remount_all(self, db_ids: list[str]) -> int:
+        """Mount every existing image again at its path (after a reboot); how many were."""
+        if self._images is None:
+            return 0
+        mounted = 0
+        for db_id in db_ids:
+            if not await asyncio.to_thread(self._images.image(db_id).exists):
+                continue
+            try:
+                mounted += await asyncio.to_thread(self._images.mount, db_id)
+            except VolumeError:
+                log.exception("could not mount the volume of container %s", db_id)
+        return mounted
+
+    async def usage(self, row: Container) -> Usage | None:
+        if self._images is None:
+            return None
+        return await asyncio.to_thread(self._images.usage, row.id)
+
+    async def size_mb(self, row: Container) -> int | None:
+        if self._images is None:
+            return None
+        return await asyncio.to_thread(self._images.size_mb, row.id)
+
+    async def resize(self, row: Container, disk_mb: int) -> None:
+        if self._images is None:
+            return
+        if await self.size_mb(row) is None:
+            await asyncio.to_thread(self._images.ensure, row.id, disk_mb)
+            return
+        await asyncio.to_thread(self._images.resize, row.id, disk_mb)

@@ -136,6 +136,8 @@ class Container(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set when resources changed while stopped: the next start rebuilds the container with them.
+    needs_recreate: Mapped[bool] = mapped_column(default=False)
 
     __table_args__ = (UniqueConstraint("user_id", "name", name="uq_containers_user_name"),)
 

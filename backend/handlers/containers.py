@@ -63,3 +63,10 @@ async def delete_container(request: web.Request) -> web.Response:
         principal_of(request), request.match_info["id"], keep
     )
     return web.json_response(body)
+
+
+async def update_settings(request: web.Request) -> web.Response:
+    body = await request.app[CONTAINERS].update_settings(
+        principal_of(request), request.match_info["id"], await read_json(request)
+    )
+    return web.json_response(body)

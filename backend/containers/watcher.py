@@ -1,0 +1,130 @@
+"""Docker-side truth: a watcher on the engine's event stream (not polling).
+
+A container that dies (an out-of-memory kill included), or is stopped, started or removed outside
+Corral, is reflected in its row within a second, and announced like any other change. The stream
+is read on a thread of its own; each event schedules a sync of its row, coalesced so a burst of
+events costs one inspect. When the engine goes away the watcher reconnects by itself, with
+backoff, and reconciles everything on each (re)connect, since events may have been missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from backend.containers.sandbox import LABEL_DB_ID, LABEL_INSTANCE
+from backend.containers.service import ContainerService
+from backend.docker_service import DockerService, EventStream
+from backend.errors import DockerError, DockerUnavailable
+
+log = logging.getLogger(__name__)
+
+# Container actions that can change what a row should say.
+ACTIONS = frozenset(
+    {"start", "restart", "die", "stop", "kill", "oom", "destroy", "pause", "unpause", "rename"}
+)
+_END = object()
+
+
+class DockerWatcher:
+    def __init__(self, docker: DockerService, service: ContainerService, instance: str) -> None:
+        self._docker = docker
+        self._service = service
+        self._filters = {"type": ["container"], "label": [f"{LABEL_INSTANCE}={instance}"]}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docker-events")
+        self._stream: EventStream | None = None
+        self._pending: set[str] = set()
+        self._dirty: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connected = asyncio.Event()
+        self.reconciled = 0  # how many full reconciles ran (each (re)connect makes one)
+
+    async def run(self) -> None:
+        backoff = 0.25
+        while True:
+            try:
+                await self._watch()
+                backoff = 0.25
+            except (DockerUnavailable, DockerError) as exc:
+                log.debug("docker event stream unavailable: %s", exc)
+            finally:
+                self.connected.clear()
+                self._close_stream()
+            await asyncio.sleep(backoff)  # reconnect backoff, not synchronisation
+            backoff = min(backoff * 2, 2.0)
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        stream = await loop.run_in_executor(None, self._docker.open_events, self._filters)
+        self._stream = stream
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        def pump() -> None:
+            try:
+                for item in stream:
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+            except Exception as exc:
+                log.debug("docker event stream ended: %s", exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+        reader = loop.run_in_executor(self._executor, pump)
+        try:
+            # Subscribed first, then reconciled: nothing that happens in between is lost.
+            await self._service.reconcile_all()
+            self.reconciled += 1
+            self.connected.set()
+            log.info("watching Docker events")
+            while (item := await queue.get()) is not _END:
+                self._handle(item)
+        finally:
+            self._close_stream()
+            with contextlib.suppress(Exception):
+                await reader
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        if event.get("Type") != "container":
+            return
+        action = str(event.get("Action", "")).split(":", 1)[0]
+        if action not in ACTIONS:
+            return
+        db_id = ((event.get("Actor") or {}).get("Attributes") or {}).get(LABEL_DB_ID)
+        if db_id:
+            self._schedule(str(db_id))
+
+    def _schedule(self, db_id: str) -> None:
+        if db_id in self._pending:
+            self._dirty.add(db_id)
+            return
+        self._pending.add(db_id)
+        task = asyncio.ensure_future(self._sync(db_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sync(self, db_id: str) -> None:
+        try:
+            while True:
+                self._dirty.discard(db_id)
+                try:
+                    await self._service.sync_from_docker(db_id)
+                except (DockerUnavailable, DockerError) as exc:
+                    log.warning("could not sync container %s with Docker: %s", db_id, exc)
+                if db_id not in self._dirty:
+                    return
+        finally:
+            self._pending.discard(db_id)
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    async def close(self) -> None:
+        self._close_stream()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,81 @@
+"""The backend as its own process (``corral serve``), for crash tests and benchmarks.
+
+Crash tests need to SIGKILL a real server half-way through an operation and start it again on the
+same data directory; benchmarks need a server that does not share the measuring client's event
+loop and GIL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BackendProcess:
+    def __init__(self, data_dir: Path, instance: str) -> None:
+        self.data_dir = data_dir
+        self.instance = instance
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "instance-id").write_text(instance + "\n")
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "corral.cli",
+                "--data-dir",
+                str(self.data_dir),
+                "serve",
+                "--port",
+                str(self.port),
+            ],
+            env={**os.environ, "CORRAL_LOG": os.environ.get("CORRAL_TEST_LOG", "WARNING")},
+        )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # 503 still means it answers
+            except OSError:
+                pass
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the backend exited with {self._proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the backend did not answer in time")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as in a crash."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
