@@ -24,7 +24,7 @@ from backend.app import create_app
 from backend.db.models import User
 from backend.settings import Settings, load_settings
 from backend.state import SESSIONS, SIGNER
-from tests.backend_process import BackendProcess
+from tests.backend_process import BackendProcess, unmount_volumes
 
 
 @dataclass
@@ -59,6 +59,7 @@ async def running_backend(**overrides: object) -> AsyncIterator[Backend]:
         finally:
             await runner.cleanup()
             remove_instance(instance)
+            unmount_volumes(Path(tmp))
 
 
 @dataclass
@@ -78,6 +79,7 @@ async def server_process(data_dir: Path, instance: str) -> AsyncIterator[ServerP
     finally:
         await asyncio.to_thread(proc.stop)
         remove_instance(instance)
+        unmount_volumes(data_dir)
 
 
 async def admin_token(settings: Settings) -> str:

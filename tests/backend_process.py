@@ -18,6 +18,15 @@ import urllib.request
 from pathlib import Path
 
 
+def unmount_volumes(data_dir: Path) -> None:
+    """Unmount the ext4 volume images a backend left mounted under ``data_dir``."""
+    volumes = data_dir / "volumes"
+    if volumes.is_dir():
+        for child in volumes.iterdir():
+            if os.path.ismount(child):
+                subprocess.run(["umount", "-l", str(child)], check=False)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

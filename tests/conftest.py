@@ -7,8 +7,6 @@ it, and the fixture removes exactly those containers and volumes afterwards, nev
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -25,6 +23,7 @@ from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import User
 from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_settings
 from backend.state import SESSIONS, SIGNER
+from tests.backend_process import unmount_volumes
 
 BUSYBOX = "corral/busybox"
 
@@ -64,14 +63,6 @@ TEST_TIER = TierLimits(
     default_cpu_shares=500,
     default_disk_mb=64,
 )
-
-
-def unmount_volumes(data_dir: Path) -> None:
-    volumes = data_dir / "volumes"
-    if volumes.is_dir():
-        for child in volumes.iterdir():
-            if os.path.ismount(child):
-                subprocess.run(["umount", "-l", str(child)], check=False)
 
 
 @pytest.fixture
