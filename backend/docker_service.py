@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -311,6 +312,46 @@ class DockerService:
             return int(code if code is not None else -1), bytes(output or b"")
 
         return await self.run(run_exec)
+
+    async def exec_tty(
+        self,
+        container_id: str,
+        cmd: list[str],
+        environment: dict[str, str],
+        workdir: str,
+        cols: int,
+        rows: int,
+    ) -> tuple[str, socket.socket]:
+        """Start an interactive exec with a TTY; its ID and the raw, non-blocking socket that
+        carries its input and output."""
+
+        def start() -> tuple[str, socket.socket]:
+            api = self._api()
+            created = api.exec_create(
+                container_id,
+                cmd,
+                tty=True,
+                stdin=True,
+                environment=environment,
+                workdir=workdir,
+            )
+            exec_id = str(created["Id"])
+            wrapped: Any = api.exec_start(exec_id, socket=True, tty=True)
+            raw: socket.socket = getattr(wrapped, "_sock", wrapped)
+            api.exec_resize(exec_id, height=rows, width=cols)
+            raw.setblocking(False)
+            return exec_id, raw
+
+        return await self.run(start)
+
+    async def exec_resize(self, exec_id: str, cols: int, rows: int) -> None:
+        await self.run(lambda: self._api().exec_resize(exec_id, height=rows, width=cols))
+
+    async def exec_state(self, exec_id: str) -> tuple[bool, int | None]:
+        """Whether an exec still runs, and its exit code once it has ended."""
+        info: dict[str, Any] = await self.run(lambda: self._api().exec_inspect(exec_id))
+        code = info.get("ExitCode")
+        return bool(info.get("Running")), (int(code) if code is not None else None)
 
     def open_events(self, filters: dict[str, Any]) -> EventStream:
         """A blocking stream of engine events (for a thread of its own), closable from any

@@ -23,7 +23,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "Bad input: invalid parameters, invalid json, invalid container name, "
-        "unsupported image, unsupported role",
+        "unsupported image, unsupported role, container is not running",
         401: "unauthorized: missing, malformed, expired, wrongly signed or revoked token",
         403: "not authorized, container limit reached, or guest session expired",
         404: "container not found (also for another user's container)",
@@ -311,6 +311,19 @@ def openapi_document() -> dict[str, Any]:
                 },
                 body=v.CONTAINER_SETTINGS,
                 params=[ID_PARAM],
+            )
+        },
+        "/ws/terminal/{id}": {
+            "get": _op(
+                "WebSocket: an interactive shell (TTY) in a running container. Messages: "
+                'client {"type": "input"|"resize"|"ping"} or raw text/binary input; server '
+                '{"type": "connected"|"output"|"exit"|"error"|"pong"}. Optional ?cols=&rows=.',
+                {
+                    "101": {"description": "Switching to the WebSocket protocol"},
+                    **_errors(400, 401, 403, 404, 503),
+                },
+                params=[ID_PARAM],
+                tag="terminal",
             )
         },
         "/api/containers/{id}/stop": {

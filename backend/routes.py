@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backend.handlers import auth, containers, meta
+from backend.handlers import auth, containers, meta, terminal
 
 ROUTES: list[web.RouteDef] = [
     web.get("/health", meta.health),
@@ -25,4 +25,5 @@ ROUTES: list[web.RouteDef] = [
     web.post("/api/containers/{id}/stop", containers.stop_container),
     web.delete("/api/containers/{id}", containers.delete_container),
     web.patch("/api/containers/{id}/settings", containers.update_settings),
+    web.get("/ws/terminal/{id}", terminal.terminal),
 ]

@@ -455,6 +455,18 @@ class ContainerService:
             "volume_kept": keep_volume,
         }
 
+    async def docker_state_of(self, row: Container) -> ContainerState | None:
+        """Docker's view of a container, for callers outside the lifecycle (terminals)."""
+        return await self.docker.inspect(row.docker_id) if row.docker_id else None
+
+    async def touch(self, row: Container) -> None:
+        """Record use (a terminal opened) without announcing it: ``last_used_at`` only."""
+        async with self.sessions() as session:
+            await session.execute(
+                update(Container).where(Container.id == row.id).values(last_used_at=utcnow())
+            )
+            await session.commit()
+
     async def _docker_state(self, row: Container) -> ContainerState | None:
         """Docker's view of the row's container, found by its ID or, failing that, its name."""
         state = await self.docker.inspect(row.docker_id) if row.docker_id else None

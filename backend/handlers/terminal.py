@@ -1,0 +1,47 @@
+"""``GET /ws/terminal/{id}``: an interactive shell in a running sandbox."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from backend.auth.policy import access
+from backend.errors import ContainerNotRunning
+from backend.middleware import WS_SUBPROTOCOL, principal_of
+from backend.state import CONTAINERS, DOCKER
+from backend.terminal.bridge import bridge
+from backend.terminal.shell import DockerShell
+
+DEFAULT_COLS, DEFAULT_ROWS = 80, 24
+
+
+def _initial_size(request: web.Request) -> tuple[int, int]:
+    try:
+        cols = int(request.query.get("cols", DEFAULT_COLS))
+        rows = int(request.query.get("rows", DEFAULT_ROWS))
+    except ValueError:
+        return DEFAULT_COLS, DEFAULT_ROWS
+    if 0 < cols <= 1000 and 0 < rows <= 1000:
+        return cols, rows
+    return DEFAULT_COLS, DEFAULT_ROWS
+
+
+@access(scope="write")
+async def terminal(request: web.Request) -> web.StreamResponse:
+    """Every refusal (404, 400 not running, 401, 403) happens before the upgrade, as JSON."""
+    principal = principal_of(request)
+    service = request.app[CONTAINERS]
+    row = await service.resolve(principal, request.match_info["id"])
+    state = await service.docker_state_of(row)
+    if state is None or not state.running:
+        raise ContainerNotRunning()
+    shell = DockerShell(request.app[DOCKER], state.id)
+    await shell.open(*_initial_size(request))
+    await service.touch(row)
+    ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_SUBPROTOCOL,))
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        await shell.close()
+        raise
+    await bridge(ws, shell)
+    return ws

@@ -1,0 +1,1 @@
+"""Interactive shells over WebSocket: in sandboxes (Docker exec with a TTY) and on agents."""

@@ -1,0 +1,105 @@
+"""The terminal WebSocket protocol, between a client and a ``Shell``.
+
+Client to server: ``{"type": "input", "data"}``, ``{"type": "resize", "cols", "rows"}``,
+``{"type": "ping"}``; binary frames, and text frames that are not one of these messages, are raw
+input (existing clients send keystrokes as plain text). Server to client: ``{"type":
+"connected"}``, ``{"type": "output", "data"}``, ``{"type": "exit", "code"}``, ``{"type":
+"error", "data"}``, ``{"type": "pong"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from backend.terminal.shell import Shell
+
+log = logging.getLogger(__name__)
+
+MAX_DIMENSION = 1000
+
+
+def parse_message(text: str) -> dict[str, Any] | None:
+    """The JSON control message in a text frame, or None when the frame is raw input."""
+    if not text.startswith("{"):
+        return None
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(message, dict) and message.get("type") in ("input", "resize", "ping"):
+        return message
+    return None
+
+
+def size_of(message: dict[str, Any]) -> tuple[int, int] | None:
+    cols, rows = message.get("cols"), message.get("rows")
+    if (
+        type(cols) is int
+        and type(rows) is int
+        and 0 < cols <= MAX_DIMENSION
+        and 0 < rows <= MAX_DIMENSION
+    ):
+        return cols, rows
+    return None
+
+
+async def bridge(ws: web.WebSocketResponse, shell: Shell) -> None:
+    """Carry one terminal session until the shell exits or the client leaves."""
+    await ws.send_json({"type": "connected"})
+    output = asyncio.ensure_future(_pump_output(ws, shell))
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await shell.write(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                await _handle_text(ws, shell, msg.data)
+            if output.done():
+                break
+    finally:
+        if not output.done():
+            # The client left first: end the shell rather than leave it running.
+            output.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await output
+        await shell.close()
+        await ws.close()
+
+
+async def _handle_text(ws: web.WebSocketResponse, shell: Shell, text: str) -> None:
+    message = parse_message(text)
+    if message is None:
+        await shell.write(text.encode())
+    elif message["type"] == "input":
+        data = message.get("data")
+        if isinstance(data, str):
+            await shell.write(data.encode())
+    elif message["type"] == "resize":
+        size = size_of(message)
+        if size is None:
+            await ws.send_json({"type": "error", "data": "resize needs integer cols and rows"})
+        else:
+            await shell.resize(*size)
+    else:
+        await ws.send_json({"type": "pong"})
+
+
+async def _pump_output(ws: web.WebSocketResponse, shell: Shell) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while chunk := await shell.read():
+        text = decoder.decode(chunk)
+        if text and not ws.closed:
+            await ws.send_json({"type": "output", "data": text})
+    tail = decoder.decode(b"", final=True)
+    if tail and not ws.closed:
+        await ws.send_json({"type": "output", "data": tail})
+    code = await shell.exit_code()
+    if not ws.closed:
+        await ws.send_json({"type": "exit", "code": code})
+        await ws.close()
