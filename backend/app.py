@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from backend.agents.service import AgentService
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.containers.catalog import Catalog
@@ -29,6 +30,7 @@ from backend.middleware import auth_middleware, error_middleware
 from backend.routes import ROUTES
 from backend.settings import Settings
 from backend.state import (
+    AGENTS,
     AUTHENTICATOR,
     CATALOG,
     CONTAINERS,
@@ -127,6 +129,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     mounted = await volumes.remount_all(await containers.all_ids())
     if mounted:
         log.info("mounted %d volume(s) again", mounted)
+    agents = AgentService(app[SESSIONS], events)
+    await agents.mark_all_offline()
+    app[AGENTS] = agents
     watcher = DockerWatcher(app[DOCKER], containers, app[INSTANCE])
     app[WATCHER] = watcher
     watch_task = asyncio.ensure_future(watcher.run())
@@ -135,6 +140,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await watch_task
     await watcher.close()
+    await agents.close_all()
     await containers.drain()
 
 

@@ -326,6 +326,19 @@ def openapi_document() -> dict[str, Any]:
                 tag="terminal",
             )
         },
+        "/ws/agents/connect": {
+            "get": _op(
+                "WebSocket for corral agent (an agent token: scope agent). The agent sends "
+                '{"type": "register", "name", "facts"} first, then heartbeats; the server '
+                "multiplexes terminal sessions (open, input, resize, close / opened, output, "
+                "exit, error) over it.",
+                {
+                    "101": {"description": "Switching to the WebSocket protocol"},
+                    **_errors(401, 403),
+                },
+                tag="agents",
+            )
+        },
         "/api/containers/{id}/stop": {
             "post": _op(
                 "Stop a container (or disconnect an agent)",

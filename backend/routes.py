@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backend.handlers import auth, containers, meta, terminal
+from backend.handlers import agents, auth, containers, meta, terminal
 
 ROUTES: list[web.RouteDef] = [
     web.get("/health", meta.health),
@@ -26,4 +26,5 @@ ROUTES: list[web.RouteDef] = [
     web.delete("/api/containers/{id}", containers.delete_container),
     web.patch("/api/containers/{id}/settings", containers.update_settings),
     web.get("/ws/terminal/{id}", terminal.terminal),
+    web.get("/ws/agents/connect", agents.connect),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from backend.agents.service import AgentService
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner
 from backend.containers.catalog import Catalog
@@ -25,3 +26,4 @@ CATALOG = web.AppKey("catalog", Catalog)
 CONTAINERS = web.AppKey("containers", ContainerService)
 INSTANCE = web.AppKey("instance", str)
 WATCHER = web.AppKey("watcher", DockerWatcher)
+AGENTS = web.AppKey("agents", AgentService)

@@ -203,7 +203,11 @@ TOKEN_CREATE = Schema(
     "TokenCreate",
     {
         "name": Field("string", "A label to recognise the token by", required=True, max_length=64),
-        "scopes": Field("string-list", "Defaults to read and write", enum=("read", "write")),
+        "scopes": Field(
+            "string-list",
+            "read and/or write (default both); or agent alone, for corral agent",
+            enum=("read", "write", "agent"),
+        ),
         "expires_in_days": Field("integer", "1-3650; omitted: never expires"),
     },
 )

@@ -136,6 +136,24 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    from corral.agent import Agent, TokenRejected
+
+    server = args.server or os.environ.get("CORRAL_SERVER")
+    token = args.token or os.environ.get("CORRAL_TOKEN")
+    if not server or not token:
+        print("corral agent: --server and --token are required", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(Agent(server, token, args.name).run_forever())
+    except TokenRejected as exc:
+        print(f"corral agent: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="corral",
@@ -186,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--days", type=int, help="expire after this many days")
     _add_data_dir(issue)
     issue.set_defaults(func=cmd_token_issue)
+    agent = sub.add_parser(
+        "agent",
+        help="attach this machine to a backend",
+        description="Dial out to a Corral backend and serve terminals on this machine. Needs an "
+        'agent token: POST /api/tokens with scopes ["agent"].',
+    )
+    agent.add_argument("--server", help="the backend's URL (or $CORRAL_SERVER)")
+    agent.add_argument("--token", help="an agent token (or $CORRAL_TOKEN)")
+    agent.add_argument("--name", help="how this machine shows in the list (default: hostname)")
+    agent.set_defaults(func=cmd_agent)
     return parser
 
 

@@ -32,7 +32,6 @@ from backend.containers.volumes import VolumeManager
 from backend.db.models import LIST_COLUMNS, LIST_NAMES, Container, container_json, utcnow
 from backend.docker_service import ContainerState, DockerService
 from backend.errors import (
-    AgentNotFound,
     ContainerLimitReached,
     ContainerNotFound,
     DockerError,
@@ -136,8 +135,6 @@ class ContainerService:
 
     async def resolve(self, principal: Principal, ident: str) -> Container:
         """Find a container by database ID, Docker ID or a unique Docker ID prefix (12+)."""
-        if ident.startswith("agent:"):
-            raise AgentNotFound()
         ident = ident.strip().lower()
         if UUID_RE.match(ident):
             condition = Container.id == ident

@@ -203,6 +203,53 @@ LIST_COLUMNS = tuple(
 )
 
 
+class Agent(Base):
+    """A user's own machine, attached by ``corral agent``. Its identity is its agent token: one
+    agent per token, so revoking the token (on delete) keeps it from ever coming back."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="offline")
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    load: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    connected_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def public_id(self) -> str:
+        return f"agent:{self.id}"
+
+    def as_json(self) -> dict[str, Any]:
+        facts = dict(self.facts)
+        cpus = facts.get("cpus")
+        return {
+            "id": self.public_id,
+            "db_id": self.id,
+            "name": self.name,
+            "image": None,
+            "role": None,
+            "status": self.status,
+            "session_type": "agent",
+            "created_at": iso(self.created_at),
+            "last_used_at": iso(self.last_seen_at),
+            "started_at": iso(self.connected_at) if self.status == "running" else None,
+            "resources": {
+                "memory_mb": facts.get("memory_mb"),
+                "cpu_shares": cpus * 1000 if isinstance(cpus, int) else None,
+                "disk_mb": None,
+            },
+            "runtime": "agent",
+            "labels": {},
+            "owner_id": self.user_id,
+            "agent": {**facts, "load": dict(self.load), "last_seen_at": iso(self.last_seen_at)},
+        }
+
+
 class EventRecord(Base):
     """The event log: every change, per user, numbered by ``seq`` for replay after a reconnect."""
 

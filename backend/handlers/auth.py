@@ -115,7 +115,10 @@ async def create_token(request: web.Request) -> web.Response:
     scopes = sorted(set(fields.get("scopes", ["read", "write"])))
     if not scopes:
         raise InvalidParameters("scopes must name read, write or both", field="scopes")
-    if not set(scopes) <= principal.scopes:
+    if "agent" in scopes:
+        if scopes != ["agent"]:
+            raise InvalidParameters("an agent token has the agent scope alone", field="scopes")
+    elif not set(scopes) <= principal.scopes:
         raise NotAuthorized("A token cannot grant scopes its creator does not have.")
     days = fields.get("expires_in_days")
     if days is not None and not 1 <= days <= 3650:

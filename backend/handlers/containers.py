@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backend.errors import NotAuthorized, OperationFailed
+from backend.agents.service import is_agent_id
+from backend.errors import NotAuthorized, NotSupportedForAgents, OperationFailed
 from backend.middleware import principal_of
-from backend.state import CONTAINERS, SETTINGS
+from backend.state import AGENTS, CONTAINERS, SETTINGS
 from backend.validation import query_flag, read_json
 
 
@@ -16,6 +17,7 @@ async def list_containers(request: web.Request) -> web.Response:
     if all_users and not principal.is_admin:
         raise NotAuthorized("Only administrators may list every user's containers.")
     items = await request.app[CONTAINERS].list_json(principal, all_users)
+    items += await request.app[AGENTS].list_json(principal, all_users)
     limit = request.app[SETTINGS].tier(principal.user.tier).containers
     return web.json_response({"containers": items, "count": len(items), "limit": limit})
 
@@ -43,30 +45,46 @@ async def create_container(request: web.Request) -> web.Response:
 
 
 async def get_container(request: web.Request) -> web.Response:
-    row = await request.app[CONTAINERS].resolve(principal_of(request), request.match_info["id"])
+    ident = request.match_info["id"]
+    if is_agent_id(ident):
+        agent = await request.app[AGENTS].get(principal_of(request), ident)
+        return web.json_response(agent.as_json())
+    row = await request.app[CONTAINERS].resolve(principal_of(request), ident)
     return web.json_response(row.as_json())
 
 
 async def start_container(request: web.Request) -> web.Response:
-    body = await request.app[CONTAINERS].start(principal_of(request), request.match_info["id"])
+    ident = request.match_info["id"]
+    if is_agent_id(ident):
+        await request.app[AGENTS].get(principal_of(request), ident)
+        raise NotSupportedForAgents("An agent is started on its own machine (corral agent).")
+    body = await request.app[CONTAINERS].start(principal_of(request), ident)
     return web.json_response(body)
 
 
 async def stop_container(request: web.Request) -> web.Response:
-    body = await request.app[CONTAINERS].stop(principal_of(request), request.match_info["id"])
+    ident = request.match_info["id"]
+    if is_agent_id(ident):
+        return web.json_response(await request.app[AGENTS].stop(principal_of(request), ident))
+    body = await request.app[CONTAINERS].stop(principal_of(request), ident)
     return web.json_response(body)
 
 
 async def delete_container(request: web.Request) -> web.Response:
+    ident = request.match_info["id"]
+    if is_agent_id(ident):
+        return web.json_response(await request.app[AGENTS].delete(principal_of(request), ident))
     keep = query_flag(request, "keep_volume")
-    body = await request.app[CONTAINERS].delete(
-        principal_of(request), request.match_info["id"], keep
-    )
+    body = await request.app[CONTAINERS].delete(principal_of(request), ident, keep)
     return web.json_response(body)
 
 
 async def update_settings(request: web.Request) -> web.Response:
+    ident = request.match_info["id"]
+    if is_agent_id(ident):
+        await request.app[AGENTS].get(principal_of(request), ident)
+        raise NotSupportedForAgents("An agent's machine is not configured through Corral.")
     body = await request.app[CONTAINERS].update_settings(
-        principal_of(request), request.match_info["id"], await read_json(request)
+        principal_of(request), ident, await read_json(request)
     )
     return web.json_response(body)

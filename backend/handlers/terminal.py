@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from backend.agents.service import is_agent_id
 from backend.auth.policy import access
 from backend.errors import ContainerNotRunning
 from backend.middleware import WS_SUBPROTOCOL, principal_of
-from backend.state import CONTAINERS, DOCKER
+from backend.state import AGENTS, CONTAINERS, DOCKER
 from backend.terminal.bridge import bridge
-from backend.terminal.shell import DockerShell
+from backend.terminal.shell import DockerShell, Shell
 
 DEFAULT_COLS, DEFAULT_ROWS = 80, 24
 
@@ -29,14 +30,20 @@ def _initial_size(request: web.Request) -> tuple[int, int]:
 async def terminal(request: web.Request) -> web.StreamResponse:
     """Every refusal (404, 400 not running, 401, 403) happens before the upgrade, as JSON."""
     principal = principal_of(request)
-    service = request.app[CONTAINERS]
-    row = await service.resolve(principal, request.match_info["id"])
-    state = await service.docker_state_of(row)
-    if state is None or not state.running:
-        raise ContainerNotRunning()
-    shell = DockerShell(request.app[DOCKER], state.id)
-    await shell.open(*_initial_size(request))
-    await service.touch(row)
+    ident = request.match_info["id"]
+    shell: Shell
+    if is_agent_id(ident):
+        shell = await request.app[AGENTS].open_shell(principal, ident, *_initial_size(request))
+    else:
+        service = request.app[CONTAINERS]
+        row = await service.resolve(principal, ident)
+        state = await service.docker_state_of(row)
+        if state is None or not state.running:
+            raise ContainerNotRunning()
+        docker_shell = DockerShell(request.app[DOCKER], state.id)
+        await docker_shell.open(*_initial_size(request))
+        await service.touch(row)
+        shell = docker_shell
     ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_SUBPROTOCOL,))
     try:
         await ws.prepare(request)

@@ -1,0 +1,1 @@
+"""Agents: users' own machines, attached over one outgoing WebSocket each."""

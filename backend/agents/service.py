@@ -1,0 +1,153 @@
+"""The agent registry: rows in the database, live connections in memory."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.agents.connection import AgentConnection, AgentShell
+from backend.auth.principal import Principal
+from backend.db.models import Agent, ApiToken, utcnow
+from backend.errors import AgentNotFound, ContainerNotRunning, InvalidParameters, NotAuthorized
+from backend.events.log import EventLog
+
+log = logging.getLogger(__name__)
+
+AGENT_ID_RE = re.compile(r"^agent:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+FACT_KEYS = ("hostname", "os", "arch", "cpus", "memory_mb", "version")
+HEARTBEAT_WRITE_EVERY_S = 10.0
+
+
+def is_agent_id(ident: str) -> bool:
+    return ident.startswith("agent:")
+
+
+class AgentService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: EventLog) -> None:
+        self._sessions = sessions
+        self._events = events
+        self.connections: dict[str, AgentConnection] = {}
+
+    async def mark_all_offline(self) -> None:
+        """At start no agent is connected yet, whatever the rows said when the backend stopped."""
+        async with self._sessions() as session:
+            await session.execute(update(Agent).values(status="offline"))
+            await session.commit()
+
+    async def list_json(self, principal: Principal, all_users: bool) -> list[dict[str, Any]]:
+        query = select(Agent).order_by(Agent.created_at)
+        if not all_users:
+            query = query.where(Agent.user_id == principal.user_id)
+        async with self._sessions() as session:
+            return [agent.as_json() for agent in (await session.execute(query)).scalars()]
+
+    async def get(self, principal: Principal, ident: str) -> Agent:
+        """The agent ``agent:<uuid>`` names: 404 when unknown, 403 when it is someone else's."""
+        match = AGENT_ID_RE.match(ident.strip().lower())
+        if match is None:
+            raise AgentNotFound()
+        async with self._sessions() as session:
+            agent = await session.get(Agent, match.group(1))
+        if agent is None:
+            raise AgentNotFound()
+        if agent.user_id != principal.user_id and not principal.is_admin:
+            raise NotAuthorized("This agent belongs to another user.")
+        return agent
+
+    # -- the connection's side ------------------------------------------------------------------
+
+    async def register(self, principal: Principal, hello: dict[str, Any]) -> Agent:
+        raw = hello.get("facts")
+        facts: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        clean = {k: facts[k] for k in FACT_KEYS if k in facts and isinstance(facts[k], str | int)}
+        name = hello.get("name") or clean.get("hostname") or "agent"
+        if not isinstance(name, str) or not 1 <= len(name) <= 64:
+            raise InvalidParameters("name must be 1-64 characters", field="name")
+        now = utcnow()
+        async with self._sessions() as session:
+            agent = await session.scalar(select(Agent).where(Agent.token_id == principal.token_id))
+            if agent is None:
+                agent = Agent(user_id=principal.user_id, token_id=principal.token_id, name=name)
+                session.add(agent)
+            agent.name, agent.facts, agent.status = name, clean, "running"
+            agent.connected_at = agent.last_seen_at = now
+            await session.commit()
+        await self._events.publish(agent.user_id, "agent_connected", agent.as_json())
+        return agent
+
+    async def attach(self, connection: AgentConnection) -> None:
+        previous = self.connections.get(connection.agent_id)
+        self.connections[connection.agent_id] = connection
+        if previous is not None and previous is not connection:
+            await previous.close()
+
+    async def detach(self, connection: AgentConnection) -> None:
+        """The connection ended (or is being ended): the agent is offline, unless a newer
+        connection of the same agent took over already. Idempotent."""
+        connection.end_all()
+        if self.connections.get(connection.agent_id) is not connection:
+            return
+        del self.connections[connection.agent_id]
+        async with self._sessions() as session:
+            agent = await session.get(Agent, connection.agent_id)
+            if agent is None:
+                return  # deleted
+            agent.status = "offline"
+            await session.commit()
+        await self._events.publish(agent.user_id, "agent_disconnected", agent.as_json())
+
+    async def heartbeat(self, agent_id: str, message: dict[str, Any]) -> None:
+        load = message.get("load")
+        values: dict[str, Any] = {"last_seen_at": utcnow()}
+        if isinstance(load, dict):
+            values["load"] = {k: v for k, v in load.items() if isinstance(v, int | float)}
+        async with self._sessions() as session:
+            await session.execute(update(Agent).where(Agent.id == agent_id).values(**values))
+            await session.commit()
+
+    # -- the API's side -------------------------------------------------------------------------
+
+    async def stop(self, principal: Principal, ident: str) -> dict[str, Any]:
+        agent = await self.get(principal, ident)
+        connection = self.connections.get(agent.id)
+        body = {"id": agent.public_id, "name": agent.name, "status": "offline"}
+        if connection is None:
+            return {"message": "agent was already offline", **body}
+        await self.detach(connection)  # offline now, whatever the close handshake does
+        await connection.close()
+        return {"message": "agent disconnected", **body}
+
+    async def delete(self, principal: Principal, ident: str) -> dict[str, Any]:
+        agent = await self.get(principal, ident)
+        async with self._sessions() as session:
+            await session.execute(
+                update(ApiToken).where(ApiToken.id == agent.token_id).values(revoked_at=utcnow())
+            )
+            await session.execute(delete(Agent).where(Agent.id == agent.id))
+            await session.commit()
+        connection = self.connections.pop(agent.id, None)
+        if connection is not None:
+            await connection.close()
+        payload = {**agent.as_json(), "status": "deleted"}
+        await self._events.publish(agent.user_id, "container_deleted", payload)
+        return {"message": "agent deleted", "id": agent.public_id, "name": agent.name}
+
+    async def open_shell(
+        self, principal: Principal, ident: str, cols: int, rows: int
+    ) -> AgentShell:
+        agent = await self.get(principal, ident)
+        connection = self.connections.get(agent.id)
+        if connection is None:
+            raise ContainerNotRunning("The agent is offline; start corral agent on that machine.")
+        try:
+            return await connection.open_shell(cols, rows)
+        except (ConnectionError, TimeoutError) as exc:
+            raise ContainerNotRunning(f"The agent could not open a shell: {exc}") from exc
+
+    async def close_all(self) -> None:
+        for connection in list(self.connections.values()):
+            await connection.ws.close(code=1001, message=b"server shutting down")
