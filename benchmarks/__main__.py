@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-BENCHMARKS = ["bench_lifecycle", "bench_list", "bench_recreate"]
+BENCHMARKS = ["bench_lifecycle", "bench_list", "bench_recreate", "bench_terminal"]
 
 
 async def main(names: list[str]) -> None:
