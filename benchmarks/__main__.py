@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-BENCHMARKS = ["bench_lifecycle", "bench_list"]
+BENCHMARKS = ["bench_lifecycle", "bench_list", "bench_events"]
 
 
 async def main(names: list[str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 from backend.db.models import EventRecord
 from backend.routes import ROUTES
 from backend.settings import Settings
-from backend.state import EVENT_HUB, EVENTS, SESSIONS
+from backend.state import EVENT_HUB, EVENTS, SESSIONS, SIGNER
 from corral.client import (
     CorralClient,
     EventConnection,
@@ -393,6 +394,30 @@ async def test_ping_gets_pong(api: Api) -> None:
         for _ in range(3):
             await conn.ping()
             assert await recv(conn) == {"type": "pong"}
+
+
+async def test_the_server_pings(settings: Settings) -> None:
+    async with serve(settings.with_overrides(event_heartbeat_s=0.2)) as api:
+        _, headers = await api.user()
+        ws = await api.client.ws_connect("/api/containers/events", headers=headers, autoping=False)
+        assert (await ws.receive_json(timeout=TIMEOUT_S))["type"] == "list"
+        msg = await ws.receive(timeout=TIMEOUT_S)
+        assert msg.type is aiohttp.WSMsgType.PING
+        await ws.pong(msg.data)
+        await ws.close()
+
+
+async def test_a_stream_ends_when_its_token_expires(api: Api) -> None:
+    user, _ = await api.user()
+    token = api.app[SIGNER].issue(user, timedelta(seconds=2)).token
+    async with CorralClient(api.url, token) as client:
+        conn = await client.connect_events()
+        assert (await recv(conn))["type"] == "list"
+        with pytest.raises(StreamClosed) as closed:
+            await recv(conn, timeout_s=10)
+        assert closed.value.code == 1008
+        with pytest.raises(Unauthorized):
+            await client.connect_events()
 
 
 # -- robustness ---------------------------------------------------------------------------------
