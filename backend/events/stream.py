@@ -111,15 +111,17 @@ class EventConnection:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if pump in done and not pump.cancelled() and pump.exception() is not None:
-            exc = pump.exception()
-            log.debug("event stream write failed: %r", exc)
+        failure = pump.exception() if pump in done and not pump.cancelled() else None
         if told in done and sub.close_code is not None:
             await self._close(sub.close_code, sub.close_reason)
         elif expiry is not None and expiry in done:
             await self._close(CLOSE_TOKEN_EXPIRED, "token expired")
+        elif failure is not None and not isinstance(failure, ConnectionError):
+            # A bug or a database failure during the catch-up: say so, in the log and the code.
+            log.error("event stream failed", exc_info=failure)
+            await self._close(int(WSCloseCode.INTERNAL_ERROR), "internal error")
         else:
-            await self._close(int(WSCloseCode.OK), "")
+            await self._close(int(WSCloseCode.OK), "")  # the client left, or its socket broke
 
     def _expiry(self, expires_at: datetime | None) -> asyncio.Task[None] | None:
         """A timer for the token the stream was authorized with: an open stream must not
