@@ -19,13 +19,13 @@ import contextlib
 import json
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from backend.auth.principal import Principal
-from backend.containers.service import ContainerService
 from backend.db.models import iso, utcnow
 from backend.errors import InvalidParameters
 from backend.events.hub import PONG, EventHub, Subscription, wire
@@ -51,7 +51,7 @@ class EventConnection:
         settings: Settings,
         hub: EventHub,
         events: EventLog,
-        containers: ContainerService,
+        listing: Callable[[], Awaitable[dict[str, Any]]],
         principal: Principal,
         all_users: bool,
         since: int | None,
@@ -60,7 +60,7 @@ class EventConnection:
         self.settings = settings
         self.hub = hub
         self.events = events
-        self.containers = containers
+        self.listing = listing  # what GET /api/containers answers this caller
         self.principal = principal
         self.all_users = all_users
         self.since = since
@@ -177,7 +177,7 @@ class EventConnection:
                 await self._send_events(missed)
                 self.position = until  # the replay covered everything up to ``until``
                 return
-        position, listing = await self.events.snapshot(user_id, self._listing)
+        position, listing = await self.events.snapshot(user_id, self.listing)
         await self.ws.send_str(
             wire(
                 {"type": "list", "container": listing, "timestamp": iso(utcnow()), "seq": position}
@@ -190,11 +190,6 @@ class EventConnection:
             position = event.id if self.all_users else event.seq
             await self.ws.send_str(wire(event.message(seq=position)))
             self.position = position
-
-    async def _listing(self) -> dict[str, Any]:
-        items = await self.containers.list_json(self.principal, self.all_users)
-        limit = self.settings.tier(self.principal.user.tier).containers
-        return {"containers": items, "count": len(items), "limit": limit}
 
     # -- the reader -----------------------------------------------------------------------------
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from backend.errors import NotAuthorized
 from backend.events.stream import EventConnection
+from backend.handlers.containers import container_listing
 from backend.middleware import principal_of
-from backend.state import CONTAINERS, EVENT_HUB, EVENTS, SETTINGS
+from backend.state import EVENT_HUB, EVENTS, SETTINGS
 from backend.validation import query_flag, query_int
 
 
@@ -24,7 +27,7 @@ async def container_events(request: web.Request) -> web.StreamResponse:
         settings=request.app[SETTINGS],
         hub=request.app[EVENT_HUB],
         events=request.app[EVENTS],
-        containers=request.app[CONTAINERS],
+        listing=partial(container_listing, request.app, principal, all_users),
         principal=principal,
         all_users=all_users,
         since=since,
