@@ -86,6 +86,7 @@ async def test_first_message_is_the_list(api: Api) -> None:
         (item,) = listing["containers"]
         assert set(item) >= CONTAINER_KEYS
         assert (item["db_id"], item["id"], item["status"]) == (made["db_id"], made["id"], "running")
+        assert listing == await client.list_containers()  # exactly what the list route says
         await assert_nothing_pending(conn)
 
 
