@@ -25,6 +25,7 @@ from backend.containers.watcher import DockerWatcher
 from backend.db.engine import create_schema, make_engine, make_sessionmaker
 from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerUnavailable
+from backend.events.hub import CLOSE_GOING_AWAY, EventHub
 from backend.events.log import EventLog
 from backend.middleware import auth_middleware, error_middleware
 from backend.routes import ROUTES
@@ -36,6 +37,7 @@ from backend.state import (
     CONTAINERS,
     DB_ENGINE,
     DOCKER,
+    EVENT_HUB,
     EVENTS,
     INSTANCE,
     SESSIONS,
@@ -144,6 +146,45 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await containers.drain()
 
 
+async def _event_streams(app: web.Application) -> AsyncIterator[None]:
+    """The hub that fans committed events out to WebSocket subscribers, and the periodic prune
+    that keeps the log bounded. Open streams are closed (1001) in ``on_shutdown``, before this
+    runs: aiohttp waits for open handlers before it tears the contexts down."""
+    settings = app[SETTINGS]
+    events = app[EVENTS]
+    hub = EventHub(settings.event_queue_size)
+    app[EVENT_HUB] = hub
+    events.add_listener(hub.deliver)
+    pruner = asyncio.create_task(
+        _prune_periodically(events, settings.event_prune_interval_s), name="event-log-prune"
+    )
+    yield
+    pruner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pruner
+    events.remove_listener(hub.deliver)
+    await _close_event_streams(app)
+
+
+async def _prune_periodically(events: EventLog, interval_s: float) -> None:
+    while True:
+        try:
+            removed = await events.prune()
+        except Exception:
+            log.exception("pruning the event log failed; retrying later")
+        else:
+            if removed:
+                log.debug("pruned %d old events", removed)
+        await asyncio.sleep(interval_s)
+
+
+async def _close_event_streams(app: web.Application) -> None:
+    hub = app.get(EVENT_HUB)
+    if hub is not None and len(hub):
+        timeout = app[SETTINGS].event_close_timeout_s + 1.0
+        await hub.close_all(CLOSE_GOING_AWAY, "server shutting down", timeout)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
@@ -151,5 +192,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.add_routes(ROUTES)
-    app.cleanup_ctx.extend([_database, _docker, _services])
+    app.cleanup_ctx.extend([_database, _docker, _services, _event_streams])
+    app.on_shutdown.append(_close_event_streams)
     return app

@@ -276,6 +276,54 @@ def openapi_document() -> dict[str, Any]:
                 params=[_flag("wait", "Answer 201 once the container runs")],
             ),
         },
+        "/api/containers/events": {
+            "get": _op(
+                "Live events of the caller's containers and agents (WebSocket)",
+                {
+                    "101": {
+                        "description": "Switching Protocols. The server sends JSON text messages "
+                        '{"type", "container", "timestamp", "seq"}: first a "list" (container: '
+                        '{"containers", "count", "limit"}, seq: the position it reflects) or, with '
+                        "?since=, the missed events; then every change as container_created, "
+                        "container_progress, container_started, container_stopped, "
+                        "container_deleted, container_updated, agent_connected, "
+                        'agent_disconnected. The client may send {"type": "ping"} and gets '
+                        '{"type": "pong"}. Close codes: 1001 server shutting down, 1008 token '
+                        "expired, 1013 the client did not keep up (reconnect with ?since=).",
+                        "headers": {
+                            "Sec-WebSocket-Protocol": {
+                                "description": "corral.v1 when the client offered it",
+                                "schema": STR,
+                            }
+                        },
+                    },
+                    **_errors(400, 401, 403),
+                },
+                params=[
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0},
+                        "description": "Resume after this seq (the last one received): the missed "
+                        "events are sent first, or a fresh list when they are no longer kept.",
+                    },
+                    _flag(
+                        "all",
+                        "Admins only: every user's events; seq is then the event's global ID "
+                        "(increasing, not by one)",
+                    ),
+                    {
+                        "name": "token",
+                        "in": "query",
+                        "required": False,
+                        "schema": STR,
+                        "description": "The bearer token, for clients that cannot set headers "
+                        "(or use the subprotocols corral.v1, corral.token.<token>)",
+                    },
+                ],
+            )
+        },
         "/api/containers/{id}": {
             "get": _op(
                 "One container",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backend.handlers import agents, auth, containers, meta, terminal
+from backend.handlers import agents, auth, containers, events, meta, terminal
 
 ROUTES: list[web.RouteDef] = [
     web.get("/health", meta.health),
@@ -20,6 +20,8 @@ ROUTES: list[web.RouteDef] = [
     web.get("/api/roles", meta.list_roles),
     web.get("/api/containers", containers.list_containers),
     web.post("/api/containers", containers.create_container),
+    # Before /api/containers/{id}, which would otherwise take "events" for an ID.
+    web.get("/api/containers/events", events.container_events),
     web.get("/api/containers/{id}", containers.get_container),
     web.post("/api/containers/{id}/start", containers.start_container),
     web.post("/api/containers/{id}/stop", containers.stop_container),

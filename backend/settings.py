@@ -149,6 +149,15 @@ class Settings:
     event_log_per_user: int = 10_000
     instance_label: str | None = None
     disk_quotas: str = "auto"  # "auto": ext4-backed when possible; "ext4": required; "none"
+    # The events WebSocket. A subscriber's queue holds this many undelivered events; one that
+    # fills it is closed with 1013. The socket's kernel send buffer is capped (bytes; None: the
+    # kernel's autotuning, up to megabytes) so a client that stops reading fills its queue after
+    # about a send buffer's worth of events, and that is all the memory it can hold.
+    event_queue_size: int = 256
+    event_send_buffer_bytes: int | None = 128 * 1024
+    event_heartbeat_s: float = 30.0
+    event_close_timeout_s: float = 5.0
+    event_prune_interval_s: float = 60.0
 
     @property
     def database_path(self) -> Path:
@@ -225,6 +234,11 @@ def load_settings(
         "max_body_bytes": int,
         "event_log_per_user": int,
         "disk_quotas": str,
+        "event_queue_size": int,
+        "event_send_buffer_bytes": int,
+        "event_heartbeat_s": float,
+        "event_close_timeout_s": float,
+        "event_prune_interval_s": float,
     }
     for key, kind in simple.items():
         if key in raw:

@@ -12,6 +12,7 @@ from backend.containers.catalog import Catalog
 from backend.containers.service import ContainerService
 from backend.containers.watcher import DockerWatcher
 from backend.docker_service import DockerService
+from backend.events.hub import EventHub
 from backend.events.log import EventLog
 from backend.settings import Settings
 
@@ -22,6 +23,7 @@ SIGNER = web.AppKey("signer", JwtSigner)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 DOCKER = web.AppKey("docker", DockerService)
 EVENTS = web.AppKey("events", EventLog)
+EVENT_HUB = web.AppKey("event_hub", EventHub)
 CATALOG = web.AppKey("catalog", Catalog)
 CONTAINERS = web.AppKey("containers", ContainerService)
 INSTANCE = web.AppKey("instance", str)

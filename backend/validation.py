@@ -163,6 +163,19 @@ def query_flag(request: web.Request, name: str) -> bool:
     raise InvalidParameters(f"{name} must be true or false", field=name)
 
 
+def query_int(request: web.Request, name: str, *, minimum: int | None = None) -> int | None:
+    """An integer query parameter (absent: None); anything but plain decimal digits is 400."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"-?[0-9]{1,18}", raw):
+        raise InvalidParameters(f"{name} must be an integer", field=name)
+    value = int(raw)
+    if minimum is not None and value < minimum:
+        raise InvalidParameters(f"{name} must be at least {minimum}", field=name)
+    return value
+
+
 def check_name(value: Any) -> str:
     from backend.errors import InvalidContainerName
 

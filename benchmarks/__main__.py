@@ -7,7 +7,13 @@ import importlib
 import logging
 import sys
 
-BENCHMARKS = ["bench_lifecycle", "bench_list", "bench_recreate", "bench_terminal"]
+BENCHMARKS = [
+    "bench_lifecycle",
+    "bench_list",
+    "bench_recreate",
+    "bench_terminal",
+    "bench_events",
+]
 
 
 async def main(names: list[str]) -> None:

@@ -66,13 +66,17 @@ async def run() -> dict[str, float]:
         async with server_process(Path(tmp), instance) as server, aiohttp.ClientSession() as http:
             token = await admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
-            async with http.post(f"{server.url}/api/containers?wait=true",
-                                 json={"image": "corral/busybox"}, headers=headers) as resp:
+            async with http.post(
+                f"{server.url}/api/containers?wait=true",
+                json={"image": "corral/busybox"},
+                headers=headers,
+            ) as resp:
                 made = await resp.json()
                 assert resp.status == 201, made
             sdk = await asyncio.to_thread(_sdk_round_trips, made["id"])
-            async with http.ws_connect(f"{server.url}/ws/terminal/{made['id']}",
-                                       headers=headers) as ws:
+            async with http.ws_connect(
+                f"{server.url}/ws/terminal/{made['id']}", headers=headers
+            ) as ws:
                 assert (await ws.receive_json(timeout=10))["type"] == "connected"
                 ws_times = await _ws_round_trips(ws)
 

@@ -1,7 +1,9 @@
 """The ``corral`` command.
 
 ``corral`` opens the console on an embedded backend; ``corral serve`` runs the backend headless;
-``corral user`` and ``corral token`` administer the local database.
+``corral user`` and ``corral token`` administer the local database; ``corral ls``, ``create``,
+``start``, ``stop``, ``rm``, ``settings`` and ``events`` manage containers through the API client
+(``corral.commands``), against ``--server`` or the embedded backend.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.settings import Settings, load_settings
+from corral.commands import EXIT_USAGE, add_commands, add_server_options, is_client_command
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -161,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "command, opens the console on an embedded backend.",
     )
     _add_data_dir(parser)
+    add_server_options(parser)
     parser.set_defaults(func=cmd_console)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -214,16 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--token", help="an agent token (or $CORRAL_TOKEN)")
     agent.add_argument("--name", help="how this machine shows in the list (default: hostname)")
     agent.set_defaults(func=cmd_agent)
+
+    add_commands(sub, _add_data_dir)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code (0 success, 1 refused by the server, 2 usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2), as a return value
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    # The container commands print results for scripts; the backend's info lines would be noise.
+    quiet = is_client_command(args.func)
     logging.basicConfig(
-        level=os.environ.get("CORRAL_LOG", "INFO"),
+        level=os.environ.get("CORRAL_LOG", "WARNING" if quiet else "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    parser = build_parser()
-    args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
 

@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import User
 from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_settings
 from backend.state import SESSIONS, SIGNER
+from corral.client import CorralClient
 from tests.backend_process import unmount_volumes
 
 BUSYBOX = "corral/busybox"
@@ -122,12 +124,28 @@ class Api:
         assert resp.status == 200, data
         return data
 
+    @property
+    def url(self) -> str:
+        """The test server's base URL, for clients outside this TestClient (CLI, benchmarks)."""
+        return str(self.client.make_url("")).rstrip("/")
+
+    def corral(self, headers: dict[str, str] | None = None) -> CorralClient:
+        """The project's client (``corral.client``) signed in with ``headers``' token."""
+        token = (headers or {}).get("Authorization", "").removeprefix("Bearer ") or None
+        return CorralClient(self.url, token)
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[Api]:
+    """A backend over ``settings`` (for tests that need settings of their own)."""
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield Api(client)
+
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
-    app = create_app(settings)
-    async with TestClient(TestServer(app)) as client:
-        yield Api(client)
+    async with serve(settings) as served:
+        yield served
 
 
 async def wait_for(

@@ -40,6 +40,18 @@ def test_console_never_imports_the_backend() -> None:
     assert offenders == {}
 
 
+def test_the_client_never_imports_the_backend() -> None:
+    """``corral.client`` is the one client (console, command line, tests): it speaks HTTP and
+    WebSocket only, so it works against any server, local or remote."""
+    offenders = {
+        path: sorted(names & {"backend", "docker", "sqlalchemy", "tui", "textual"})
+        for path, names in _imports("corral/client").items()
+        if names & {"backend", "docker", "sqlalchemy", "tui", "textual"}
+    }
+    assert offenders == {}
+    assert _imports("corral/client"), "the check must read the client's files"
+
+
 def test_the_check_sees_imports() -> None:
     """Guard against a check that passes because it reads nothing."""
     assert any("aiohttp" in names for names in _imports("backend").values())

@@ -2,18 +2,22 @@
 
 Each event is written to the database before it is delivered, so a client that reconnects with
 ``?since=<seq>`` can be given exactly what it missed. ``seq`` increases by one per user; an admin's
-all-users stream is ordered by the row ID instead.
+all-users stream is ordered by the row ID instead (a "position" below is either: a user's ``seq``
+for a user's stream, the row ID for the all-users stream).
+
+The log is bounded: ``prune()`` keeps the most recent ``keep_per_user`` events of each user. A
+replay that would need a pruned event is refused (``None``), and the caller sends a fresh list.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.db.models import EventRecord, iso, utcnow
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 EVENT_TYPES = (
     "container_created",
@@ -97,13 +103,25 @@ class EventTransaction:
 class EventLog:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], keep_per_user: int) -> None:
         self._sessions = sessions
-        self._keep = keep_per_user
+        self._keep = max(1, keep_per_user)
         self._last_seq: dict[str, int] = {}
+        self._last_id: int | None = None
+        # Users with events since the last prune; None: not pruned yet, look at every user.
+        self._dirty: set[str] | None = None
         self._lock = asyncio.Lock()
         self._listeners: list[Listener] = []
 
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    @property
+    def keep_per_user(self) -> int:
+        return self._keep
+
+    def add_listener(self, listener: Listener, *, first: bool = False) -> None:
+        """Hear every event after its commit. Listeners run synchronously on the committing
+        task, so they must never block: hand the event on (``put_nowait``) and return."""
+        if first:
+            self._listeners.insert(0, listener)
+        else:
+            self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
         if listener in self._listeners:
@@ -115,13 +133,18 @@ class EventLog:
 
         A state change and its announcement are written together, so the log never claims a
         change the database does not hold (or the reverse). Listeners hear the events only after
-        the commit."""
+        the commit, and before the next transaction may commit (the lock is released with no
+        await before delivery), so ``snapshot()`` sees every committed event delivered."""
         async with self._lock, self._sessions() as session:
             tx = EventTransaction(self, session)
             yield tx
             await session.commit()
             for record in tx.staged:
                 self._last_seq[record.user_id] = record.seq
+                if self._last_id is None or record.id > self._last_id:
+                    self._last_id = record.id
+                if self._dirty is not None:
+                    self._dirty.add(record.user_id)
         for event in tx.events():
             self._deliver(event)
 
@@ -146,53 +169,132 @@ class EventLog:
     async def _next_seq(self, session: AsyncSession, user_id: str) -> int:
         last = self._last_seq.get(user_id)
         if last is None:
-            last = (
-                await session.execute(
-                    select(func.coalesce(func.max(EventRecord.seq), 0)).where(
-                        EventRecord.user_id == user_id
-                    )
+            last = await self._max_seq(session, user_id)
+        return last + 1
+
+    @staticmethod
+    async def _max_seq(session: AsyncSession, user_id: str) -> int:
+        value = (
+            await session.execute(
+                select(func.coalesce(func.max(EventRecord.seq), 0)).where(
+                    EventRecord.user_id == user_id
                 )
-            ).scalar_one()
-        return int(last) + 1
+            )
+        ).scalar_one()
+        return int(value)
+
+    async def _position(self, user_id: str | None) -> int:
+        """The last committed position (call with the lock held)."""
+        if user_id is None:
+            if self._last_id is None:
+                async with self._sessions() as session:
+                    value = (
+                        await session.execute(select(func.coalesce(func.max(EventRecord.id), 0)))
+                    ).scalar_one()
+                self._last_id = int(value)
+            return self._last_id
+        if user_id not in self._last_seq:
+            async with self._sessions() as session:
+                self._last_seq[user_id] = await self._max_seq(session, user_id)
+        return self._last_seq[user_id]
 
     async def last_seq(self, user_id: str) -> int:
+        """The user's last committed ``seq`` (0 before their first event)."""
         async with self._lock:
-            if user_id in self._last_seq:
-                return self._last_seq[user_id]
-            async with self._sessions() as session:
-                value = (
-                    await session.execute(
-                        select(func.coalesce(func.max(EventRecord.seq), 0)).where(
-                            EventRecord.user_id == user_id
-                        )
-                    )
-                ).scalar_one()
-            self._last_seq[user_id] = int(value)
-            return int(value)
+            return await self._position(user_id)
 
-    async def since(self, user_id: str, seq: int, limit: int = 10_000) -> list[Event] | None:
-        """Events after ``seq`` in order, or None when some of them were already pruned."""
+    async def last_id(self) -> int:
+        """The last committed event's row ID: the all-users stream's position."""
+        async with self._lock:
+            return await self._position(None)
+
+    async def snapshot(
+        self, user_id: str | None, read: Callable[[], Awaitable[T]]
+    ) -> tuple[int, T]:
+        """``read()`` and the position it reflects, with no event committing in between.
+
+        Every container change commits with its event under this log's lock, so state read while
+        holding it is exactly the state after the returned position: a subscriber that was
+        registered before calling this drops live events up to the position and misses none
+        after it."""
+        async with self._lock:
+            position = await self._position(user_id)
+            return position, await read()
+
+    async def since(
+        self, user_id: str, seq: int, until: int, limit: int = 10_000
+    ) -> list[Event] | None:
+        """The user's events with ``seq < event.seq <= until``, in order, or None when they
+        cannot all be given: some were pruned, or there are more than ``limit``.
+
+        A user's seqs are consecutive, so the answer is complete exactly when it holds
+        ``until - seq`` events."""
+        if seq >= until:
+            return []
+        if until - seq > limit:
+            return None
         async with self._sessions() as session:
             rows = (
                 (
                     await session.execute(
                         select(EventRecord)
-                        .where(EventRecord.user_id == user_id, EventRecord.seq > seq)
+                        .where(
+                            EventRecord.user_id == user_id,
+                            EventRecord.seq > seq,
+                            EventRecord.seq <= until,
+                        )
                         .order_by(EventRecord.seq)
-                        .limit(limit)
                     )
                 )
                 .scalars()
                 .all()
             )
-            if seq > 0:
-                oldest = (
+        if len(rows) != until - seq or rows[0].seq != seq + 1:
+            return None
+        return [Event.from_record(r) for r in rows]
+
+    async def since_all(self, event_id: int, until: int, limit: int = 10_000) -> list[Event] | None:
+        """Every user's events with ``event_id < id <= until`` in ID order, or None when some
+        may have been pruned or there are more than ``limit``.
+
+        Row IDs are not consecutive per user, so pruning is detected from what survives: a
+        user whose oldest kept event is not their first lost only events older than that one,
+        so no event after ``event_id`` was pruned when ``event_id`` reaches every such user's
+        oldest kept ID minus one. This may refuse a replay that was possible; it never allows
+        one that was not."""
+        if event_id >= until:
+            return []
+        async with self._sessions() as session:
+            rows = (
+                (
                     await session.execute(
-                        select(func.min(EventRecord.seq)).where(EventRecord.user_id == user_id)
+                        select(EventRecord)
+                        .where(EventRecord.id > event_id, EventRecord.id <= until)
+                        .order_by(EventRecord.id)
+                        .limit(limit + 1)
                     )
-                ).scalar_one()
-                if oldest is not None and oldest > seq + 1:
-                    return None
+                )
+                .scalars()
+                .all()
+            )
+            if len(rows) > limit:
+                return None
+            # Read after the rows: a prune that ran in between raises the bound, never hides.
+            per_user = (
+                select(
+                    func.min(EventRecord.id).label("oldest_id"),
+                    func.min(EventRecord.seq).label("oldest_seq"),
+                )
+                .group_by(EventRecord.user_id)
+                .subquery()
+            )
+            bound = (
+                await session.execute(
+                    select(func.max(per_user.c.oldest_id)).where(per_user.c.oldest_seq > 1)
+                )
+            ).scalar_one_or_none()
+        if bound is not None and event_id < int(bound) - 1:
+            return None
         return [Event.from_record(r) for r in rows]
 
     async def recent_for_container(
@@ -216,26 +318,38 @@ class EventLog:
         return [Event.from_record(r) for r in reversed(rows)]
 
     async def prune(self) -> int:
-        """Keep only the most recent ``keep_per_user`` events of each user."""
-        removed = 0
+        """Keep only the most recent ``keep_per_user`` events of each user; returns how many
+        were removed.
+
+        The first call looks at every user; later calls only at users with new events since
+        the previous call, so a periodic prune costs nothing while nothing happens. Each user's
+        delete runs under the log's lock, so it never contends with a commit."""
+        async with self._lock:
+            dirty, self._dirty = self._dirty, set()
         async with self._sessions() as session:
-            users = (await session.execute(select(EventRecord.user_id).distinct())).scalars().all()
-            for user_id in users:
-                cutoff = (
-                    await session.execute(
-                        select(EventRecord.seq)
-                        .where(EventRecord.user_id == user_id)
-                        .order_by(EventRecord.seq.desc())
-                        .offset(self._keep)
-                        .limit(1)
+            if dirty is None:
+                query = select(EventRecord.user_id, func.max(EventRecord.seq)).group_by(
+                    EventRecord.user_id
+                )
+                tops = {str(u): int(m) for u, m in (await session.execute(query)).all()}
+            else:
+                tops = {}
+                for user_id in dirty:
+                    cached = self._last_seq.get(user_id)
+                    tops[user_id] = (
+                        cached if cached is not None else await self._max_seq(session, user_id)
                     )
-                ).scalar_one_or_none()
-                if cutoff is not None:
-                    result = await session.execute(
-                        delete(EventRecord).where(
-                            EventRecord.user_id == user_id, EventRecord.seq <= cutoff
-                        )
+        removed = 0
+        for user_id, top in tops.items():
+            cutoff = top - self._keep
+            if cutoff <= 0:
+                continue
+            async with self._lock, self._sessions() as session:
+                result = await session.execute(
+                    delete(EventRecord).where(
+                        EventRecord.user_id == user_id, EventRecord.seq <= cutoff
                     )
-                    removed += int(getattr(result, "rowcount", 0) or 0)
-            await session.commit()
+                )
+                await session.commit()
+            removed += int(getattr(result, "rowcount", 0) or 0)
         return removed

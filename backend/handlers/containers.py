@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from backend.agents.service import is_agent_id
+from backend.auth.principal import Principal
 from backend.errors import NotAuthorized, NotSupportedForAgents, OperationFailed
 from backend.middleware import principal_of
 from backend.state import AGENTS, CONTAINERS, SETTINGS
 from backend.validation import query_flag, read_json
+
+
+async def container_listing(
+    app: web.Application, principal: Principal, all_users: bool
+) -> dict[str, Any]:
+    """The body of ``GET /api/containers``. The events stream's first message carries exactly
+    this, so it is built in one place."""
+    items = await app[CONTAINERS].list_json(principal, all_users)
+    items += await app[AGENTS].list_json(principal, all_users)
+    limit = app[SETTINGS].tier(principal.user.tier).containers
+    return {"containers": items, "count": len(items), "limit": limit}
 
 
 async def list_containers(request: web.Request) -> web.Response:
@@ -16,10 +30,7 @@ async def list_containers(request: web.Request) -> web.Response:
     all_users = query_flag(request, "all")
     if all_users and not principal.is_admin:
         raise NotAuthorized("Only administrators may list every user's containers.")
-    items = await request.app[CONTAINERS].list_json(principal, all_users)
-    items += await request.app[AGENTS].list_json(principal, all_users)
-    limit = request.app[SETTINGS].tier(principal.user.tier).containers
-    return web.json_response({"containers": items, "count": len(items), "limit": limit})
+    return web.json_response(await container_listing(request.app, principal, all_users))
 
 
 async def create_container(request: web.Request) -> web.Response:

@@ -1,0 +1,207 @@
+"""One client's ``GET /api/containers/events`` connection, from the upgrade to the close.
+
+The order of the catch-up is what makes the stream gapless and duplicate-free:
+
+1. subscribe to the hub (live events start queueing);
+2. read the log (``?since=``: the missed events) or the state (a ``list``) together with the
+   position it reflects;
+3. send that, then the queued live events, dropping any at or before the position already sent.
+
+Three tasks run per connection: the pump (catch-up, then the queue, the only writer of the
+socket), the reader (``ping`` -> ``pong``, and noticing the client's close), and an expiry timer
+for the token the stream was opened with. Whichever ends first decides how the socket closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from backend.auth.principal import Principal
+from backend.db.models import iso, utcnow
+from backend.errors import InvalidParameters
+from backend.events.hub import PONG, EventHub, Subscription, wire
+from backend.events.log import Event, EventLog
+from backend.middleware import WS_SUBPROTOCOL
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLOSE_TOKEN_EXPIRED = int(WSCloseCode.POLICY_VIOLATION)  # 1008
+# Clients only ever send {"type": "ping"}; anything large is not one of ours.
+MAX_CLIENT_MESSAGE = 4096
+# How much the socket writer lets through before checking for back-pressure (aiohttp's default
+# is 256 KiB, which would let a stalled client hold that much more memory).
+WRITER_LIMIT = 16 * 1024
+
+
+class EventConnection:
+    def __init__(
+        self,
+        request: web.Request,
+        *,
+        settings: Settings,
+        hub: EventHub,
+        events: EventLog,
+        listing: Callable[[], Awaitable[dict[str, Any]]],
+        principal: Principal,
+        all_users: bool,
+        since: int | None,
+    ) -> None:
+        self.request = request
+        self.settings = settings
+        self.hub = hub
+        self.events = events
+        self.listing = listing  # what GET /api/containers answers this caller
+        self.principal = principal
+        self.all_users = all_users
+        self.since = since
+        self.ws = web.WebSocketResponse(
+            protocols=(WS_SUBPROTOCOL,),
+            heartbeat=settings.event_heartbeat_s,
+            timeout=settings.event_close_timeout_s,
+            compress=False,  # small messages; deflating each one for each subscriber costs more
+            max_msg_size=MAX_CLIENT_MESSAGE,
+            writer_limit=WRITER_LIMIT,
+        )
+        self.position = 0  # the last position sent
+
+    async def run(self) -> web.WebSocketResponse:
+        if not self.ws.can_prepare(self.request).ok:
+            raise InvalidParameters(
+                "This route is a WebSocket: connect with an 'Upgrade: websocket' request."
+            )
+        sub = self.hub.subscribe(None if self.all_users else self.principal.user_id)
+        try:
+            await self.ws.prepare(self.request)
+            self._cap_send_buffer()
+            await self._serve(sub)
+        finally:
+            self.hub.unsubscribe(sub)
+        return self.ws
+
+    def _cap_send_buffer(self) -> None:
+        size = self.settings.event_send_buffer_bytes
+        transport = self.request.transport
+        # asyncio hands out a TransportSocket wrapper, which has setsockopt but is no socket.
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if size and sock is not None and hasattr(sock, "setsockopt"):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    async def _serve(self, sub: Subscription) -> None:
+        pump = asyncio.create_task(self._pump(sub), name="events-pump")
+        reader = asyncio.create_task(self._read(sub), name="events-reader")
+        told = asyncio.create_task(sub.must_close.wait(), name="events-close")
+        tasks = {pump, reader, told}
+        expiry = self._expiry(self.principal.expires_at)
+        if expiry is not None:
+            tasks.add(expiry)
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        failure = pump.exception() if pump in done and not pump.cancelled() else None
+        if told in done and sub.close_code is not None:
+            await self._close(sub.close_code, sub.close_reason)
+        elif expiry is not None and expiry in done:
+            await self._close(CLOSE_TOKEN_EXPIRED, "token expired")
+        elif failure is not None and not isinstance(failure, ConnectionError):
+            # A bug or a database failure during the catch-up: say so, in the log and the code.
+            log.error("event stream failed", exc_info=failure)
+            await self._close(int(WSCloseCode.INTERNAL_ERROR), "internal error")
+        else:
+            await self._close(int(WSCloseCode.OK), "")  # the client left, or its socket broke
+
+    def _expiry(self, expires_at: datetime | None) -> asyncio.Task[None] | None:
+        """A timer for the token the stream was authorized with: an open stream must not
+        outlive its credentials."""
+        if expires_at is None:
+            return None
+        delay = max(0.0, (expires_at - utcnow()).total_seconds())
+        return asyncio.create_task(asyncio.sleep(delay), name="events-expiry")
+
+    async def _close(self, code: int, reason: str) -> None:
+        """Close with ``code``, waiting a bounded time for the client's close reply; a client
+        that does not answer (it stopped reading) has its connection aborted, so it keeps no
+        buffers alive on the server."""
+        if self.ws.closed:
+            return
+        timed_out = False
+        try:
+            async with asyncio.timeout(self.settings.event_close_timeout_s):
+                await self.ws.close(code=code, message=reason.encode())
+        except TimeoutError:
+            timed_out = True
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("closing an event stream failed: %r", exc)
+        transport = self.request.transport
+        if transport is not None and (timed_out or transport.get_write_buffer_size()):
+            transport.abort()
+
+    # -- the pump: catch-up, then live events -------------------------------------------------
+
+    async def _pump(self, sub: Subscription) -> None:
+        await self._catch_up()
+        ws = self.ws
+        queue = sub.queue
+        while True:
+            item = await queue.get()
+            if item.position and item.position <= self.position:
+                continue  # already sent by the catch-up
+            await ws.send_str(item.text)
+            if item.position:
+                self.position = item.position
+
+    async def _catch_up(self) -> None:
+        user_id = None if self.all_users else self.principal.user_id
+        limit = self.events.keep_per_user
+        if self.since is not None:
+            if user_id is None:
+                until = await self.events.last_id()
+                missed = await self.events.since_all(self.since, until, limit)
+            else:
+                until = await self.events.last_seq(user_id)
+                missed = await self.events.since(user_id, self.since, until, limit)
+            if self.since <= until and missed is not None:
+                await self._send_events(missed)
+                self.position = until  # the replay covered everything up to ``until``
+                return
+        position, listing = await self.events.snapshot(user_id, self.listing)
+        await self.ws.send_str(
+            wire(
+                {"type": "list", "container": listing, "timestamp": iso(utcnow()), "seq": position}
+            )
+        )
+        self.position = position
+
+    async def _send_events(self, missed: list[Event]) -> None:
+        for event in missed:
+            position = event.id if self.all_users else event.seq
+            await self.ws.send_str(wire(event.message(seq=position)))
+            self.position = position
+
+    # -- the reader -----------------------------------------------------------------------------
+
+    async def _read(self, sub: Subscription) -> None:
+        """Answer ``{"type": "ping"}`` (through the queue, so the pump stays the only writer);
+        ignore anything else a client sends. Returns when the client closes."""
+        async for msg in self.ws:
+            if msg.type is not WSMsgType.TEXT:
+                continue
+            try:
+                data = json.loads(msg.data)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("type") == "ping":
+                sub.offer(PONG)

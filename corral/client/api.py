@@ -1,0 +1,295 @@
+"""``CorralClient``: one typed method per route of the backend's HTTP API.
+
+Every refusal is raised as the ``ApiError`` subclass named by the contract's error string (see
+``corral.client.errors``); an unreachable server is a ``TransportError``. The client owns an
+``aiohttp.ClientSession`` unless it is handed one, and is used as an async context manager::
+
+    async with CorralClient("http://127.0.0.1:8420", token) as api:
+        for c in (await api.list_containers())["containers"]:
+            print(c["name"], c["status"])
+"""
+
+from __future__ import annotations
+
+import json
+from types import TracebackType
+from typing import Any, Literal, cast
+from urllib.parse import quote
+
+import aiohttp
+
+from corral.client.errors import TransportError, api_error
+from corral.client.events import Backoff, EventConnection, EventStream, connect_events
+from corral.client.types import (
+    Container,
+    ContainerList,
+    DeleteResult,
+    Health,
+    ImageList,
+    LifecycleResult,
+    Me,
+    NewToken,
+    RoleList,
+    Session,
+    SettingsResult,
+    TokenList,
+)
+
+WsAuth = Literal["header", "query", "subprotocol"]
+
+
+class CorralClient:
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout_s: float = 300.0,
+    ) -> None:
+        """``server`` is the backend's base URL (``http://host:port``). The timeout covers a
+        whole request; creating with ``wait=True`` can take a while on a cold engine."""
+        self.server = server.rstrip("/")
+        self.token = token
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def __aenter__(self) -> CorralClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._owns_session = True
+        return self._session
+
+    def url(self, path: str) -> str:
+        return f"{self.server}{path}"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        ok: tuple[int, ...] = (),
+    ) -> Any:
+        """One call: the decoded JSON answer, or the typed error. Statuses in ``ok`` are answers
+        too, even when they are not 2xx (``/health`` answers 503 with its usual body)."""
+        try:
+            async with self.session.request(
+                method, self.url(path), json=body, params=params, headers=self.auth_headers()
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"cannot reach {self.server}: {exc}") from exc
+        except TimeoutError as exc:
+            raise TransportError(f"{self.server} did not answer in time") from exc
+        try:
+            data = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            data = None
+            if status < 400:
+                raise TransportError(
+                    f"{self.server} answered {status} with a body that is not JSON; "
+                    "is this a Corral server?"
+                ) from None
+        if status >= 400 and status not in ok:
+            raise api_error(status, data)
+        return data
+
+    @staticmethod
+    def _id(ident: str) -> str:
+        return quote(ident, safe=":")
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    async def health(self) -> Health:
+        """The server's health; 503 (degraded) is returned, not raised: it is an answer."""
+        return cast(Health, await self.request("GET", "/health", ok=(503,)))
+
+    async def openapi(self) -> dict[str, Any]:
+        return cast(dict[str, Any], await self.request("GET", "/api/openapi.json"))
+
+    async def images(self) -> ImageList:
+        return cast(ImageList, await self.request("GET", "/api/images"))
+
+    async def roles(self) -> RoleList:
+        return cast(RoleList, await self.request("GET", "/api/roles"))
+
+    # -- auth ---------------------------------------------------------------------------------
+
+    async def guest_login(self, username: str) -> Session:
+        """Start a guest session; the client uses its token from now on."""
+        session = cast(
+            Session, await self.request("POST", "/api/auth/guest", body={"username": username})
+        )
+        self.token = session["token"]
+        return session
+
+    async def login(self, username: str, password: str) -> Session:
+        """Sign in with a password; the client uses the new token from now on."""
+        session = cast(
+            Session,
+            await self.request(
+                "POST", "/api/auth/login", body={"username": username, "password": password}
+            ),
+        )
+        self.token = session["token"]
+        return session
+
+    async def logout(self) -> None:
+        await self.request("POST", "/api/auth/logout")
+        self.token = None
+
+    async def me(self) -> Me:
+        return cast(Me, await self.request("GET", "/api/me"))
+
+    async def create_token(
+        self, name: str, scopes: list[str] | None = None, expires_in_days: int | None = None
+    ) -> NewToken:
+        body: dict[str, Any] = {"name": name}
+        if scopes is not None:
+            body["scopes"] = scopes
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        return cast(NewToken, await self.request("POST", "/api/tokens", body=body))
+
+    async def list_tokens(self) -> TokenList:
+        return cast(TokenList, await self.request("GET", "/api/tokens"))
+
+    async def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any], await self.request("DELETE", f"/api/tokens/{self._id(token_id)}")
+        )
+
+    # -- containers ---------------------------------------------------------------------------
+
+    async def list_containers(self, *, all_users: bool = False) -> ContainerList:
+        params = {"all": "true"} if all_users else None
+        return cast(ContainerList, await self.request("GET", "/api/containers", params=params))
+
+    async def get_container(self, ident: str) -> Container:
+        return cast(Container, await self.request("GET", f"/api/containers/{self._id(ident)}"))
+
+    async def create_container(
+        self,
+        image: str,
+        *,
+        name: str | None = None,
+        role: str | None = None,
+        memory_mb: int | None = None,
+        cpu_shares: int | None = None,
+        disk_mb: int | None = None,
+        environment: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        wait: bool = False,
+    ) -> Container:
+        """Create a container: at once with ``status: creating`` (progress arrives as events),
+        or with ``wait=True`` once it runs."""
+        body: dict[str, Any] = {"image": image}
+        optional: dict[str, Any] = {
+            "name": name,
+            "role": role,
+            "memory_mb": memory_mb,
+            "cpu_shares": cpu_shares,
+            "disk_mb": disk_mb,
+            "environment": environment,
+            "labels": labels,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        params = {"wait": "true"} if wait else None
+        return cast(
+            Container, await self.request("POST", "/api/containers", body=body, params=params)
+        )
+
+    async def start_container(self, ident: str) -> LifecycleResult:
+        return cast(
+            LifecycleResult,
+            await self.request("POST", f"/api/containers/{self._id(ident)}/start"),
+        )
+
+    async def stop_container(self, ident: str) -> LifecycleResult:
+        return cast(
+            LifecycleResult,
+            await self.request("POST", f"/api/containers/{self._id(ident)}/stop"),
+        )
+
+    async def delete_container(self, ident: str, *, keep_volume: bool = False) -> DeleteResult:
+        params = {"keep_volume": "true"} if keep_volume else None
+        return cast(
+            DeleteResult,
+            await self.request("DELETE", f"/api/containers/{self._id(ident)}", params=params),
+        )
+
+    async def update_settings(
+        self,
+        ident: str,
+        *,
+        name: str | None = None,
+        memory_mb: int | None = None,
+        cpu_shares: int | None = None,
+        disk_mb: int | None = None,
+    ) -> SettingsResult:
+        """Change a container's name and/or resources; omitted fields stay as they are."""
+        fields = {
+            "name": name,
+            "memory_mb": memory_mb,
+            "cpu_shares": cpu_shares,
+            "disk_mb": disk_mb,
+        }
+        body = {k: v for k, v in fields.items() if v is not None}
+        return cast(
+            SettingsResult,
+            await self.request("PATCH", f"/api/containers/{self._id(ident)}/settings", body=body),
+        )
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def connect_events(
+        self,
+        *,
+        since: int | None = None,
+        all_users: bool = False,
+        auth: WsAuth = "header",
+        heartbeat_s: float | None = 30.0,
+    ) -> EventConnection:
+        """One event WebSocket, as is: no reconnection (see ``events()`` for that). ``auth``
+        picks how the token travels: the Authorization header, ``?token=``, or the
+        ``corral.v1, corral.token.<token>`` subprotocols (for clients that cannot set headers)."""
+        return await connect_events(
+            self, since=since, all_users=all_users, auth=auth, heartbeat_s=heartbeat_s
+        )
+
+    def events(
+        self,
+        *,
+        since: int | None = None,
+        all_users: bool = False,
+        backoff: Backoff | None = None,
+        auth: WsAuth = "header",
+    ) -> EventStream:
+        """The event stream as an async iterator that survives disconnects: it reconnects with
+        backoff and resumes with ``since=<last seq>``, so each event is yielded once, in order
+        (or a fresh ``list`` when the server no longer has the gap)."""
+        return EventStream(self, since=since, all_users=all_users, backoff=backoff, auth=auth)

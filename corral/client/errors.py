@@ -1,0 +1,194 @@
+"""Everything the client raises: one base class, API errors typed by the contract's strings.
+
+The server's error body is ``{"error": "<short string>", "message": "<sentence>", ...}``; the
+short strings are the contract clients match on. ``ApiError`` carries it unchanged (``.error``,
+``.status``, ``.message``, ``.body``), and ``api_error()`` picks the subclass named for it, so a
+caller can write ``except ContainerNotFound`` instead of comparing strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CorralClientError(Exception):
+    """Base of everything this client raises."""
+
+
+class TransportError(CorralClientError):
+    """The server could not be reached, or answered with something that is not the API."""
+
+
+class StreamClosed(CorralClientError):
+    """An event WebSocket closed; ``code`` is its close code (None when the connection just
+    dropped)."""
+
+    def __init__(self, code: int | None, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"the event stream closed (code {code}){': ' + reason if reason else ''}")
+
+
+class ApiError(CorralClientError):
+    """The server refused a request: the contract's error body, as received."""
+
+    #: The contract's ``error`` string this class stands for ("" for the base class).
+    error_string: ClassVar[str] = ""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        self.error = str(body.get("error") or f"http {status}")
+        self.message = str(body.get("message") or self.error)
+        super().__init__(self.message)
+
+    @property
+    def field(self) -> str | None:
+        """The offending field of an ``invalid parameters`` error, when the server named one."""
+        value = self.body.get("field")
+        return value if isinstance(value, str) else None
+
+    def __str__(self) -> str:
+        return f"{self.error}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, body={self.body!r})"
+
+
+class InvalidParameters(ApiError):
+    error_string = "invalid parameters"
+
+
+class InvalidJson(ApiError):
+    error_string = "invalid json"
+
+
+class InvalidContainerName(ApiError):
+    error_string = "invalid container name"
+
+
+class UnsupportedImage(ApiError):
+    error_string = "unsupported image"
+
+
+class UnsupportedRole(ApiError):
+    error_string = "unsupported role"
+
+
+class ContainerNotRunning(ApiError):
+    error_string = "container is not running"
+
+
+class NotSupportedForAgents(ApiError):
+    error_string = "not supported for agents"
+
+
+class Unauthorized(ApiError):
+    error_string = "unauthorized"
+
+
+class NotAuthorized(ApiError):
+    error_string = "not authorized"
+
+
+class GuestSessionExpired(ApiError):
+    error_string = "guest session expired"
+
+
+class ContainerLimitReached(ApiError):
+    error_string = "container limit reached"
+
+
+class ContainerNotFound(ApiError):
+    error_string = "container not found"
+
+
+class AgentNotFound(ApiError):
+    error_string = "agent not found"
+
+
+class NotFound(ApiError):
+    error_string = "not found"
+
+
+class MethodNotAllowed(ApiError):
+    error_string = "method not allowed"
+
+
+class NameTaken(ApiError):
+    error_string = "container with this name already exists"
+
+
+class UsernameTaken(ApiError):
+    error_string = "username taken"
+
+
+class PayloadTooLarge(ApiError):
+    error_string = "request too large"
+
+
+class DockerUnavailable(ApiError):
+    error_string = "docker unavailable"
+
+
+class OperationFailed(ApiError):
+    """``failed to start container``, ``failed to stop container``, ``failed to create
+    container``, ...: a Docker operation failed on the server (500)."""
+
+    error_string = "failed to "
+
+
+class InternalError(ApiError):
+    error_string = "internal error"
+
+
+ERRORS: dict[str, type[ApiError]] = {
+    cls.error_string: cls
+    for cls in (
+        InvalidParameters,
+        InvalidJson,
+        InvalidContainerName,
+        UnsupportedImage,
+        UnsupportedRole,
+        ContainerNotRunning,
+        NotSupportedForAgents,
+        Unauthorized,
+        NotAuthorized,
+        GuestSessionExpired,
+        ContainerLimitReached,
+        ContainerNotFound,
+        AgentNotFound,
+        NotFound,
+        MethodNotAllowed,
+        NameTaken,
+        UsernameTaken,
+        PayloadTooLarge,
+        DockerUnavailable,
+        InternalError,
+    )
+}
+
+# When there is no body to read (a refused WebSocket handshake, a proxy's error page), the status
+# is all there is; these are the contract's strings for the statuses it uses.
+_BY_STATUS: dict[int, str] = {
+    400: "invalid parameters",
+    401: "unauthorized",
+    403: "not authorized",
+    404: "not found",
+    405: "method not allowed",
+    413: "request too large",
+    500: "internal error",
+    503: "docker unavailable",
+}
+
+
+def api_error(status: int, body: Any) -> ApiError:
+    """The typed error for a refused request's status and (parsed JSON) body."""
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+        error = _BY_STATUS.get(status, f"http {status}")
+        body = {"error": error, "message": f"The server answered {status} without an error body."}
+    error = str(body["error"])
+    cls = ERRORS.get(error)
+    if cls is None and error.startswith(OperationFailed.error_string):
+        cls = OperationFailed
+    return (cls or ApiError)(status, body)

@@ -1,0 +1,274 @@
+"""The event stream: one WebSocket (``EventConnection``), and the iterator that outlives
+disconnects (``EventStream``).
+
+``EventStream`` remembers the ``seq`` of the last message it yielded and, when the connection
+drops (a network failure, a server restart, a 1013 for falling behind), reconnects with
+exponential backoff and ``?since=<that seq>``. The server then sends exactly the missed events, or
+a fresh ``list`` when it no longer keeps them, so a consumer sees every change once, in order.
+Refusals that retrying cannot fix (401, 403, 400) end the stream with the typed ``ApiError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import aiohttp
+
+from corral.client.errors import ApiError, StreamClosed, TransportError, api_error
+from corral.client.types import EventMessage
+
+if TYPE_CHECKING:
+    from corral.client.api import CorralClient
+
+EVENTS_PATH = "/api/containers/events"
+SUBPROTOCOL = "corral.v1"
+TOKEN_SUBPROTOCOL_PREFIX = "corral.token."
+# Statuses a reconnect cannot fix: the stream ends with the error instead of retrying forever.
+FATAL_STATUSES = frozenset({400, 401, 403, 404})
+
+
+class EventConnection:
+    """One open event WebSocket. ``receive()`` returns each message (``pong`` included) and
+    raises ``StreamClosed`` with the close code once the server closes."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.close_code: int | None = None
+
+    async def __aenter__(self) -> EventConnection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def protocol(self) -> str | None:
+        """The subprotocol the server chose (``corral.v1`` when offered)."""
+        return self.ws.protocol
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+    async def receive(self) -> EventMessage:
+        """The next message (bound the wait with ``asyncio.timeout`` when needed)."""
+        while True:
+            msg = await self.ws.receive()
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                try:
+                    return cast(EventMessage, json.loads(msg.data))
+                except ValueError:
+                    continue  # not one of ours; the contract has only JSON messages
+            if msg.type is aiohttp.WSMsgType.CLOSE:
+                self.close_code = int(msg.data) if msg.data is not None else None
+                raise StreamClosed(self.close_code, str(msg.extra or ""))
+            if msg.type in (
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                self.close_code = self.ws.close_code
+                raise StreamClosed(self.close_code)
+
+    async def ping(self) -> None:
+        """Ask for ``{"type": "pong"}``: an application-level liveness check."""
+        await self.ws.send_str('{"type":"ping"}')
+
+    async def close(self) -> None:
+        if not self.ws.closed:
+            await self.ws.close()
+
+
+async def connect_events(
+    client: CorralClient,
+    *,
+    since: int | None,
+    all_users: bool,
+    auth: Literal["header", "query", "subprotocol"],
+    heartbeat_s: float | None,
+) -> EventConnection:
+    params: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    protocols: tuple[str, ...] = (SUBPROTOCOL,)
+    if since is not None:
+        params["since"] = str(since)
+    if all_users:
+        params["all"] = "true"
+    if client.token:
+        if auth == "header":
+            headers = client.auth_headers()
+        elif auth == "query":
+            params["token"] = client.token
+        else:
+            protocols = (SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + client.token)
+    try:
+        ws = await client.session.ws_connect(
+            client.url(EVENTS_PATH),
+            params=params,
+            headers=headers,
+            protocols=protocols,
+            heartbeat=heartbeat_s,
+            compress=0,
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        raise await _refusal(client, exc.status, params) from exc
+    except aiohttp.ClientError as exc:
+        raise TransportError(f"cannot reach {client.server}: {exc}") from exc
+    return EventConnection(ws)
+
+
+async def _refusal(client: CorralClient, status: int, params: dict[str, str]) -> ApiError:
+    """The typed error for a refused handshake. aiohttp drops the refusal's body, so ask again
+    as a plain GET, which the server refuses the same way (auth and parameters are checked
+    before the upgrade) and with the contract's body."""
+    query = {k: v for k, v in params.items() if k != "token"}
+    try:
+        async with client.session.get(
+            client.url(EVENTS_PATH), params=query, headers=client.auth_headers()
+        ) as resp:
+            body: Any = await resp.json(content_type=None)
+            if resp.status == status:
+                return api_error(status, body)
+    except (aiohttp.ClientError, ValueError):
+        pass
+    return api_error(status, None)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between reconnection attempts: ``initial * factor**attempt``, capped at
+    ``maximum``, each shortened by a random fraction up to ``jitter`` so a server restart is not
+    met by every client at the same instant."""
+
+    initial_s: float = 0.25
+    maximum_s: float = 15.0
+    factor: float = 2.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.maximum_s, self.initial_s * self.factor ** max(0, attempt))
+        return base * (1.0 - self.jitter * random.random())
+
+
+class EventStream:
+    """Every event, once, in order, across reconnects. Iterate it; ``close()`` (or leaving its
+    ``async with``) ends it."""
+
+    def __init__(
+        self,
+        client: CorralClient,
+        *,
+        since: int | None,
+        all_users: bool,
+        backoff: Backoff | None,
+        auth: Literal["header", "query", "subprotocol"],
+    ) -> None:
+        self.client = client
+        self.all_users = all_users
+        self.backoff = backoff or Backoff()
+        self.auth: Literal["header", "query", "subprotocol"] = auth
+        self.last_seq: int | None = since
+        self.connects = 0  # successful connections so far; reconnects = connects - 1
+        self.last_close_code: int | None = None
+        self._conn: EventConnection | None = None
+        self._failures = 0  # consecutive attempts that yielded nothing
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self.connects - 1)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def ping(self) -> None:
+        if self._conn is not None:
+            await self._conn.ping()
+
+    async def __anext__(self) -> EventMessage:
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._conn is None:
+                self._conn = await self._connect()
+            try:
+                message = await self._conn.receive()
+            except StreamClosed as exc:
+                self.last_close_code = exc.code
+                await self._drop()
+                continue
+            except (aiohttp.ClientError, ConnectionError):
+                await self._drop()
+                continue
+            self._failures = 0
+            kind = message.get("type")
+            seq = message.get("seq")
+            if kind == "pong":
+                continue
+            duplicate = isinstance(seq, int) and self.last_seq is not None and seq <= self.last_seq
+            if kind != "list" and duplicate:
+                continue  # the server never sends one; still, never yield an event twice
+            if isinstance(seq, int):
+                self.last_seq = seq
+            return message
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+        self._conn = None
+        self._failures += 1
+
+    async def _connect(self) -> EventConnection:
+        while True:
+            if self._failures:
+                await asyncio.sleep(self.backoff.delay(self._failures - 1))
+            if self._closed:
+                raise StopAsyncIteration
+            try:
+                conn = await connect_events(
+                    self.client,
+                    since=self.last_seq,
+                    all_users=self.all_users,
+                    auth=self.auth,
+                    heartbeat_s=30.0,
+                )
+            except ApiError as exc:
+                if exc.status in FATAL_STATUSES:
+                    raise
+                self._failures += 1
+            except TransportError:
+                self._failures += 1
+            else:
+                self.connects += 1
+                return conn

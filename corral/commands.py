@@ -1,0 +1,353 @@
+"""The container commands of ``corral`` (``ls``, ``create``, ``start``, ``stop``, ``rm``,
+``settings``, ``events``), for people and scripts, all on ``corral.client``.
+
+They talk to ``--server URL --token TOKEN`` (or ``$CORRAL_SERVER``/``$CORRAL_TOKEN``), or, with no
+server given, to a backend started in this process on the local data directory, signed in as the
+local admin. Exit codes: 0 success, 1 the server refused (``error: <message>`` on stderr; with
+``--json`` the error body also goes to stdout), 2 wrong usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+from corral.client import ApiError, Container, CorralClient, CorralClientError, EventMessage
+
+EXIT_OK = 0
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+
+Action = Callable[[CorralClient, argparse.Namespace], Awaitable[int]]
+
+
+class Usage(Exception):
+    """A mistake in the command line that argparse cannot see (exit 2)."""
+
+
+# -- running a command against a server ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
+    """The server URL and token to use: the ones given, or an embedded backend's."""
+    server = getattr(args, "server", None) or os.environ.get("CORRAL_SERVER")
+    token = getattr(args, "token", None) or os.environ.get("CORRAL_TOKEN")
+    if server:
+        yield server, token
+        return
+    if getattr(args, "token", None):
+        raise Usage("--token needs --server (without a server, the local data directory is used)")
+    from pathlib import Path
+
+    from backend.admin import Admin
+    from backend.server import EmbeddedBackend
+    from backend.settings import load_settings
+
+    data_dir = getattr(args, "data_dir", None)
+    settings = load_settings(data_dir=Path(data_dir).expanduser() if data_dir else None, port=0)
+    backend = EmbeddedBackend(settings)
+    try:
+        url = backend.start()
+    except Exception as exc:
+        raise CorralClientError(f"the embedded backend did not start: {exc}") from exc
+    try:
+
+        async def local_token() -> str:
+            async with Admin(settings) as admin:
+                return await admin.local_admin_jwt()
+
+        yield url, asyncio.run(local_token())
+    finally:
+        backend.stop()
+
+
+def run(args: argparse.Namespace, action: Action) -> int:
+    """Run ``action`` with a client; map failures to exit codes and one line on stderr."""
+    as_json = bool(getattr(args, "json", False))
+    try:
+        with _target(args) as (server, token):
+
+            async def main() -> int:
+                async with CorralClient(server, token) as client:
+                    return await action(client, args)
+
+            return asyncio.run(main())
+    except Usage as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ApiError as exc:
+        if as_json:
+            _print_json(exc.body)
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_API_ERROR
+    except CorralClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_API_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK  # following events ends with Ctrl+C: that is success
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=None, separators=(",", ":")), flush=True)
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def _short(ident: str) -> str:
+    return ident[:12] if len(ident) == 64 else ident
+
+
+def _row(c: Container) -> list[str]:
+    res = c["resources"]
+    return [
+        _short(c["id"]),
+        c["name"],
+        c["status"],
+        c["image"],
+        f"{res['memory_mb']}M",
+        f"{res['cpu_shares']}m",
+        f"{res['disk_mb']}M",
+    ]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip()
+        for r in [header, *rows]
+    )
+
+
+async def ls(client: CorralClient, args: argparse.Namespace) -> int:
+    listing = await client.list_containers(all_users=args.all)
+    if args.json:
+        _print_json(listing)
+        return EXIT_OK
+    header = ["ID", "NAME", "STATUS", "IMAGE", "MEMORY", "CPU", "DISK"]
+    print(_table(header, [_row(c) for c in listing["containers"]]))
+    print(f"{listing['count']} of {listing['limit']} containers")
+    return EXIT_OK
+
+
+async def create(client: CorralClient, args: argparse.Namespace) -> int:
+    image = args.image
+    if image is None:
+        available = [i["name"] for i in (await client.images())["images"] if i.get("available")]
+        if not available:
+            raise CorralClientError("the server has no image available; pass --image")
+        image = available[0]
+    made = await client.create_container(
+        image,
+        name=args.name,
+        role=args.role,
+        memory_mb=args.memory,
+        cpu_shares=args.cpu,
+        disk_mb=args.disk,
+        environment=dict(args.env) if args.env else None,
+        labels=dict(args.label) if args.label else None,
+        wait=args.wait,
+    )
+    if args.json:
+        _print_json(made)
+    else:
+        print(f"{made['name']}  {_short(made['id'])}  {made['status']}")
+    return EXIT_OK
+
+
+def _lifecycle(verb: str) -> Action:
+    async def action(client: CorralClient, args: argparse.Namespace) -> int:
+        result: Any
+        if verb == "start":
+            result = await client.start_container(args.id)
+        elif verb == "stop":
+            result = await client.stop_container(args.id)
+        else:
+            result = await client.delete_container(args.id, keep_volume=args.keep_volume)
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"{result['message']}: {result['name']} ({_short(result['id'])})")
+        return EXIT_OK
+
+    return action
+
+
+async def settings(client: CorralClient, args: argparse.Namespace) -> int:
+    if all(v is None for v in (args.name, args.memory, args.cpu, args.disk)):
+        raise Usage("settings: give at least one of --name, --memory, --cpu, --disk")
+    result = await client.update_settings(
+        args.id, name=args.name, memory_mb=args.memory, cpu_shares=args.cpu, disk_mb=args.disk
+    )
+    if args.json:
+        _print_json(result)
+    else:
+        restarted = " (restarted)" if result.get("restarted") else ""
+        c = result["container"]
+        print(f"{result['message']}{restarted}: {c['name']} ({_short(c['id'])})")
+    return EXIT_OK
+
+
+async def events(client: CorralClient, args: argparse.Namespace) -> int:
+    """Follow the stream, reconnecting as needed, until Ctrl+C (or ``--count`` messages)."""
+    printed = 0
+    async with client.events(since=args.since, all_users=args.all) as stream:
+        async for message in stream:
+            if args.json:
+                _print_json(message)
+            else:
+                print(_describe(message), flush=True)
+            printed += 1
+            if args.count is not None and printed >= args.count:
+                break
+    return EXIT_OK
+
+
+def _describe(m: EventMessage) -> str:
+    c = m["container"]
+    if m["type"] == "list":
+        return f"{m['timestamp']}  list  {c['count']} of {c['limit']} containers  (seq {m['seq']})"
+    name = c.get("name") or _short(str(c.get("id", "")))
+    if m["type"] == "container_progress":
+        detail = f"{c.get('progress', '')}%  {c.get('message', '')}"
+    else:
+        detail = str(c.get("status", ""))
+    return f"{m['timestamp']}  {m['type']}  {name}  {detail}  (seq {m['seq']})"
+
+
+# -- the parsers --------------------------------------------------------------------------------
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _client_options(add_data_dir: Callable[[argparse.ArgumentParser], None]) -> Any:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("server")
+    group.add_argument(
+        "--server",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="the backend's URL (default: $CORRAL_SERVER; without one, a backend is started "
+        "in this process on the local data directory)",
+    )
+    group.add_argument(
+        "--token",
+        metavar="TOKEN",
+        default=argparse.SUPPRESS,
+        help="a JWT or API token for --server (default: $CORRAL_TOKEN)",
+    )
+    parent.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    add_data_dir(parent)
+    return parent
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--server``/``--token`` before the command too: ``corral --server U --token T ls``."""
+    parser.add_argument("--server", metavar="URL", default=argparse.SUPPRESS, help="see COMMAND -h")
+    parser.add_argument(
+        "--token", metavar="TOKEN", default=argparse.SUPPRESS, help="see COMMAND -h"
+    )
+
+
+def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The container commands, on ``sub`` (the ``corral`` parser's subparsers)."""
+    command = client_command
+
+    parent = _client_options(add_data_dir)
+
+    def parser(name: str, help_: str, description: str) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = sub.add_parser(
+            name, help=help_, description=description, parents=[parent]
+        )
+        return made
+
+    p = parser("ls", "list containers", "List your containers (and agents).")
+    p.add_argument("--all", action="store_true", help="every user's (admins only)")
+    p.set_defaults(func=command(ls))
+
+    p = parser(
+        "create",
+        "create a container",
+        "Create a sandboxed container. Without --wait it answers at once (status creating); "
+        "follow `corral events` for progress.",
+    )
+    p.add_argument("--name", help="1-64 letters, digits and hyphens (default: generated)")
+    p.add_argument("--image", help="an image from the server's catalog (default: the first one)")
+    p.add_argument("--role", help="a role from the server's catalog (default: barebone)")
+    _resource_options(p)
+    p.add_argument(
+        "--env",
+        action="append",
+        type=_key_value,
+        metavar="K=V",
+        help="an environment variable (repeatable; never shown back)",
+    )
+    p.add_argument(
+        "--label", action="append", type=_key_value, metavar="K=V", help="a label (repeatable)"
+    )
+    p.add_argument("--wait", action="store_true", help="return once the container runs")
+    p.set_defaults(func=command(create))
+
+    for verb, text in (("start", "start a container"), ("stop", "stop a container")):
+        p = parser(verb, text, f"{text.capitalize()} (by ID, Docker ID prefix or database ID).")
+        p.add_argument("id", metavar="ID")
+        p.set_defaults(func=command(_lifecycle(verb)))
+
+    p = parser("rm", "delete a container", "Delete a container and, unless kept, its volume.")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--keep-volume", action="store_true", help="keep the data volume")
+    p.set_defaults(func=command(_lifecycle("rm")))
+
+    p = parser(
+        "settings",
+        "rename or resize a container",
+        "Change a container's name or resources. Resizing a running container restarts it.",
+    )
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--name", help="the new name")
+    _resource_options(p)
+    p.set_defaults(func=command(settings))
+
+    p = parser(
+        "events",
+        "follow container events",
+        "Print every change as it happens (first a list), until Ctrl+C. Reconnects on its own "
+        "and resumes where it left off.",
+    )
+    p.add_argument("--since", type=int, metavar="SEQ", help="resume after this seq")
+    p.add_argument("--all", action="store_true", help="every user's events (admins only)")
+    p.add_argument("--count", type=int, metavar="N", help="exit after N messages")
+    p.set_defaults(func=command(events))
+
+
+def _resource_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory", type=int, metavar="MB", help="memory in MB")
+    p.add_argument("--cpu", type=int, metavar="MILLICORES", help="CPU in millicores (1000 = 1)")
+    p.add_argument("--disk", type=int, metavar="MB", help="disk quota in MB")
+
+
+def client_command(action: Action) -> Callable[[argparse.Namespace], int]:
+    def func(args: argparse.Namespace) -> int:
+        return run(args, action)
+
+    func.__corral_client__ = True  # type: ignore[attr-defined]
+    return func
+
+
+def is_client_command(func: object) -> bool:
+    return bool(getattr(func, "__corral_client__", False))
+
+
+__all__: Sequence[str] = ["add_commands", "add_server_options", "is_client_command", "run"]
