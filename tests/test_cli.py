@@ -11,12 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from backend.routes import ROUTES
 from tests.conftest import BUSYBOX, Api
-
-HAS_SETTINGS_ROUTE = any(getattr(r, "path", "") == "/api/containers/{id}/settings" for r in ROUTES)
 
 
 @dataclass
@@ -186,7 +181,6 @@ async def test_events_follows_the_stream(api: Api) -> None:
     assert "container_stopped" in lines[0] and "container_started" in lines[1]
 
 
-@pytest.mark.skipif(not HAS_SETTINGS_ROUTE, reason="the settings route is not in this branch yet")
 async def test_settings_renames(api: Api) -> None:
     _, headers = await api.user()
     made = await api.create(headers, name="before")

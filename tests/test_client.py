@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 
-from backend.routes import ROUTES
 from backend.state import EVENT_HUB
 from corral.client import (
     ERRORS,
@@ -19,7 +18,6 @@ from corral.client import (
     InvalidParameters,
     NameTaken,
     NotAuthorized,
-    NotFound,
     OperationFailed,
     TransportError,
     Unauthorized,
@@ -118,10 +116,6 @@ async def test_container_routes_and_their_typed_errors(api: Api) -> None:
             await client.get_container("../../health")
 
 
-@pytest.mark.skipif(
-    not any(getattr(r, "path", "") == "/api/containers/{id}/settings" for r in ROUTES),
-    reason="PATCH /api/containers/{id}/settings is not in this branch yet (issue 2, in main)",
-)
 async def test_update_settings(api: Api) -> None:
     _, headers = await api.user()
     async with api.corral(headers) as client:
@@ -129,16 +123,6 @@ async def test_update_settings(api: Api) -> None:
         result = await client.update_settings(made["id"], name="new")
         assert result["message"] == "settings updated"
         assert result["container"]["name"] == "new"
-
-
-async def test_settings_without_the_route_is_a_typed_not_found(api: Api) -> None:
-    if any(getattr(r, "path", "") == "/api/containers/{id}/settings" for r in ROUTES):
-        pytest.skip("the settings route exists: test_update_settings covers it")
-    _, headers = await api.user()
-    async with api.corral(headers) as client:
-        with pytest.raises(NotFound) as missing:
-            await client.update_settings("0" * 64, name="x")
-    assert (missing.value.status, missing.value.error) == (404, "not found")
 
 
 def test_every_contract_error_string_has_its_class() -> None:

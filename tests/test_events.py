@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.db.models import EventRecord
-from backend.routes import ROUTES
 from backend.settings import Settings
 from backend.state import EVENT_HUB, EVENTS, SESSIONS, SIGNER
 from corral.client import (
@@ -133,10 +132,6 @@ async def test_create_start_stop_delete_each_produce_their_event(api: Api) -> No
         await assert_nothing_pending(conn)
 
 
-@pytest.mark.skipif(
-    not any(getattr(r, "path", "") == "/api/containers/{id}/settings" for r in ROUTES),
-    reason="PATCH /api/containers/{id}/settings is not in this branch yet (issue 2, in main)",
-)
 async def test_settings_change_produces_container_updated(api: Api) -> None:
     _, headers = await api.user()
     made = await api.create(headers, name="before")
