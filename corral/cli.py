@@ -139,6 +139,94 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _role_targets(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[list[tuple[str, Any]], list[str]]:
+    """The (distribution, role) pairs that ``corral roles`` acts on, and the refusals."""
+    from backend.containers.catalog import Catalog
+    from backend.docker_service import DockerService
+
+    catalog = Catalog(settings, DockerService(settings.docker_host))
+    roles = catalog.roles
+    wanted = args.roles or [r.id for r in roles.values() if r.installs]
+    images = [i for i in settings.images if i.distribution]
+    if args.image:
+        images = [i for i in images if args.image in (i.name, i.reference)]
+        if not images:
+            return [], [f"image {args.image!r} is not offered or has no known distribution"]
+    targets: list[tuple[str, Any]] = []
+    errors: list[str] = []
+    for role_id in wanted:
+        role = roles.get(role_id)
+        if role is None:
+            errors.append(f"role {role_id!r} does not exist; choose from {', '.join(roles)}")
+            continue
+        matched = [i for i in images if role.supports(i)]
+        if not matched and args.roles:
+            errors.append(f"role {role_id!r} works on no image with a known distribution")
+        for distribution in dict.fromkeys(i.distribution for i in matched):
+            targets.append((distribution, role))
+    return targets, errors
+
+
+def cmd_roles_prepare(args: argparse.Namespace) -> int:
+    from backend.containers.catalog import RoleFileError
+    from backend.containers.packages import PackageCache, PrepareFailed
+
+    settings = _settings(args)
+    try:
+        targets, errors = _role_targets(args, settings)
+    except RoleFileError as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 2
+    for error in errors:
+        print(f"corral: {error}", file=sys.stderr)
+    cache = PackageCache(settings)
+    failed = bool(errors)
+    for distribution, role in targets:
+        try:
+            done = cache.prepare_blocking(distribution, role, force=args.force)
+        except PrepareFailed as exc:
+            print(f"{role.id} on {distribution}: FAILED: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        how = f"downloaded in {done.seconds:.1f} s" if done.downloaded else "already prepared"
+        print(
+            f"{role.id} on {distribution}: {done.files} packages, "
+            f"{done.size_bytes / 1e6:.1f} MB ({how}) in {done.path}"
+        )
+    return 1 if failed else 0
+
+
+def cmd_roles_list(args: argparse.Namespace) -> int:
+    from backend.containers.catalog import RoleFileError
+    from backend.containers.packages import PackageCache
+
+    settings = _settings(args)
+    args.roles, args.image = [], None
+    try:
+        targets, _ = _role_targets(args, settings)
+    except RoleFileError as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 2
+    cache = PackageCache(settings)
+    ready = {(d, r.id): cache.is_ready(d, r) for d, r in targets}
+    from backend.containers.catalog import Catalog
+    from backend.docker_service import DockerService
+
+    for role in Catalog(settings, DockerService(settings.docker_host)).roles.values():
+        states = [
+            f"{d}: {'prepared' if ok else 'not prepared'}"
+            for (d, r), ok in ready.items()
+            if r == role.id
+        ]
+        images = ", ".join(role.images) or "every image"
+        packages = " ".join(role.packages) or "-"
+        extra = f" [{'; '.join(states)}]" if states else ""
+        print(f"{role.id}\t{images}\t{packages}{extra}")
+    return 0
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from corral.agent import Agent, TokenRejected
 
@@ -208,6 +296,40 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--days", type=int, help="expire after this many days")
     _add_data_dir(issue)
     issue.set_defaults(func=cmd_token_issue)
+    roles = sub.add_parser(
+        "roles",
+        help="the role catalog and its host-side package cache",
+        description="Roles are development tools installed in a container after it starts. "
+        "Sandboxes have no network here, so the host downloads each role's packages once per "
+        "distribution into the package cache, which is mounted read-only into sandboxes.",
+    )
+    roles_sub = roles.add_subparsers(title="roles commands", metavar="COMMAND", required=True)
+    prepare = roles_sub.add_parser(
+        "prepare",
+        help="download roles' packages into the host-side cache",
+        description="Download the packages of the named roles (default: every role that "
+        "installs something) and all their dependencies, with the host's apt inside the image's "
+        "debootstrap root filesystem (scripts/images.sh keeps it), into "
+        "<data dir>/packages/<distribution>/<role>/ (or package_cache_dir). Needs root. A role "
+        "already prepared with the same package list is skipped; safe to run while the backend "
+        "runs. The backend also prepares a role by itself the first time it installs it.",
+    )
+    prepare.add_argument("roles", nargs="*", metavar="ROLE", help="role ids (default: all)")
+    prepare.add_argument("--image", help="only for this image (default: every image)")
+    prepare.add_argument(
+        "--force", action="store_true", help="download again even if already prepared"
+    )
+    _add_data_dir(prepare)
+    prepare.set_defaults(func=cmd_roles_prepare)
+    rlist = roles_sub.add_parser(
+        "list",
+        help="show the role catalog",
+        description="Show every role (built in, and from the operator's roles.toml), the images "
+        "it works on, its packages, and whether the host's cache holds them.",
+    )
+    _add_data_dir(rlist)
+    rlist.set_defaults(func=cmd_roles_list)
+
     agent = sub.add_parser(
         "agent",
         help="attach this machine to a backend",
