@@ -106,8 +106,13 @@ async def events_of(api: Api, user_id: str, db_id: str) -> list[tuple[str, dict[
 
 
 def home_snapshot(client: docker.DockerClient, ident: str) -> str:
-    code, out = sh(client, ident, "cd /home/user && find . -exec stat -c '%n %s %Y %i' {} + | sort")
-    assert code == 0, out
+    code, out = sh(
+        client,
+        ident,
+        "cd /home/user && find . -path ./lost+found -prune -o -exec stat -c '%n %s %Y %i' {} + "
+        "2>&1 | sort",
+    )
+    assert code == 0 and "./marker.txt" in out and "cannot" not in out, out
     return out
 
 
