@@ -109,8 +109,7 @@ def home_snapshot(client: docker.DockerClient, ident: str) -> str:
     code, out = sh(
         client,
         ident,
-        "cd /home/user && find . -path ./lost+found -prune -o -exec stat -c '%n %s %Y %i' {} + "
-        "2>&1 | sort",
+        "cd /home/user && find . -path ./lost+found -prune -o -printf '%p %s %T@\\n' 2>&1 | sort",
     )
     assert code == 0 and "./marker.txt" in out and "cannot" not in out, out
     return out
@@ -307,7 +306,11 @@ async def test_python_role_installs_in_the_background_and_survives_a_disk_change
     assert sh(docker_client, again["id"], "cat /home/user/marker.txt") == (0, f"{marker}\n")
     assert home_snapshot(docker_client, again["id"]) == before
     events = await events_of(rapi, user.id, db_id)
-    restored = [p for t, p in events if p.get("message") == "role packages restored"]
+    restored = [
+        p
+        for t, p in events
+        if t == "container_updated" and p.get("message") == "role packages restored"
+    ]
     assert len(restored) == 1 and restored[0]["role_state"] == "installed"
 
 
