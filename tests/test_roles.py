@@ -25,7 +25,7 @@ from backend.containers.catalog import (
     builtin_roles,
     parse_roles,
 )
-from backend.containers.packages import MANIFEST, PackageCache, PrepareFailed
+from backend.containers.packages import LISTS_LABEL, MANIFEST, PackageCache, PrepareFailed
 from backend.containers.roles import InstallProgress
 from backend.settings import Settings, load_settings
 from backend.state import CONTAINERS, EVENTS
@@ -472,3 +472,27 @@ async def test_an_older_database_gets_the_role_columns(old_database: Settings) -
         (old,) = [c for c in body["containers"] if c["name"] == "old"]
         assert (old["role_state"], old["role_error"]) == ("none", None)
         assert admin.is_admin
+
+
+def test_the_cache_follows_the_package_lists(tmp_path: Path) -> None:
+    """Downloads are only as good as the package lists they were chosen from: a folder made
+    with other lists is not ready, and an image imported with other lists is refused."""
+    lists = tmp_path / "rootfs" / DISTRIBUTION / "var" / "lib" / "apt" / "lists"
+    lists.mkdir(parents=True)
+    (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("one\n")
+    settings = load_settings(
+        data_dir=tmp_path, package_cache_dir=tmp_path / "pk", rootfs_dir=tmp_path / "rootfs"
+    )
+    cache = PackageCache(settings)
+    empty = Role("empty", "", "", (), (DEBIAN,))
+    cache.prepare_blocking(DISTRIBUTION, empty)
+    assert cache.is_ready(DISTRIBUTION, empty)
+    first = cache.lists_fingerprint(DISTRIBUTION)
+    cache.check_image(DISTRIBUTION, {LISTS_LABEL: str(first)})
+    cache.check_image(DISTRIBUTION, {})  # an image from an older images.sh: not checked
+
+    (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("two\n")
+    assert cache.lists_fingerprint(DISTRIBUTION) != first
+    assert not cache.is_ready(DISTRIBUTION, empty)
+    with pytest.raises(PrepareFailed, match=r"images\.sh --force"):
+        cache.check_image(DISTRIBUTION, {LISTS_LABEL: str(first)})

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -49,6 +50,9 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 MANIFEST = ".corral-role.json"
+# The image label scripts/images.sh records: the fingerprint of the package lists the image was
+# imported with (see ``lists_fingerprint``).
+LISTS_LABEL = "corral.apt-lists"
 DISTRIBUTION_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 # Runs as root inside a private mount namespace: $1 the root filesystem, $2 the output folder,
@@ -109,14 +113,46 @@ class PackageCache:
     def rootfs(self, distribution: str) -> Path:
         return self.rootfs_dir / distribution
 
+    def lists_fingerprint(self, distribution: str) -> str | None:
+        """SHA-256 over the root filesystem's InRelease files, in name order (as
+        scripts/images.sh computes it): which package lists the downloads were chosen from.
+        None when the root filesystem has none."""
+        lists = self.rootfs(distribution) / "var" / "lib" / "apt" / "lists"
+        files = sorted(lists.glob("*InRelease"), key=lambda p: p.name.encode())
+        if not files:
+            return None
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
     def is_ready(self, distribution: str, role: Role) -> bool:
-        """Whether the role's folder holds exactly its current package list's download."""
+        """Whether the role's folder holds its current package list's download, chosen from
+        the package lists the root filesystem has now (so from the image's, see
+        ``check_image``)."""
         manifest = self.role_dir(distribution, role) / MANIFEST
         try:
             data = json.loads(manifest.read_text())
         except (OSError, ValueError):
             return False
-        return isinstance(data, dict) and data.get("packages") == sorted(role.packages)
+        if not isinstance(data, dict) or data.get("packages") != sorted(role.packages):
+            return False
+        recorded = data.get("lists")
+        return recorded is None or recorded == self.lists_fingerprint(distribution)
+
+    def check_image(self, distribution: str, labels: dict[str, str]) -> None:
+        """Refuse when the image was imported with other package lists than the root
+        filesystem has now: apt in the sandbox would ask for versions the cache does not hold.
+        Images without the label (imported by an older images.sh) are not checked."""
+        recorded = labels.get(LISTS_LABEL)
+        if not recorded:
+            return
+        current = self.lists_fingerprint(distribution)
+        if current is not None and current != recorded:
+            raise PrepareFailed(
+                f"the host's package lists for {distribution} differ from the image's; an "
+                "operator must rebuild the image with scripts/images.sh --force"
+            )
 
     # -- preparing ----------------------------------------------------------------------------
 
@@ -234,6 +270,7 @@ class PackageCache:
             "role": role.id,
             "distribution": distribution,
             "packages": sorted(role.packages),
+            "lists": self.lists_fingerprint(distribution),
             "files": files,
             "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

@@ -280,6 +280,13 @@ class RoleInstaller:
                 db_id, docker_id, reason, f"image {image.name!r} has no known distribution"
             )
             return
+        try:
+            details = await service.docker.image_details(image.reference)
+            labels = ((details or {}).get("Config") or {}).get("Labels") or {}
+            self._cache.check_image(image.distribution, labels)
+        except PrepareFailed as exc:
+            await self._finish(db_id, docker_id, reason, str(exc))
+            return
         if not self._cache.is_ready(image.distribution, role):
             await service._progress(
                 row,
