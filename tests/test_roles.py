@@ -380,7 +380,17 @@ async def test_a_stop_during_the_install_resumes_it_at_the_next_start(
     rapi: Api, docker_client: docker.DockerClient
 ) -> None:
     _, headers = await rapi.user(tier="test")
-    made = await create(rapi, headers, "tiny")
+    resp = await rapi.client.post(
+        "/api/containers", json={"image": DEBIAN, "role": "tiny", **SIZE}, headers=headers
+    )
+    made = await resp.json()
+    assert resp.status == 202, made
+    assert (made["status"], made["role_state"]) == ("creating", "pending")
+
+    async def configuring() -> bool:
+        return (await rapi.get(headers, made["db_id"]))["status"] == "configuring"
+
+    await wait_for(configuring, 30, what="the sandbox to run")
     resp = await rapi.client.post(f"/api/containers/{made['db_id']}/stop", headers=headers)
     assert resp.status == 200
     stopped = await rapi.get(headers, made["db_id"])
@@ -388,7 +398,8 @@ async def test_a_stop_during_the_install_resumes_it_at_the_next_start(
     assert not rapi.app[CONTAINERS].roles.active(made["db_id"])
 
     resp = await rapi.client.post(f"/api/containers/{made['db_id']}/start", headers=headers)
-    assert resp.status == 200
+    body = await resp.json()
+    assert (resp.status, body["status"]) == (200, "running"), body
     assert (await rapi.get(headers, made["db_id"]))["status"] == "configuring"
     done = await wait_role(rapi, headers, made["db_id"], ("installed", "failed"))
     assert (done["role_state"], done["status"]) == ("installed", "running")

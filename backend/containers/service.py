@@ -252,6 +252,7 @@ class ContainerService:
                 name=name,
                 image=image.name,
                 role=role.id,
+                role_state="pending" if role.installs else "none",
                 status="creating",
                 runtime=self.settings.runtime,
                 environment=environment,
@@ -735,7 +736,11 @@ def _exit_reason(state: ContainerState) -> str | None:
 
 
 def _lifecycle_body(message: str, row: Container) -> dict[str, Any]:
+    """The contract's answer to start and stop. A sandbox whose role is still installing runs
+    (``configuring`` in the container object), so start says ``running`` as the contract has it."""
     status = "stopped" if row.status in ("stopped", "error") else row.status
+    if status == "configuring":
+        status = "running"
     return {"message": message, "id": row.public_id, "name": row.name, "status": status}
 
 
