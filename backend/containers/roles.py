@@ -27,7 +27,6 @@ install leaves ``role_state`` "pending", and the next start resumes it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -191,8 +190,10 @@ class RoleInstaller:
         self._tasks[row.id] = _Install(row.docker_id, reason, task)
 
     def cancel(self, db_id: str) -> None:
+        """Cancel the row's install task (never the calling task itself: an install that
+        schedules its own successor just ends)."""
         current = self._tasks.pop(db_id, None)
-        if current is not None:
+        if current is not None and current.task is not asyncio.current_task():
             current.task.cancel()
 
     def active(self, db_id: str, docker_id: str | None = None) -> bool:
@@ -209,13 +210,6 @@ class RoleInstaller:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def wait(self, db_id: str) -> None:
-        """Until the row's current install (if any) has ended (for tests and benchmarks)."""
-        current = self._tasks.get(db_id)
-        if current is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(current.task)
 
     # -- the task -------------------------------------------------------------------------------
 
@@ -307,10 +301,11 @@ class RoleInstaller:
             row = await self._current(db_id, docker_id)
             if row is None:
                 return
+            state = await service.docker.inspect(docker_id)
             row = await service.save(row, "container_updated", role_state="installing")
 
         error = await self._exec(row, role, docker_id)
-        await self._finish(db_id, docker_id, reason, error)
+        await self._finish(db_id, docker_id, reason, error, state.started_at if state else None)
 
     def _sandbox_has_network(self, row: Container) -> bool:
         return row.runtime != "runsc" or self._settings.sandbox_network != "none"
@@ -395,8 +390,18 @@ class RoleInstaller:
             await asyncio.sleep(0.1)  # Docker records the exit just after the stream closes
         return None
 
-    async def _finish(self, db_id: str, docker_id: str, reason: str, error: str | None) -> None:
-        """Write the outcome, if the row still expects this install."""
+    async def _finish(
+        self,
+        db_id: str,
+        docker_id: str,
+        reason: str,
+        error: str | None,
+        started_at: str | None = None,
+    ) -> None:
+        """Write the outcome, if the row still expects this install. ``started_at``: when the
+        sandbox had started as the install began; a sandbox started since (a rebuild that
+        failed and restarted the old container) cut the install off, which is no failure of
+        the role: it is installed again."""
         service = self._service
         async with service.locks.hold(db_id):
             row = await self._current(db_id, docker_id)
@@ -426,6 +431,10 @@ class RoleInstaller:
                 values = _stopped_values(row, state)
                 if values:
                     await service.save(row, "container_updated", **values)
+                return
+            if started_at is not None and state.started_at != started_at:
+                row = await service.save(row, "container_updated", role_state="pending")
+                self.schedule(row, reason)
                 return
             log.warning("role install of %s failed: %s", db_id, error)
             status = "running" if row.status == "configuring" else row.status
