@@ -18,9 +18,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from backend.containers.catalog import Role
 from corral.commands import EXIT_USAGE, add_commands, add_server_options, is_client_command
 
 
@@ -140,21 +143,19 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
 
 
 def _role_targets(
-    args: argparse.Namespace, settings: Settings
-) -> tuple[list[tuple[str, Any]], list[str]]:
-    """The (distribution, role) pairs that ``corral roles`` acts on, and the refusals."""
-    from backend.containers.catalog import Catalog
-    from backend.docker_service import DockerService
+    settings: Settings, role_ids: list[str], image: str | None
+) -> tuple[list[tuple[str, Role]], list[str]]:
+    """The (distribution, role) pairs ``corral roles`` acts on, and what it refuses."""
+    from backend.containers.catalog import catalog_roles
 
-    catalog = Catalog(settings, DockerService(settings.docker_host))
-    roles = catalog.roles
-    wanted = args.roles or [r.id for r in roles.values() if r.installs]
+    roles = catalog_roles(settings)
+    wanted = role_ids or [r.id for r in roles.values() if r.installs]
     images = [i for i in settings.images if i.distribution]
-    if args.image:
-        images = [i for i in images if args.image in (i.name, i.reference)]
+    if image:
+        images = [i for i in images if image in (i.name, i.reference)]
         if not images:
-            return [], [f"image {args.image!r} is not offered or has no known distribution"]
-    targets: list[tuple[str, Any]] = []
+            return [], [f"image {image!r} is not offered or has no known distribution"]
+    targets: list[tuple[str, Role]] = []
     errors: list[str] = []
     for role_id in wanted:
         role = roles.get(role_id)
@@ -162,10 +163,9 @@ def _role_targets(
             errors.append(f"role {role_id!r} does not exist; choose from {', '.join(roles)}")
             continue
         matched = [i for i in images if role.supports(i)]
-        if not matched and args.roles:
+        if not matched and role_ids:
             errors.append(f"role {role_id!r} works on no image with a known distribution")
-        for distribution in dict.fromkeys(i.distribution for i in matched):
-            targets.append((distribution, role))
+        targets += [(d, role) for d in dict.fromkeys(i.distribution for i in matched)]
     return targets, errors
 
 
@@ -175,7 +175,7 @@ def cmd_roles_prepare(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     try:
-        targets, errors = _role_targets(args, settings)
+        targets, errors = _role_targets(settings, args.roles, args.image)
     except RoleFileError as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 2
@@ -199,26 +199,22 @@ def cmd_roles_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_roles_list(args: argparse.Namespace) -> int:
-    from backend.containers.catalog import RoleFileError
+    from backend.containers.catalog import RoleFileError, catalog_roles
     from backend.containers.packages import PackageCache
 
     settings = _settings(args)
-    args.roles, args.image = [], None
     try:
-        targets, _ = _role_targets(args, settings)
+        roles = catalog_roles(settings)
+        targets, _ = _role_targets(settings, [], None)
     except RoleFileError as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 2
     cache = PackageCache(settings)
-    ready = {(d, r.id): cache.is_ready(d, r) for d, r in targets}
-    from backend.containers.catalog import Catalog
-    from backend.docker_service import DockerService
-
-    for role in Catalog(settings, DockerService(settings.docker_host)).roles.values():
+    for role in roles.values():
         states = [
-            f"{d}: {'prepared' if ok else 'not prepared'}"
-            for (d, r), ok in ready.items()
-            if r == role.id
+            f"{d}: {'prepared' if cache.is_ready(d, r) else 'not prepared'}"
+            for d, r in targets
+            if r.id == role.id
         ]
         images = ", ".join(role.images) or "every image"
         packages = " ".join(role.packages) or "-"

@@ -507,3 +507,27 @@ def test_the_cache_follows_the_package_lists(tmp_path: Path) -> None:
     assert not cache.is_ready(DISTRIBUTION, empty)
     with pytest.raises(PrepareFailed, match=r"images\.sh --force"):
         cache.check_image(DISTRIBUTION, {LISTS_LABEL: str(first)})
+
+
+async def test_corral_roles_prepare_and_list(tmp_path: Path) -> None:
+    from tests.test_cli import corral
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "roles.toml").write_text(OPERATOR_ROLES)
+    first = await corral("roles", "prepare", "--data-dir", str(data), "tiny")
+    assert first.code == 0, first.err
+    assert "tiny on debian-bookworm: 3 packages" in first.out and "downloaded in" in first.out
+    assert any((data / "packages" / DISTRIBUTION / "tiny").glob("jq_*.deb"))
+    again = await corral("roles", "prepare", "--data-dir", str(data), "tiny")
+    assert again.code == 0 and "already prepared" in again.out, again
+    listed = await corral("roles", "list", "--data-dir", str(data))
+    assert listed.code == 0
+    lines = {line.split("\t")[0]: line for line in listed.out.splitlines()}
+    assert "debian-bookworm: prepared" in lines["tiny"]
+    assert "not prepared" in lines["python"]
+    assert lines["barebone"].startswith("barebone\tevery image\t-")
+    unknown = await corral("roles", "prepare", "--data-dir", str(data), "cobol")
+    assert unknown.code == 1 and "role 'cobol' does not exist" in unknown.err
+    helped = await corral("roles", "prepare", "--help")
+    assert helped.code == 0 and "download" in helped.out

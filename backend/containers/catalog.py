@@ -129,11 +129,22 @@ def builtin_roles() -> dict[str, Role]:
     return roles
 
 
+def catalog_roles(settings: Settings) -> dict[str, Role]:
+    """The built-in roles with the operator's file (if any) merged over them."""
+    path = settings.operator_roles_path
+    builtin = builtin_roles()
+    if not path.is_file():
+        return builtin
+    roles = load_role_file(path, builtin)
+    if "barebone" not in roles:
+        raise RoleFileError(f"{path}: the barebone role cannot be removed")
+    return roles
+
+
 class Catalog:
     def __init__(self, settings: Settings, docker: DockerService) -> None:
         self._settings = settings
         self._docker = docker
-        self._builtin = builtin_roles()
         self._operator_path = settings.operator_roles_path
         self._operator_stamp: tuple[int, int] | None = None
         # At start-up a broken operator file stops the backend (RoleFileError), so the mistake is
@@ -149,11 +160,7 @@ class Catalog:
 
     def _load(self) -> dict[str, Role]:
         stamp = self._stamp()
-        roles = self._builtin
-        if stamp is not None:
-            roles = load_role_file(self._operator_path, self._builtin)
-            if "barebone" not in roles:
-                raise RoleFileError(f"{self._operator_path}: the barebone role cannot be removed")
+        roles = catalog_roles(self._settings)
         self._operator_stamp = stamp
         return roles
 
