@@ -53,12 +53,13 @@ class CorralApp(App[None]):
         embedded: bool = False,
         config: ConsoleConfig | None = None,
         startup_error: str | None = None,
+        api: CorralClient | None = None,
     ) -> None:
         super().__init__()
         self.server = server
         self.embedded = embedded
         self.config = config or ConsoleConfig.load()
-        self.api = CorralClient(server, token)
+        self.api = api or CorralClient(server, token)
         self.fleet = Fleet()
         self.images: list[dict[str, Any]] = []
         self.roles: list[dict[str, Any]] = []
@@ -93,15 +94,22 @@ class CorralApp(App[None]):
 
     @work(group="profile", exclusive=True)
     async def load_profile(self) -> None:
+        """Who we are, and the catalogs. Only ``/api/me`` must answer: with the engine down the
+        image list cannot be checked, and the console still opens and says why."""
         me, images, roles, health = await asyncio.gather(
-            self.api.me(), self.api.images(), self.api.roles(), self.api.health()
+            self.api.me(),
+            self.api.images(),
+            self.api.roles(),
+            self.api.health(),
+            return_exceptions=True,
         )
-        self.images = list(images["images"])
-        self.roles = list(roles["roles"])
-        self.main_screen.post_message(
-            ProfileLoaded(dict(me), self.images, self.roles, dict(health))
-        )
-        if health.get("docker") != "ok":
+        if isinstance(me, BaseException):
+            raise me
+        self.images = [] if isinstance(images, BaseException) else list(images["images"])
+        self.roles = [] if isinstance(roles, BaseException) else list(roles["roles"])
+        status = {"docker": "unavailable"} if isinstance(health, BaseException) else dict(health)
+        self.main_screen.post_message(ProfileLoaded(dict(me), self.images, self.roles, status))
+        if status.get("docker") != "ok":
             self.notify(
                 f"The Docker engine is not reachable. {ENGINE_HINT}", severity="warning", timeout=20
             )
@@ -163,7 +171,8 @@ class CorralApp(App[None]):
             ("Sort", "Sort by the next column (o)", "sort"),
             ("Copy ID", "Copy the selected row's ID (c)", "copy_id"),
             ("Toggle event log", "Show or hide the event log (l)", "toggle_log"),
-            ("Keys", "Every key binding (?)", "help"),
+            ("Toggle details", "Show or hide the details pane (i)", "toggle_details"),
+            ("Help", "Every key binding and what it does (?)", "help"),
         ]
         for title, help_text, action in commands:
             if screen.check_action(action, ()):

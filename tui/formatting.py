@@ -49,11 +49,10 @@ def megabytes(value: Any) -> str:
 
 
 def millicores(value: Any) -> str:
+    """CPUs from millicores: 1000 → ``1``, 500 → ``0.5``, 250 → ``0.25``."""
     if not isinstance(value, int):
         return "—"
-    if value % 1000 == 0:
-        return f"{value // 1000} CPU"
-    return f"{value / 1000:.2f} CPU".replace(".00", "")
+    return f"{value / 1000:.2f}".rstrip("0").rstrip(".")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -106,3 +105,14 @@ def role_cell(container: dict[str, Any]) -> str:
     if state and state not in ("installed", "none"):
         return f"{role} ({state})"
     return str(role)
+
+
+def short_image(image: Any) -> str:
+    """``corral/debian:bookworm`` → ``debian:bookworm``: the registry prefix is the same for all."""
+    if not image:
+        return "—"
+    return str(image).removeprefix("corral/")
+
+
+def short_event(kind: str) -> str:
+    return kind.removeprefix("container_")

@@ -64,7 +64,8 @@ async def test_create_stop_start_and_delete_from_the_keyboard(
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDelete), what="the confirmation")
         app.screen.query_one("#keep", Checkbox).value = True
-        await pilot.click("#confirm")
+        app.screen.query_one("#confirm").focus()
+        await pilot.press("enter")
         await until(pilot, lambda: row_of(app, "web-1") is None, what="the row to go")
         table = app.main_screen.query_one(ContainerTable)
         assert table.row_count == 0
@@ -91,7 +92,8 @@ async def test_settings_form_validates_inline_and_restarts_with_data_kept(
         hint = memory.parent.parent.query_one(".field-hint", Static)  # type: ignore[union-attr]
         assert hint.has_class("invalid")
         assert "between 64 and 2048" in str(hint.render())
-        await pilot.click("#submit")
+        memory.focus()
+        await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, SettingsScreen)  # refused inline: nothing sent
         assert (await api.get(headers, made["db_id"]))["resources"]["memory_mb"] == 128
@@ -99,7 +101,8 @@ async def test_settings_form_validates_inline_and_restarts_with_data_kept(
         memory.value = "256"
         await pilot.pause()
         assert not hint.has_class("invalid")
-        await pilot.click("#submit")
+        memory.focus()
+        await pilot.press("enter")
         await until(
             pilot,
             lambda: not isinstance(app.screen, SettingsScreen),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -21,6 +21,7 @@ from tui.widgets.event_log import EventLogPanel
 from tui.widgets.header import StatusHeader
 from tui.widgets.table import ContainerTable
 
+NARROW = 130
 STARTABLE = {"stopped", "missing", "error"}
 STOPPABLE = {"running", "configuring"}
 
@@ -38,6 +39,7 @@ class MainScreen(Screen[None]):
         Binding("o", "sort", "Sort", id="sort"),
         Binding("c", "copy_id", "Copy ID", id="copy_id"),
         Binding("l", "toggle_log", "Log", id="toggle_log"),
+        Binding("i", "toggle_details", "Details", id="toggle_details"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
@@ -48,6 +50,7 @@ class MainScreen(Screen[None]):
         self.fleet = fleet
         self.limits: dict[str, Any] = {}
         self.me: dict[str, Any] = {}
+        self._bindings_for: tuple[Any, Any] | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
@@ -65,6 +68,11 @@ class MainScreen(Screen[None]):
         self.set_interval(30, self._tick)
         self.table.focus()
         self._show_selected()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Below 130 columns the details pane makes way for the table (i brings it back)."""
+        self.set_class(event.size.width < NARROW, "-narrow")
+        self.query_one(DetailsPane).display = event.size.width >= NARROW
 
     @property
     def table(self) -> ContainerTable:
@@ -89,13 +97,9 @@ class MainScreen(Screen[None]):
         self.query_one(EventLogPanel).add(message)
         self._update_usage()
         selected = self.table.selected_key()
-        if (
-            selected is None
-            or any(c.key == selected for c in changes)
-            or message.get("type") == "container_progress"
-        ):
+        if selected is None or any(c.key == selected for c in changes):
             self._show_selected()
-        self.refresh_bindings()
+        self._refresh_bindings_if_needed()
         if self.app.screen is not self:
             self.app.screen.post_message(BackendEvent(message))
 
@@ -125,7 +129,18 @@ class MainScreen(Screen[None]):
     @on(DataTable.RowHighlighted)
     def row_highlighted(self, _: DataTable.RowHighlighted) -> None:
         self._show_selected()
-        self.refresh_bindings()
+        self._refresh_bindings_if_needed()
+
+    def _refresh_bindings_if_needed(self) -> None:
+        """Refresh the footer only when what applies to the selected row changed: rebuilding
+        the footer on every event would cost more than everything else an event does."""
+        container = self.selected()
+        signature = (
+            None if container is None else (container.get("status"), container.get("session_type"))
+        )
+        if signature != self._bindings_for:
+            self._bindings_for = signature
+            self.refresh_bindings()
 
     @on(DataTable.HeaderSelected)
     def header_selected(self, event: DataTable.HeaderSelected) -> None:
@@ -248,6 +263,10 @@ class MainScreen(Screen[None]):
         if container is not None:
             self.app.copy_to_clipboard(str(container["id"]))
             self.notify(f"Copied {container['id']}", timeout=3)
+
+    def action_toggle_details(self) -> None:
+        pane = self.query_one(DetailsPane)
+        pane.display = not pane.display
 
     def action_toggle_log(self) -> None:
         panel = self.query_one(EventLogPanel)

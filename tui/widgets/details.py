@@ -58,7 +58,7 @@ def describe(
             "Memory", _range(limits, "memory_mb", resources.get("memory_mb"), fmt.megabytes)
         )
         table.add_row(
-            "CPU", _range(limits, "cpu_shares", resources.get("cpu_shares"), fmt.millicores)
+            "CPUs", _range(limits, "cpu_shares", resources.get("cpu_shares"), fmt.millicores)
         )
         table.add_row("Disk", _range(limits, "disk_mb", resources.get("disk_mb"), fmt.megabytes))
         table.add_row("Volume", str(container.get("volume", "—")))
@@ -67,16 +67,25 @@ def describe(
     table.add_row("Last used", fmt.local_time(container.get("last_used_at")))
     if container.get("status") == "running":
         table.add_row("Uptime", fmt.uptime(container))
-    events = Table.grid(padding=(0, 1))
+    lines = []
     for message in recent[-6:]:
         time = fmt.parse_time(message.get("timestamp"))
         stamp = time.astimezone().strftime("%H:%M:%S") if time else "--:--:--"
         kind = str(message.get("type", ""))
         payload = message.get("container") or {}
         extra = payload.get("message") or payload.get("status") or ""
-        events.add_row(
-            Text(stamp, style="dim"), Text(kind, style=fmt.EVENT_STYLE.get(kind, "")), str(extra)
+        lines.append(
+            Text.assemble(
+                (stamp, "dim"),
+                " ",
+                (fmt.short_event(kind), fmt.EVENT_STYLE.get(kind, "")),
+                " ",
+                str(extra),
+                no_wrap=True,
+                overflow="ellipsis",
+            )
         )
+    events = Text("\n").join(lines)
     table.add_row("Recent", events if recent else Text("—", style="dim"))
     return table
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
 
 from tui import formatting as fmt
 
@@ -21,7 +21,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("image", "Image"),
     ("role", "Role"),
     ("memory", "Memory"),
-    ("cpu", "CPU"),
+    ("cpu", "CPUs"),
     ("disk", "Disk"),
     ("uptime", "Uptime"),
     ("id", "ID"),
@@ -39,7 +39,7 @@ def cells(
     return {
         "status": status,
         "name": str(container.get("name", "")),
-        "image": str(container.get("image") or "—"),
+        "image": fmt.short_image(container.get("image")),
         "role": fmt.role_cell(container),
         "memory": fmt.megabytes(resources.get("memory_mb")),
         "cpu": fmt.millicores(resources.get("cpu_shares")),
@@ -86,14 +86,35 @@ class ContainerTable(DataTable[Any]):
             if self.sort_column:
                 self._sort()
             return
+        changed = False
         for column, value in new.items():
             if old.get(column) != value:
-                try:
-                    self.update_cell(key, column, value)
-                except (CellDoesNotExist, RowDoesNotExist):
-                    continue
+                self._set_cell(key, column, value)
                 self.cell_writes += 1
                 old[column] = value
+                changed = True
+        if changed:
+            with contextlib.suppress(RowDoesNotExist):
+                self.refresh_row(self.get_row_index(key))
+
+    def _set_cell(self, key: str, column: str, value: Text | str) -> None:
+        """``update_cell`` without its whole-table invalidation.
+
+        DataTable's ``update_cell`` bumps a counter that is part of every render cache key, so
+        one changed cell makes the next frame re-render every visible cell and recompute every
+        row's offset: with a thousand rows that is most of an event's cost. Here only the
+        changed row's cached renders are dropped, and only its line is repainted (by the
+        caller). Sorting and adding rows still go through DataTable's own paths."""
+        row_key, column_key = RowKey(key), ColumnKey(column)
+        row = self._data.get(row_key)
+        if row is None or column_key not in row:
+            return
+        row[column_key] = value
+        caches: tuple[Any, ...] = (self._cell_render_cache, self._row_render_cache)
+        for cache in caches:
+            for cache_key in [k for k in cache.keys() if k[0] == row_key]:  # noqa: SIM118
+                cache.discard(cache_key)
+        self._line_cache.clear()
 
     def drop(self, key: str) -> None:
         if self._shown.pop(key, None) is not None:
