@@ -44,3 +44,8 @@ lint:
 # Benchmarks: ratios against a baseline measured in the same run.
 bench *ARGS: images
     {{venv}}/python -m benchmarks {{ARGS}}
+
+# PNG pictures of the real console (needs the engine; installs Chromium to render them).
+screenshots: engine
+    command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    {{venv}}/python scripts/screenshots.py

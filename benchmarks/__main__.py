@@ -14,6 +14,7 @@ BENCHMARKS = [
     "bench_terminal",
     "bench_events",
     "bench_roles",
+    "bench_console",
 ]
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,10 +41,33 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    """Open the console: on ``--server`` (or $CORRAL_SERVER, or the config file's ``server``), or
+    on a backend embedded in this process, signed in as the local admin."""
+    from tui.app import CorralApp
+    from tui.config import ConsoleConfig
+
+    config = ConsoleConfig.load()
+    config.ensure_written()
+    server = getattr(args, "server", None) or os.environ.get("CORRAL_SERVER") or config.server
+    token = getattr(args, "token", None) or os.environ.get("CORRAL_TOKEN") or config.token
+    if server:
+        if not token:
+            print("corral: --server needs --token (or $CORRAL_TOKEN)", file=sys.stderr)
+            return 2
+        CorralApp(server, token, config=config).run()
+        return 0
+    return _console_embedded(args, config)
+
+
+def _console_embedded(args: argparse.Namespace, config: Any) -> int:
     from backend.admin import Admin
     from backend.server import EmbeddedBackend
+    from tui.app import CorralApp
 
     settings = _settings(args, port=0)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The console owns the terminal: the backend logs to a file beside its database.
+    _log_to_file(settings.data_dir / "console.log")
 
     async def token() -> str:
         async with Admin(settings) as admin:
@@ -56,16 +77,30 @@ def cmd_console(args: argparse.Namespace) -> int:
     try:
         url = backend.start()
     except Exception as exc:
-        print(f"corral: the embedded backend did not start: {exc}", file=sys.stderr)
+        # The console still opens, and says what is wrong and how to fix it.
+        CorralApp(
+            "http://127.0.0.1:0",
+            "",
+            embedded=True,
+            config=config,
+            startup_error=f"The embedded backend did not start: {exc}",
+        ).run()
         return 1
-    jwt = asyncio.run(token())
-    print(f"Corral backend listening on {url} (data in {settings.data_dir})")
-    print(f"Signed in as the local admin. Token:\n{jwt}")
-    print("Press Ctrl+C to stop.")
-    with contextlib.suppress(KeyboardInterrupt):
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    backend.stop()
+    try:
+        CorralApp(url, asyncio.run(token()), embedded=True, config=config).run()
+    finally:
+        backend.stop()  # containers keep running: only the backend stops
     return 0
+
+
+def _log_to_file(path: Path) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(os.environ.get("CORRAL_LOG", "INFO"))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -226,8 +261,8 @@ def cmd_roles_list(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     from corral.agent import Agent, TokenRejected
 
-    server = args.server or os.environ.get("CORRAL_SERVER")
-    token = args.token or os.environ.get("CORRAL_TOKEN")
+    server = getattr(args, "server", None) or os.environ.get("CORRAL_SERVER")
+    token = getattr(args, "token", None) or os.environ.get("CORRAL_TOKEN")
     if not server or not token:
         print("corral agent: --server and --token are required", file=sys.stderr)
         return 2
@@ -332,8 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Dial out to a Corral backend and serve terminals on this machine. Needs an "
         'agent token: POST /api/tokens with scopes ["agent"].',
     )
-    agent.add_argument("--server", help="the backend's URL (or $CORRAL_SERVER)")
-    agent.add_argument("--token", help="an agent token (or $CORRAL_TOKEN)")
+    agent.add_argument(
+        "--server", default=argparse.SUPPRESS, help="the backend's URL (or $CORRAL_SERVER)"
+    )
+    agent.add_argument(
+        "--token", default=argparse.SUPPRESS, help="an agent token (or $CORRAL_TOKEN)"
+    )
     agent.add_argument("--name", help="how this machine shows in the list (default: hostname)")
     agent.set_defaults(func=cmd_agent)
 

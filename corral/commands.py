@@ -1,5 +1,5 @@
 """The container commands of ``corral`` (``ls``, ``create``, ``start``, ``stop``, ``rm``,
-``settings``, ``events``), for people and scripts, all on ``corral.client``.
+``settings``, ``shell``, ``events``), for people and scripts, all on ``corral.client``.
 
 They talk to ``--server URL --token TOKEN`` (or ``$CORRAL_SERVER``/``$CORRAL_TOKEN``), or, with no
 server given, to a backend started in this process on the local data directory, signed in as the
@@ -195,6 +195,18 @@ async def settings(client: CorralClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def shell(client: CorralClient, args: argparse.Namespace) -> int:
+    """An interactive shell on this terminal; exits with the shell's code (1 when detached)."""
+    from corral.client.terminal import attach
+
+    print(f"Connecting to {args.id}; ctrl+] detaches.", file=sys.stderr)
+    end = await attach(client, args.id)
+    print(f"\r\n[{end.message}]", file=sys.stderr)
+    if end.detached:
+        return EXIT_OK
+    return EXIT_API_ERROR if end.code is None else int(end.code)
+
+
 async def events(client: CorralClient, args: argparse.Namespace) -> int:
     """Follow the stream, reconnecting as needed, until Ctrl+C (or ``--count`` messages)."""
     printed = 0
@@ -319,6 +331,15 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
     p.add_argument("--name", help="the new name")
     _resource_options(p)
     p.set_defaults(func=command(settings))
+
+    p = parser(
+        "shell",
+        "open a shell in a container or on an agent",
+        "An interactive shell (TTY) in a running container, or on an agent (agent:<uuid>). "
+        "ctrl+] detaches; the exit code is the shell's.",
+    )
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(func=command(shell))
 
     p = parser(
         "events",

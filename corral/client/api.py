@@ -12,6 +12,7 @@ Every refusal is raised as the ``ApiError`` subclass named by the contract's err
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, cast
 from urllib.parse import quote
@@ -293,8 +294,11 @@ class CorralClient:
         all_users: bool = False,
         backoff: Backoff | None = None,
         auth: WsAuth = "header",
+        on_state: Callable[[str], None] | None = None,
     ) -> EventStream:
         """The event stream as an async iterator that survives disconnects: it reconnects with
         backoff and resumes with ``since=<last seq>``, so each event is yielded once, in order
         (or a fresh ``list`` when the server no longer has the gap)."""
-        return EventStream(self, since=since, all_users=all_users, backoff=backoff, auth=auth)
+        return EventStream(
+            self, since=since, all_users=all_users, backoff=backoff, auth=auth, on_state=on_state
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -172,8 +173,11 @@ class EventStream:
         all_users: bool,
         backoff: Backoff | None,
         auth: Literal["header", "query", "subprotocol"],
+        on_state: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
+        # Told "connecting", "connected" and "reconnecting" (a console shows it in its header).
+        self._on_state = on_state
         self.all_users = all_users
         self.backoff = backoff or Backoff()
         self.auth: Literal["header", "query", "subprotocol"] = auth
@@ -248,8 +252,15 @@ class EventStream:
             await self._conn.close()
         self._conn = None
         self._failures += 1
+        self._state("reconnecting")
+
+    def _state(self, state: str) -> None:
+        if self._on_state is not None:
+            self._on_state(state)
 
     async def _connect(self) -> EventConnection:
+        if not self.connects:
+            self._state("connecting")
         while True:
             if self._failures:
                 await asyncio.sleep(self.backoff.delay(self._failures - 1))
@@ -271,4 +282,5 @@ class EventStream:
                 self._failures += 1
             else:
                 self.connects += 1
+                self._state("connected")
                 return conn

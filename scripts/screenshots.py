@@ -1,0 +1,175 @@
+"""``just screenshots``: pictures of the real console, on a real backend and engine.
+
+It starts a backend on a throwaway data directory, makes a few sandboxes and some history (a stop,
+a resize, a container removed behind Corral's back), drives the console with Textual's Pilot, saves
+SVG screenshots, and turns them into PNGs with headless Chromium (which renders Textual's SVGs
+faithfully). Everything it made is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from backend.admin import Admin  # noqa: E402
+from backend.auth.tokens import JwtSigner, load_or_create_secret  # noqa: E402
+from backend.db.models import User  # noqa: E402
+from backend.server import EmbeddedBackend  # noqa: E402
+from backend.settings import load_settings  # noqa: E402
+from corral.client import CorralClient  # noqa: E402
+from tests.backend_process import unmount_volumes  # noqa: E402
+from tui.app import CorralApp  # noqa: E402
+from tui.config import ConsoleConfig  # noqa: E402
+
+OUT = ROOT / "screenshots"
+SIZE = (140, 36)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
+def to_png(svg: Path) -> Path:
+    """Render an SVG screenshot to PNG at its own size (2x for sharpness)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("chromium is needed to render the screenshots: apt-get install chromium")
+    text = svg.read_text()
+    match = re.search(r'viewBox="0 0 ([\d.]+) ([\d.]+)"', text)
+    width, height = (float(match.group(1)), float(match.group(2))) if match else (1400, 900)
+    page = svg.with_suffix(".html")
+    page.write_text(
+        "<html><body style='margin:0;background:#000'>"
+        f"<img src='{svg.name}' width='{width:.0f}' height='{height:.0f}'></body></html>"
+    )
+    png = svg.with_suffix(".png")
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={width:.0f},{height:.0f}",
+                "--force-device-scale-factor=2",
+                f"--screenshot={png}",
+                page.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    page.unlink()
+    return png
+
+
+async def history(client: CorralClient) -> None:
+    """A few sandboxes with some history, so the pictures show a console in use."""
+    made = {}
+    for name, body in (
+        ("api-server", {"memory_mb": 2048, "cpu_shares": 2000, "disk_mb": 4096}),
+        ("worker-1", {}),
+        ("scratch", {"memory_mb": 512}),
+        ("old-db", {}),
+        ("ci-runner", {"cpu_shares": 1500}),
+    ):
+        made[name] = await client.create_container("corral/busybox", name=name, wait=True, **body)
+    await client.stop_container(made["scratch"]["id"])
+    await client.update_settings(made["worker-1"]["id"], memory_mb=1536)
+    subprocess.run(["docker", "rm", "-f", made["old-db"]["id"]], check=True, capture_output=True)
+    for _ in range(100):  # the watcher notices within a second
+        if (await client.get_container(made["old-db"]["db_id"]))["status"] == "missing":
+            break
+        await asyncio.sleep(0.05)
+
+
+async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> list[Path]:
+    """Open the console first, then make the history, so its event log fills as it happens."""
+    app = CorralApp(url, token, config=ConsoleConfig(path=workdir / "console.toml"))
+    shots: list[Path] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await history(client)
+        for _ in range(200):
+            statuses = {c.get("name"): c.get("status") for c in app.fleet.items.values()}
+            if statuses.get("old-db") == "missing" and app.main_screen.me and app.images:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.5)
+
+        def save(name: str) -> None:
+            shots.append(Path(app.save_screenshot(filename=f"{name}.svg", path=str(OUT))))
+
+        save("main")
+        await pilot.press("e")
+        await pilot.pause(0.3)
+        memory = app.screen.query_one("#memory_mb")
+        memory.value = "9000"  # type: ignore[attr-defined]
+        await pilot.pause(0.3)
+        save("settings")
+        await pilot.press("escape")
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        save("create")
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+        save("help")
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"sto")
+        await pilot.pause(0.5)
+        save("palette")
+        await pilot.press("escape")
+    return shots
+
+
+async def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="corral-shots-") as tmp:
+        data = Path(tmp) / "data"
+        settings = load_settings(
+            data_dir=data, port=0, instance_label=f"shots-{uuid.uuid4().hex[:8]}"
+        )
+        async with Admin(settings) as admin:
+            user = User(username="ada", tier="pro")
+            async with admin.sessions() as session:
+                session.add(user)
+                await session.commit()
+        token = (
+            JwtSigner(load_or_create_secret(settings.secret_path))
+            .issue(user, timedelta(hours=1))
+            .token
+        )
+        backend = EmbeddedBackend(settings)
+        url = backend.start()
+        try:
+            async with CorralClient(url, token) as client:
+                shots = await shoot(client, url, token, Path(tmp))
+                for container in (await client.list_containers())["containers"]:
+                    await client.delete_container(container["id"])
+        finally:
+            backend.stop()
+            unmount_volumes(data)
+    for svg in shots:
+        print(f"screenshots/{to_png(svg).name}")
+        svg.unlink()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,221 @@
+"""A stand-in for ``CorralClient`` with fixed answers, for snapshot tests and the 1,000-row
+test: pictures must not change with the clock, ports or Docker IDs. Every behaviour is also
+tested against the real backend and engine (``test_console_live.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+LIMITS = {
+    "tier": "pro",
+    "containers": 10,
+    "memory_mb": {"min": 256, "max": 4096, "default": 1024},
+    "cpu_shares": {"min": 250, "max": 4000, "default": 1000},
+    "disk_mb": {"min": 1024, "max": 20480, "default": 5120},
+}
+STAMP = "2026-11-28T09:30:00.000Z"
+
+
+def container(
+    index: int,
+    name: str,
+    status: str,
+    *,
+    image: str = "corral/busybox",
+    role: str = "barebone",
+    memory: int = 1024,
+    cpu: int = 1000,
+    disk: int = 5120,
+    started_ago: timedelta | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    db_id = f"{index:08x}-0000-4000-8000-{index:012x}"
+    started = None
+    if started_ago is not None:
+        started = (datetime.now(UTC) - started_ago).isoformat().replace("+00:00", "Z")
+    return {
+        "id": f"{index:02x}" * 32,
+        "db_id": db_id,
+        "name": name,
+        "image": image,
+        "role": role,
+        "status": status,
+        "created_at": STAMP,
+        "last_used_at": STAMP,
+        "started_at": started,
+        "resources": {"memory_mb": memory, "cpu_shares": cpu, "disk_mb": disk},
+        "runtime": "runsc",
+        "labels": {},
+        "volume": f"corral-vol-{db_id}",
+        **extra,
+    }
+
+
+def sample_fleet() -> list[dict[str, Any]]:
+    up = timedelta(hours=2, minutes=5, seconds=30)
+    return [
+        container(
+            1,
+            "api-server",
+            "running",
+            image="corral/debian:bookworm",
+            role="python",
+            memory=2048,
+            cpu=2000,
+            disk=10240,
+            started_ago=up,
+        ),
+        container(2, "worker-1", "running", started_ago=timedelta(minutes=42, seconds=30)),
+        container(3, "scratch", "stopped", memory=512, cpu=500, disk=2048),
+        container(4, "build-cache", "creating", memory=1024),
+        container(5, "old-db", "missing", image="corral/debian:bookworm"),
+        container(6, "broken", "error", error="the sandbox was killed (exit code 137)"),
+        {
+            **container(7, "laptop", "running", image=None, role=None, started_ago=up),
+            "id": "agent:00000007-0000-4000-8000-000000000007",
+            "session_type": "agent",
+            "runtime": "agent",
+            "resources": {"memory_mb": 16384, "cpu_shares": 8000, "disk_mb": None},
+            "agent": {
+                "hostname": "laptop",
+                "os": "Linux 6.8",
+                "arch": "x86_64",
+                "cpus": 8,
+                "memory_mb": 16384,
+                "load": {"1m": 0.42, "5m": 0.3, "15m": 0.25},
+            },
+        },
+    ]
+
+
+def event(seq: int, kind: str, payload: dict[str, Any], minute: int) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "container": payload,
+        "seq": seq,
+        "timestamp": f"2026-11-28T09:{minute:02d}:00.000Z",
+    }
+
+
+def busy_log(fleet: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    c = {x["name"]: x for x in fleet}
+    progress = {
+        "id": c["build-cache"]["db_id"],
+        "db_id": c["build-cache"]["db_id"],
+        "name": "build-cache",
+        "stage": "container",
+        "message": "creating the sandbox",
+        "progress": 40,
+    }
+    return [
+        event(2, "container_created", c["api-server"], 31),
+        event(3, "container_started", c["api-server"], 31),
+        event(4, "container_started", c["worker-1"], 33),
+        event(5, "container_stopped", c["scratch"], 35),
+        event(6, "container_updated", c["old-db"], 36),
+        event(7, "agent_connected", c["laptop"], 38),
+        event(8, "container_stopped", c["broken"], 39),
+        event(9, "container_created", c["build-cache"], 40),
+        event(10, "container_progress", progress, 40),
+    ]
+
+
+class FakeApi:
+    """Answers like the backend, from memory; the event stream gives a list, then the log."""
+
+    server = "http://corral.example:8420"
+
+    def __init__(
+        self, fleet: list[dict[str, Any]] | None = None, events: list[dict[str, Any]] | None = None
+    ) -> None:
+        self.fleet = sample_fleet() if fleet is None else fleet
+        self.log = busy_log(self.fleet) if events is None else events
+        self.calls: list[str] = []
+
+    async def me(self) -> dict[str, Any]:
+        return {
+            "user": {"id": "u1", "username": "ada", "tier": "pro", "admin": False, "guest": False},
+            "tier": "pro",
+            "limits": LIMITS,
+            "usage": {"containers": 6},
+        }
+
+    async def images(self) -> dict[str, Any]:
+        return {
+            "images": [
+                {"name": "corral/busybox", "available": True, "description": "BusyBox"},
+                {"name": "corral/debian:bookworm", "available": True, "description": "Debian 12"},
+            ]
+        }
+
+    async def roles(self) -> dict[str, Any]:
+        return {
+            "roles": [
+                {
+                    "id": "barebone",
+                    "name": "Barebone",
+                    "description": "The image as it is",
+                    "packages": [],
+                    "images": ["corral/busybox", "corral/debian:bookworm"],
+                },
+                {
+                    "id": "python",
+                    "name": "Python",
+                    "description": "python3, pip, venv, git",
+                    "packages": ["python3"],
+                    "images": ["corral/debian:bookworm"],
+                },
+            ]
+        }
+
+    async def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "database": "ok",
+            "docker": "ok",
+            "runtime": "runsc",
+            "limits_enforced": True,
+        }
+
+    def events(self, *, on_state: Callable[[str], None] | None = None, **_: Any) -> FakeStream:
+        return FakeStream(self, on_state)
+
+    async def close(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        async def record(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            self.calls.append(name)
+            return {"message": f"{name} done", "id": args[0] if args else "", "name": ""}
+
+        return record
+
+
+class FakeStream:
+    def __init__(self, api: FakeApi, on_state: Callable[[str], None] | None) -> None:
+        self.api = api
+        self.on_state = on_state
+        self.extra: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def __aenter__(self) -> FakeStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        if self.on_state:
+            self.on_state("connected")
+        yield {
+            "type": "list",
+            "seq": 1,
+            "timestamp": "2026-11-28T09:30:00.000Z",
+            "container": {"containers": self.api.fleet, "count": len(self.api.fleet), "limit": 10},
+        }
+        for message in self.api.log:
+            yield message
+        while True:
+            yield await self.extra.get()

@@ -1,0 +1,179 @@
+"""The Corral console: a Textual app over the backend's HTTP/WebSocket API (``corral.client``).
+
+It knows nothing of the backend's code: embedded or remote, it gets a URL and a token. The event
+stream feeds every change to the dashboard; actions go out in workers; a failed worker becomes a
+notification here, in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from corral.client import ApiError, CorralClient, CorralClientError, TransportError
+from tui.config import ConsoleConfig
+from tui.messages import BackendEvent, ConnectionChanged, ProfileLoaded
+from tui.model import Fleet
+from tui.screens.main import MainScreen
+
+STYLES = Path(__file__).resolve().parent.parent / "styles"
+ENGINE_HINT = "Start the Docker engine with 'just engine' (or scripts/engine.sh as root)."
+
+
+def describe_error(error: BaseException) -> str:
+    """What happened and what to do, for a notification."""
+    if isinstance(error, ApiError):
+        hint = {
+            "docker unavailable": " " + ENGINE_HINT,
+            "unauthorized": " Sign in again (the token is missing, expired or revoked).",
+            "container limit reached": " Delete a container first.",
+        }.get(error.error, "")
+        return f"{error.error}: {error.message}{hint}"
+    if isinstance(error, TransportError):
+        return f"The backend cannot be reached: {error}. Check that it runs."
+    return f"{type(error).__name__}: {error}"
+
+
+class CorralApp(App[None]):
+    TITLE = "Corral"
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "main.tcss", STYLES / "forms.tcss"]
+
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        embedded: bool = False,
+        config: ConsoleConfig | None = None,
+        startup_error: str | None = None,
+        api: CorralClient | None = None,
+    ) -> None:
+        super().__init__()
+        self.server = server
+        self.embedded = embedded
+        self.config = config or ConsoleConfig.load()
+        self.api = api or CorralClient(server, token)
+        self.fleet = Fleet()
+        self.images: list[dict[str, Any]] = []
+        self.roles: list[dict[str, Any]] = []
+        self.startup_error = startup_error
+        self.main_screen = MainScreen(self.fleet)
+
+    # -- start and stop -------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        if self.config.theme in self.available_themes:
+            self.theme = self.config.theme
+        if self.config.keys:
+            self.set_keymap(self.config.keys)
+        await self.push_screen(self.main_screen)
+        where = f"embedded {self.server}" if self.embedded else self.server
+        self.main_screen.header.backend = where
+        if self.startup_error:
+            self.main_screen.header.connection = "failed"
+            self.notify(self.startup_error, severity="error", timeout=30)
+            return
+        self.load_profile()
+        self.follow_events()
+
+    async def on_unmount(self) -> None:
+        await self.api.close()
+
+    def watch_theme(self, theme: str) -> None:
+        if theme != self.config.theme:
+            self.config.save_theme(theme)
+
+    # -- workers --------------------------------------------------------------------------------
+
+    @work(group="profile", exclusive=True)
+    async def load_profile(self) -> None:
+        """Who we are, and the catalogs. Only ``/api/me`` must answer: with the engine down the
+        image list cannot be checked, and the console still opens and says why."""
+        me, images, roles, health = await asyncio.gather(
+            self.api.me(),
+            self.api.images(),
+            self.api.roles(),
+            self.api.health(),
+            return_exceptions=True,
+        )
+        if isinstance(me, BaseException):
+            raise me
+        self.images = [] if isinstance(images, BaseException) else list(images["images"])
+        self.roles = [] if isinstance(roles, BaseException) else list(roles["roles"])
+        status = {"docker": "unavailable"} if isinstance(health, BaseException) else dict(health)
+        self.main_screen.post_message(ProfileLoaded(dict(me), self.images, self.roles, status))
+        if status.get("docker") != "ok":
+            self.notify(
+                f"The Docker engine is not reachable. {ENGINE_HINT}", severity="warning", timeout=20
+            )
+
+    @work(group="events", exclusive=True)
+    async def follow_events(self) -> None:
+        def state(value: str) -> None:
+            self.main_screen.post_message(ConnectionChanged(value))
+
+        try:
+            async with self.api.events(on_state=state) as stream:
+                async for message in stream:
+                    self.main_screen.post_message(BackendEvent(dict(message)))
+        except CorralClientError:
+            state("failed")
+            raise
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker becomes a notification (forms show their own)."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.notify(
+                describe_error(event.worker.error), title="Error", severity="error", timeout=10
+            )
+
+    # -- the shell ------------------------------------------------------------------------------
+
+    async def open_shell(self, container: dict[str, Any]) -> None:
+        """Suspend the dashboard, attach this terminal to the shell, come back when it ends."""
+        from corral.client.terminal import attach
+
+        name = container.get("name")
+        try:
+            with self.suspend():
+                print(f"\r\nShell in {name}; ctrl+] comes back to the console.\r\n", flush=True)
+                end = await attach(self.api, str(container["id"]))
+        except (ApiError, TransportError) as exc:
+            self.notify(describe_error(exc), severity="error")
+            return
+        if end.detached:
+            self.notify(f"Detached from {name}")
+        else:
+            self.notify(f"Shell in {name} ended ({end.message}, code {end.code})")
+
+    # -- command palette ------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, MainScreen):
+            return
+        commands = [
+            ("New container", "Create a container (n)", "create"),
+            ("Start", "Start the selected container (s)", "start"),
+            ("Stop", "Stop the selected container or disconnect the agent (x)", "stop"),
+            ("Restart", "Stop then start the selected container (r)", "restart"),
+            ("Delete", "Delete the selected container or forget the agent (d)", "delete"),
+            ("Settings", "Rename or resize the selected container (e)", "settings"),
+            ("Shell", "Open a shell in the selected container or agent (enter)", "shell"),
+            ("Filter", "Filter the table (/)", "filter"),
+            ("Sort", "Sort by the next column (o)", "sort"),
+            ("Copy ID", "Copy the selected row's ID (c)", "copy_id"),
+            ("Toggle event log", "Show or hide the event log (l)", "toggle_log"),
+            ("Toggle details", "Show or hide the details pane (i)", "toggle_details"),
+            ("Help", "Every key binding and what it does (?)", "help"),
+        ]
+        for title, help_text, action in commands:
+            if screen.check_action(action, ()):
+                yield SystemCommand(title, help_text, getattr(screen, f"action_{action}"))

@@ -1,0 +1,118 @@
+"""How values look in the console: status markers, sizes, uptimes, short IDs.
+
+Pure functions, so the table, the details pane and the tests agree on every cell."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.text import Text
+
+STATUS_STYLE = {
+    "running": ("●", "green"),
+    "configuring": ("◐", "cyan"),
+    "creating": ("◌", "cyan"),
+    "stopped": ("○", "yellow"),
+    "offline": ("○", "yellow"),
+    "missing": ("✕", "magenta"),
+    "error": ("✕", "red"),
+    "deleted": ("✕", "dim"),
+}
+
+EVENT_STYLE = {
+    "container_created": "cyan",
+    "container_progress": "blue",
+    "container_started": "green",
+    "container_stopped": "yellow",
+    "container_deleted": "red",
+    "container_updated": "magenta",
+    "agent_connected": "green",
+    "agent_disconnected": "yellow",
+    "list": "dim",
+}
+
+
+def status_cell(status: str) -> Text:
+    marker, style = STATUS_STYLE.get(status, ("?", "white"))
+    return Text.assemble((marker + " ", style), (status, style))
+
+
+def megabytes(value: Any) -> str:
+    if not isinstance(value, int):
+        return "—"
+    if value >= 1024 and value % 1024 == 0:
+        return f"{value // 1024} GB"
+    if value >= 1024:
+        return f"{value / 1024:.1f} GB"
+    return f"{value} MB"
+
+
+def millicores(value: Any) -> str:
+    """CPUs from millicores: 1000 → ``1``, 500 → ``0.5``, 250 → ``0.25``."""
+    if not isinstance(value, int):
+        return "—"
+    return f"{value / 1000:.2f}".rstrip("0").rstrip(".")
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+
+
+def uptime(container: dict[str, Any], now: datetime | None = None) -> str:
+    if container.get("status") != "running":
+        return "—"
+    started = parse_time(container.get("started_at"))
+    if started is None:
+        return "—"
+    return duration(((now or datetime.now(UTC)) - started).total_seconds())
+
+
+def short_id(ident: str) -> str:
+    if ident.startswith("agent:"):
+        return ident[:14]
+    return ident[:12]
+
+
+def local_time(value: Any) -> str:
+    moment = parse_time(value)
+    if moment is None:
+        return "—"
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def role_cell(container: dict[str, Any]) -> str:
+    role = container.get("role")
+    if not role:
+        return "—"
+    state = container.get("role_state")
+    if state and state not in ("installed", "none"):
+        return f"{role} ({state})"
+    return str(role)
+
+
+def short_image(image: Any) -> str:
+    """``corral/debian:bookworm`` → ``debian:bookworm``: the registry prefix is the same for all."""
+    if not image:
+        return "—"
+    return str(image).removeprefix("corral/")
+
+
+def short_event(kind: str) -> str:
+    return kind.removeprefix("container_")

@@ -1,0 +1,78 @@
+"""What the console knows, kept current by the event stream alone (no polling).
+
+``Fleet`` holds every container and agent by its stable database ID (a Docker ID changes when a
+container is rebuilt; the database ID never does), the recent events of each, and the progress of
+long operations. ``apply`` turns one stream message into the list of rows that changed, so the
+table repaints those rows and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+RECENT_EVENTS = 12
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # "upsert", "remove"
+    key: str
+
+
+@dataclass
+class Fleet:
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recent: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
+    limit: int | None = None
+    last_seq: int | None = None
+
+    @staticmethod
+    def key_of(container: dict[str, Any]) -> str:
+        return str(container.get("db_id") or container.get("id"))
+
+    def apply(self, message: dict[str, Any]) -> list[Change]:
+        kind = message.get("type")
+        payload = message.get("container") or {}
+        if isinstance(message.get("seq"), int):
+            self.last_seq = message["seq"]
+        if kind == "list":
+            return self._replace_all(payload)
+        key = self.key_of(payload)
+        self.recent.setdefault(key, deque(maxlen=RECENT_EVENTS)).append(message)
+        if kind == "container_progress":
+            self.progress[key] = payload
+            if payload.get("complete"):
+                self.progress.pop(key, None)
+            return [Change("upsert", key)] if key in self.items else []
+        if kind == "container_deleted" or payload.get("status") == "deleted":
+            self.items.pop(key, None)
+            self.progress.pop(key, None)
+            return [Change("remove", key)]
+        if "status" not in payload:
+            return []
+        self.items[key] = payload
+        if payload.get("status") == "running" and payload.get("role_state") != "installing":
+            self.progress.pop(key, None)
+        return [Change("upsert", key)]
+
+    def _replace_all(self, listing: dict[str, Any]) -> list[Change]:
+        """A fresh list (first message, or after a long disconnect): a diff, never a reset, so
+        the table keeps its rows, cursor and scroll."""
+        if isinstance(listing.get("limit"), int):
+            self.limit = listing["limit"]
+        fresh = {self.key_of(c): c for c in listing.get("containers", [])}
+        changes = [Change("remove", key) for key in self.items if key not in fresh]
+        for key, container in fresh.items():
+            if self.items.get(key) != container:
+                changes.append(Change("upsert", key))
+        for change in changes:
+            if change.kind == "remove":
+                self.progress.pop(change.key, None)
+        self.items = fresh
+        return changes
+
+    def container_count(self) -> int:
+        return sum(1 for c in self.items.values() if c.get("session_type") != "agent")

@@ -1,0 +1,111 @@
+"""The details pane: everything about the selected row, its limits against the tier's, and its
+recent events; a progress bar while a long operation runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import ProgressBar, Static
+
+from tui import formatting as fmt
+
+
+def _range(limits: dict[str, Any], resource: str, value: Any, unit: Any) -> str:
+    shown = str(unit(value))
+    spec = limits.get(resource) if limits else None
+    if isinstance(spec, dict):
+        return f"{shown}  (tier {unit(spec.get('min'))}–{unit(spec.get('max'))})"
+    return shown
+
+
+def describe(
+    container: dict[str, Any] | None, limits: dict[str, Any], recent: list[dict[str, Any]]
+) -> Table | Text:
+    if container is None:
+        return Text("No container selected. Press n to create one.", style="dim")
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold dim", no_wrap=True)
+    table.add_column()
+    resources = container.get("resources") or {}
+    is_agent = container.get("session_type") == "agent"
+    table.add_row("Name", str(container.get("name")))
+    table.add_row("Status", fmt.status_cell(str(container.get("status"))))
+    if container.get("error"):
+        table.add_row("Problem", Text(str(container["error"]), style="red"))
+    table.add_row("ID", str(container.get("id")))
+    if is_agent:
+        agent = container.get("agent") or {}
+        table.add_row("Host", f"{agent.get('hostname', '—')} ({agent.get('os', '—')})")
+        table.add_row(
+            "Machine",
+            f"{agent.get('arch', '—')}, {agent.get('cpus', '—')} CPU, "
+            f"{fmt.megabytes(agent.get('memory_mb'))}",
+        )
+        load = agent.get("load") or {}
+        if load:
+            table.add_row("Load", " ".join(f"{load.get(k, 0):.2f}" for k in ("1m", "5m", "15m")))
+    else:
+        table.add_row("Image", str(container.get("image")))
+        role = fmt.role_cell(container)
+        if container.get("role_error"):
+            role += f" — {container['role_error']}"
+        table.add_row("Role", role)
+        table.add_row(
+            "Memory", _range(limits, "memory_mb", resources.get("memory_mb"), fmt.megabytes)
+        )
+        table.add_row(
+            "CPUs", _range(limits, "cpu_shares", resources.get("cpu_shares"), fmt.millicores)
+        )
+        table.add_row("Disk", _range(limits, "disk_mb", resources.get("disk_mb"), fmt.megabytes))
+        table.add_row("Volume", str(container.get("volume", "—")))
+        table.add_row("Runtime", str(container.get("runtime", "—")))
+    table.add_row("Created", fmt.local_time(container.get("created_at")))
+    table.add_row("Last used", fmt.local_time(container.get("last_used_at")))
+    if container.get("status") == "running":
+        table.add_row("Uptime", fmt.uptime(container))
+    lines = []
+    for message in recent[-6:]:
+        time = fmt.parse_time(message.get("timestamp"))
+        stamp = time.astimezone().strftime("%H:%M:%S") if time else "--:--:--"
+        kind = str(message.get("type", ""))
+        payload = message.get("container") or {}
+        extra = payload.get("message") or payload.get("status") or ""
+        lines.append(
+            Text.assemble(
+                (stamp, "dim"),
+                " ",
+                (fmt.short_event(kind), fmt.EVENT_STYLE.get(kind, "")),
+                " ",
+                str(extra),
+                no_wrap=True,
+                overflow="ellipsis",
+            )
+        )
+    events = Text("\n").join(lines)
+    table.add_row("Recent", events if recent else Text("—", style="dim"))
+    return table
+
+
+class DetailsPane(VerticalScroll):
+    def compose(self) -> ComposeResult:
+        yield Static(id="details-body")
+        yield ProgressBar(total=100, show_eta=False, id="details-progress")
+
+    def show(
+        self,
+        container: dict[str, Any] | None,
+        limits: dict[str, Any],
+        recent: list[dict[str, Any]],
+        progress: dict[str, Any] | None,
+    ) -> None:
+        self.query_one("#details-body", Static).update(describe(container, limits, recent))
+        bar = self.query_one("#details-progress", ProgressBar)
+        active = progress is not None and not progress.get("complete")
+        bar.display = active
+        if active and progress is not None:
+            bar.update(progress=int(progress.get("progress", 0)))
+            bar.tooltip = str(progress.get("message", ""))

@@ -1,0 +1,93 @@
+"""The live event log: timestamped, coloured by type, scrollable, filterable.
+
+The log keeps the last lines it was given; a filter shows the ones that match (the log is a
+view over that memory, so filtering never loses a line)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Input, RichLog
+
+from tui import formatting as fmt
+
+KEEP = 2000
+FLUSH_S = 0.25
+
+
+def event_line(message: dict[str, Any]) -> Text:
+    moment = fmt.parse_time(message.get("timestamp"))
+    stamp = moment.astimezone().strftime("%H:%M:%S") if moment else "--:--:--"
+    kind = str(message.get("type", ""))
+    payload = message.get("container") or {}
+    if kind == "list":
+        detail = f"{payload.get('count', 0)} container(s)"
+        name = ""
+    else:
+        name = str(payload.get("name", ""))
+        if kind == "container_progress":
+            detail = f"{payload.get('progress', 0)}% {payload.get('message', '')}"
+        else:
+            detail = str(payload.get("message") or payload.get("status") or "")
+        if payload.get("error") and kind != "container_progress":
+            detail += f" ({payload['error']})"
+    return Text.assemble(
+        (stamp, "dim"),
+        " ",
+        (f"{kind:<20}", fmt.EVENT_STYLE.get(kind, "")),
+        " ",
+        (name, "bold"),
+        " ",
+        detail,
+    )
+
+
+class EventLogPanel(Vertical):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lines: deque[Text] = deque(maxlen=KEEP)
+        self._pending: list[Text] = []
+        self._filter = ""
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter the log (type, name, text)", id="log-filter")
+        yield RichLog(max_lines=KEEP, wrap=False, id="log")
+
+    def on_mount(self) -> None:
+        self.set_interval(FLUSH_S, self._flush)
+
+    def add(self, message: dict[str, Any]) -> None:
+        """Keep the line now; show it at the next flush. Each write to the log grows its
+        scrollable height, which re-lays out the whole screen: batching a burst of events into
+        one write keeps that cost off the path from an event to its table row."""
+        line = event_line(message)
+        self._lines.append(line)
+        if self._filter in line.plain.lower():
+            self._pending.append(line)
+
+    def _flush(self) -> None:
+        if self._pending:
+            log = self.query_one(RichLog)
+            for line in self._pending:
+                log.write(line)
+            self._pending.clear()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "log-filter":
+            return
+        event.stop()
+        self._filter = event.value.strip().lower()
+        log = self.query_one(RichLog)
+        log.clear()
+        self._pending.clear()
+        for line in self._lines:
+            if self._filter in line.plain.lower():
+                log.write(line)
+
+    @property
+    def line_count(self) -> int:
+        return len(self._lines)

@@ -1,0 +1,38 @@
+"""The top bar: which backend, who, which tier, how much of the limit is used, and whether the
+live connection is up (and the engine with it)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+CONNECTION_STYLE = {
+    "connected": ("● live", "green"),
+    "connecting": ("◌ connecting", "yellow"),
+    "reconnecting": ("◌ reconnecting", "yellow"),
+    "failed": ("✕ disconnected", "red"),
+}
+
+
+class StatusHeader(Static):
+    backend = reactive("")
+    user = reactive("")
+    tier = reactive("")
+    usage = reactive("")
+    connection = reactive("connecting")
+    engine = reactive("")
+
+    def render(self) -> Text:
+        label, style = CONNECTION_STYLE.get(self.connection, (self.connection, "yellow"))
+        parts: list[tuple[str, str] | str] = [("Corral", "bold"), "  ", (self.backend, "cyan")]
+        if self.user:
+            parts += ["  ", ("user ", "dim"), self.user]
+        if self.tier:
+            parts += ["  ", ("tier ", "dim"), self.tier]
+        if self.usage:
+            parts += ["  ", ("containers ", "dim"), self.usage]
+        parts += ["  ", (label, style)]
+        if self.engine:
+            parts += ["  ", (self.engine, "bold red")]
+        return Text.assemble(*parts)
