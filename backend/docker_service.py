@@ -13,7 +13,7 @@ import functools
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -344,6 +344,39 @@ class DockerService:
 
         return await self.run(start)
 
+    async def exec_stream(
+        self,
+        container_id: str,
+        cmd: list[str],
+        environment: dict[str, str],
+        workdir: str,
+        user: str = "",
+    ) -> tuple[str, socket.socket]:
+        """Start a non-interactive exec (no TTY, no stdin) whose output is read as it comes: its
+        ID and the raw, non-blocking socket carrying Docker's multiplexed stream (see
+        ``read_exec_output``). The process keeps running if the socket is closed early."""
+
+        def start() -> tuple[str, socket.socket]:
+            api = self._api()
+            created = api.exec_create(
+                container_id,
+                cmd,
+                stdout=True,
+                stderr=True,
+                stdin=False,
+                tty=False,
+                environment=environment,
+                workdir=workdir,
+                user=user,
+            )
+            exec_id = str(created["Id"])
+            wrapped: Any = api.exec_start(exec_id, socket=True)
+            raw: socket.socket = getattr(wrapped, "_sock", wrapped)
+            raw.setblocking(False)
+            return exec_id, raw
+
+        return await self.run(start)
+
     async def exec_resize(self, exec_id: str, cols: int, rows: int) -> None:
         await self.run(lambda: self._api().exec_resize(exec_id, height=rows, width=cols))
 
@@ -360,6 +393,39 @@ class DockerService:
             return EventStream(self._api().events(decode=True, filters=filters), self._translate)
         except Exception as exc:
             raise self._translate(exc) from exc
+
+
+async def read_exec_output(
+    sock: socket.socket,
+    idle_s: float,
+    still_running: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[bytes]:
+    """The payloads of Docker's multiplexed exec stream (8-byte frame headers: stream type,
+    three zero bytes, big-endian length), stdout and stderr alike, until it ends.
+
+    A stream can stay open after its process is gone (seen: a sandbox killed for memory left
+    ``docker exec`` waiting forever), so after ``idle_s`` without data ``still_running()`` is
+    asked, and a False ends the stream."""
+    loop = asyncio.get_running_loop()
+    buffer = b""
+    while True:
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout=idle_s)
+        except TimeoutError:
+            if await still_running():
+                continue
+            return
+        except OSError:
+            return
+        if not chunk:
+            return
+        buffer += chunk
+        while len(buffer) >= 8:
+            size = int.from_bytes(buffer[4:8], "big")
+            if len(buffer) < 8 + size:
+                break
+            yield buffer[8 : 8 + size]
+            buffer = buffer[8 + size :]
 
 
 class EventStream:

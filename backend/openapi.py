@@ -241,10 +241,24 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/roles": {
             "get": _op(
-                "Roles that create accepts",
+                "Roles that create accepts: the development tools installed after create (and "
+                "again after every rebuild). A role on an image it does not list is 400 "
+                "unsupported role.",
                 {
                     "200": _json(
-                        _obj(roles={"type": "array", "items": {"type": "object"}}), "Roles"
+                        _obj(
+                            roles={
+                                "type": "array",
+                                "items": _obj(
+                                    id=STR,
+                                    name=STR,
+                                    description=STR,
+                                    packages={"type": "array", "items": STR},
+                                    images={"type": "array", "items": STR},
+                                ),
+                            }
+                        ),
+                        "Roles",
                     ),
                     **_errors(401),
                 },
@@ -361,6 +375,19 @@ def openapi_document() -> dict[str, Any]:
                 params=[ID_PARAM],
             )
         },
+        "/api/containers/{id}/role/reinstall": {
+            "post": _op(
+                "Install the container's role again, in the background (after a failed install, "
+                "or to repair one). The container answers status configuring and role_state "
+                "pending at once; container_progress events (stages role_download, role_install, "
+                "role_done, role_failed) follow. An install already running is left to finish.",
+                {
+                    "202": _json(CONTAINER, "Accepted: the install runs in the background"),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+                params=[ID_PARAM],
+            )
+        },
         "/ws/terminal/{id}": {
             "get": _op(
                 "WebSocket: an interactive shell (TTY) in a running container. Messages: "
@@ -431,6 +458,13 @@ def openapi_document() -> dict[str, Any]:
                         "name": STR,
                         "image": STR,
                         "role": STR,
+                        "role_state": {
+                            "enum": ["none", "pending", "installing", "installed", "failed", None],
+                            "description": "The role's install in the current sandbox: none "
+                            "(nothing to install), pending (due: queued, or resumed at the next "
+                            "start), installing, installed, failed (role_error says why)",
+                        },
+                        "role_error": {"type": ["string", "null"]},
                         "status": {
                             "enum": [
                                 "creating",

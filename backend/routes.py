@@ -27,6 +27,7 @@ ROUTES: list[web.RouteDef] = [
     web.post("/api/containers/{id}/stop", containers.stop_container),
     web.delete("/api/containers/{id}", containers.delete_container),
     web.patch("/api/containers/{id}/settings", containers.update_settings),
+    web.post("/api/containers/{id}/role/reinstall", containers.reinstall_role),
     web.get("/ws/terminal/{id}", terminal.terminal),
     web.get("/ws/agents/connect", agents.connect),
 ]

@@ -158,6 +158,17 @@ class Settings:
     event_heartbeat_s: float = 30.0
     event_close_timeout_s: float = 5.0
     event_prune_interval_s: float = 60.0
+    # Roles. The catalog ships in backend/data/roles.toml; an operator's file (``roles_file``, or
+    # roles.toml in the data directory) is merged over it. Packages are downloaded on the host,
+    # inside the debootstrap root filesystem of the image's distribution
+    # (``<rootfs_dir>/<distribution>``, kept by scripts/images.sh), into ``package_cache_dir``
+    # (default ``<data dir>/packages``), because sandboxes have no network here.
+    roles_file: Path | None = None
+    package_cache_dir: Path | None = None
+    rootfs_dir: Path = Path("/var/lib/corral/rootfs")
+    role_installs: int = 2  # installs that run at once; each is CPU-heavy under gVisor
+    role_install_timeout_s: float = 1800.0
+    role_prepare_timeout_s: float = 900.0
 
     @property
     def database_path(self) -> Path:
@@ -170,6 +181,14 @@ class Settings:
     @property
     def volumes_dir(self) -> Path:
         return self.data_dir / "volumes"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.package_cache_dir or self.data_dir / "packages"
+
+    @property
+    def operator_roles_path(self) -> Path:
+        return self.roles_file or self.data_dir / "roles.toml"
 
     @property
     def secret_path(self) -> Path:
@@ -239,6 +258,12 @@ def load_settings(
         "event_heartbeat_s": float,
         "event_close_timeout_s": float,
         "event_prune_interval_s": float,
+        "roles_file": Path,
+        "package_cache_dir": Path,
+        "rootfs_dir": Path,
+        "role_installs": int,
+        "role_install_timeout_s": float,
+        "role_prepare_timeout_s": float,
     }
     for key, kind in simple.items():
         if key in raw:
@@ -257,6 +282,10 @@ def load_settings(
         values["database_url"] = env["DATABASE_URL"]
     if env.get("CORRAL_RUNTIME"):
         values["runtime"] = env["CORRAL_RUNTIME"]
+    if env.get("CORRAL_PACKAGE_CACHE_DIR"):
+        values["package_cache_dir"] = Path(env["CORRAL_PACKAGE_CACHE_DIR"])
+    if env.get("CORRAL_ROLES_FILE"):
+        values["roles_file"] = Path(env["CORRAL_ROLES_FILE"])
     if env.get("DOCKER_HOST") and "docker_host" not in values:
         values["docker_host"] = env["DOCKER_HOST"]
     values.update(overrides)

@@ -13,6 +13,7 @@ BENCHMARKS = [
     "bench_recreate",
     "bench_terminal",
     "bench_events",
+    "bench_roles",
     "bench_console",
 ]
 

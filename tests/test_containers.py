@@ -398,7 +398,7 @@ async def test_images_and_roles(api: Api) -> None:
     busybox = next(i for i in images["images"] if i["name"] == BUSYBOX)
     assert busybox["available"] is True
     roles = await (await api.client.get("/api/roles", headers=headers)).json()
-    assert [r["id"] for r in roles["roles"]] == ["barebone"]
+    assert [r["id"] for r in roles["roles"]] == ["barebone", "standard", "python", "node", "go"]
     assert roles["roles"][0]["packages"] == []
 
 

@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 
 from backend.containers.catalog import Catalog
-from backend.containers.sandbox import sandbox_spec
+from backend.containers.packages import PackageCache
+from backend.containers.sandbox import PACKAGES_MOUNT, sandbox_spec
 from backend.containers.volumes import VolumeManager
 from backend.db.models import Container
 from backend.docker_service import ContainerState, DockerService
@@ -60,17 +61,28 @@ class Rebuilder:
         volumes: VolumeManager,
         catalog: Catalog,
         instance: str,
+        packages: PackageCache,
     ) -> None:
         self._settings = settings
         self._docker = docker
         self._volumes = volumes
         self._catalog = catalog
         self._instance = instance
+        self._packages = packages
 
     async def create(self, row: Container) -> str:
-        """A new Docker container for ``row`` under its real name (not started)."""
+        """A new Docker container for ``row`` under its real name (not started).
+
+        A role that installs packages gets the host's package cache for the image's
+        distribution mounted read-only: the folder is made now, even before its packages are
+        downloaded, because a bind mount is fixed when the container is created."""
         image = self._catalog.image(row.image)
-        spec = sandbox_spec(row, self._settings, self._instance, image.reference)
+        role = self._catalog.find_role(row.role)
+        binds: dict[str, dict[str, str]] = {}
+        if role is not None and role.installs and image.distribution:
+            source = self._packages.distribution_dir(image.distribution)
+            binds[str(source)] = {"bind": PACKAGES_MOUNT, "mode": "ro"}
+        spec = sandbox_spec(row, self._settings, self._instance, image.reference, extra_binds=binds)
         return await self._docker.create_container(spec)
 
     async def swap(

@@ -6,11 +6,16 @@ rename can never orphan a volume. The backend owns the lifecycle, so there is no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from backend.db.models import Container
 from backend.docker_service import SandboxSpec
 from backend.settings import Settings
 
 MOUNT_POINT = "/home/user"
+# Where the host's package cache for the image's distribution is mounted, read-only, in sandboxes
+# whose role installs packages (see backend.containers.packages).
+PACKAGES_MOUNT = "/var/cache/corral/packages"
 LABEL_MANAGED = "corral.managed"
 LABEL_DB_ID = "corral.db_id"
 LABEL_USER_ID = "corral.user_id"
@@ -47,6 +52,7 @@ def sandbox_spec(
     instance: str,
     image_reference: str,
     name: str | None = None,
+    extra_binds: Mapping[str, Mapping[str, str]] | None = None,
 ) -> SandboxSpec:
     environment = {
         "HOME": MOUNT_POINT,
@@ -69,4 +75,5 @@ def sandbox_spec(
         hostname=row.name[:63],
         command=KEEPALIVE,
         cap_add=SHELL_CAPABILITIES,
+        extra_binds=dict(extra_binds or {}),
     )

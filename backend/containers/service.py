@@ -26,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.auth.principal import Principal
 from backend.containers.catalog import Catalog
 from backend.containers.locks import KeyedLocks
+from backend.containers.packages import PackageCache
 from backend.containers.recreate import Rebuilder
+from backend.containers.roles import ACTIVE_STATES, RoleInstaller
 from backend.containers.sandbox import LABEL_DB_ID, RESERVED_LABEL_PREFIX, instance_labels
 from backend.containers.volumes import VolumeManager
 from backend.db.models import LIST_COLUMNS, LIST_NAMES, Container, container_json, utcnow
@@ -34,6 +36,7 @@ from backend.docker_service import ContainerState, DockerService
 from backend.errors import (
     ContainerLimitReached,
     ContainerNotFound,
+    ContainerNotRunning,
     DockerError,
     DockerNotFound,
     DockerUnavailable,
@@ -113,7 +116,9 @@ class ContainerService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._docker_ids: dict[str, str] = {}
         self._provisioning: set[str] = set()  # rows whose create runs in the background
-        self.rebuilder = Rebuilder(settings, docker, volumes, catalog, instance)
+        self.packages = PackageCache(settings)
+        self.rebuilder = Rebuilder(settings, docker, volumes, catalog, instance, self.packages)
+        self.roles = RoleInstaller(self, self.packages)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -161,9 +166,13 @@ class ContainerService:
             raise ContainerNotFound()
         return row
 
-    async def save(self, row: Container, event: str | None = None, **values: Any) -> Container:
+    async def save(
+        self, row: Container, event: str | None = None, *, message: str | None = None, **values: Any
+    ) -> Container:
         """Write ``values`` to a row read under its lock and, when ``event`` is given, announce
-        the change in the same transaction. One UPDATE, no re-read: the caller's copy is fresh."""
+        the change in the same transaction. One UPDATE, no re-read: the caller's copy is fresh.
+        ``message`` goes into the event's payload (a note for people: "role packages
+        reinstalling"), not into the row."""
         async with self.events.transaction() as tx:
             result = await tx.session.execute(
                 update(Container).where(Container.id == row.id).values(**values)
@@ -173,7 +182,10 @@ class ContainerService:
             for key, value in values.items():
                 setattr(row, key, value)
             if event is not None:
-                await tx.add(row.user_id, event, row.as_json())
+                payload = row.as_json()
+                if message is not None:
+                    payload["message"] = message
+                await tx.add(row.user_id, event, payload)
         return row
 
     @asynccontextmanager
@@ -240,6 +252,7 @@ class ContainerService:
                 name=name,
                 image=image.name,
                 role=role.id,
+                role_state="pending" if role.installs else "none",
                 status="creating",
                 runtime=self.settings.runtime,
                 environment=environment,
@@ -307,12 +320,22 @@ class ContainerService:
                 row = await self.save(
                     row,
                     "container_started",
-                    status="running",
                     started_at=now,
                     last_used_at=now,
                     error=None,
+                    **self.roles.start_values(row, new_sandbox=True),
                 )
-                await self._progress(row, "running", "container is running", 100, complete=True)
+                if row.status == "configuring":
+                    await self._progress(
+                        row,
+                        "configuring",
+                        f"the sandbox is running; installing role {row.role} in the background",
+                        100,
+                        role=row.role,
+                    )
+                    self.roles.schedule(row, "create")
+                else:
+                    await self._progress(row, "running", "container is running", 100, complete=True)
             except (DockerError, DockerUnavailable) as exc:
                 message = _failure_text(exc)
                 log.warning("creating container %s failed: %s", db_id, message)
@@ -340,19 +363,34 @@ class ContainerService:
                 raise OperationFailed("failed to start container", _failure_text(exc)) from exc
             row = started[0]
             if not started[1]:
-                if row.status != "running":
-                    row = await self.save(row, "container_started", status="running", error=None)
+                if row.status not in ("running", "configuring"):
+                    row = await self._mark_started(row, new_sandbox=False, stamp=False)
                 return _lifecycle_body("container already running", row)
-            now = utcnow()
-            row = await self.save(
-                row,
-                "container_started",
-                status="running",
-                started_at=now,
-                last_used_at=now,
-                error=None,
-            )
+            row = await self._mark_started(row, new_sandbox=False)
             return _lifecycle_body("container started", row)
+
+    async def _mark_started(
+        self,
+        row: Container,
+        new_sandbox: bool,
+        event: str = "container_started",
+        stamp: bool = True,
+        message: str | None = None,
+        **values: Any,
+    ) -> Container:
+        """Record a sandbox that now runs, and install its role in the background when it needs
+        one: always in a new sandbox (its root filesystem starts without the packages), and in
+        a restarted one whose install a stop interrupted. Runs under the container's lock."""
+        role_values = self.roles.start_values(row, new_sandbox)
+        if stamp:
+            now = utcnow()
+            values.update(started_at=now, last_used_at=now)
+        if message is None and new_sandbox and role_values["status"] == "configuring":
+            message = "role packages reinstalling"
+        row = await self.save(row, event, message=message, error=None, **values, **role_values)
+        if row.status == "configuring":
+            self.roles.schedule(row, "recreate" if new_sandbox else "resume")
+        return row
 
     async def _start_existing(self, row: Container) -> tuple[Container, bool] | None:
         """Start the row's Docker container: (row, whether it changed), or None when Docker has
@@ -378,16 +416,7 @@ class ContainerService:
         except DockerError:
             await self.save(row, docker_id=docker_id, status="stopped")
             raise
-        now = utcnow()
-        row = await self.save(
-            row,
-            "container_started",
-            docker_id=docker_id,
-            status="running",
-            started_at=now,
-            last_used_at=now,
-            error=None,
-        )
+        row = await self._mark_started(row, new_sandbox=True, docker_id=docker_id)
         if old_id is None:
             return _lifecycle_body("container started", row)
         body = _lifecycle_body("container recreated and started", row)
@@ -398,16 +427,8 @@ class ContainerService:
         """Apply limits changed while the container was stopped: rebuild it, then start."""
         old = await self._docker_state(row)
         swap = await self.rebuilder.swap(row, row, old, start=True)
-        now = utcnow()
-        row = await self.save(
-            row,
-            "container_started",
-            docker_id=swap.new_id,
-            status="running",
-            started_at=now,
-            last_used_at=now,
-            error=None,
-            needs_recreate=False,
+        row = await self._mark_started(
+            row, new_sandbox=True, docker_id=swap.new_id, needs_recreate=False
         )
         await self.rebuilder.finish(swap)
         return _lifecycle_body("container started", row)
@@ -419,19 +440,30 @@ class ContainerService:
                 changed = await self.docker.stop(target, self.settings.stop_timeout_s)
             except DockerNotFound:
                 if row.docker_id is not None and row.status != "missing":
-                    row = await self.save(row, "container_updated", status="missing")
+                    row = await self.save(
+                        row, "container_updated", status="missing", **self.roles.stop_values(row)
+                    )
                 return _lifecycle_body("container already stopped", row)
             except DockerError as exc:
                 raise OperationFailed("failed to stop container", _failure_text(exc)) from exc
             if not changed:
-                if row.status == "running":
-                    row = await self.save(row, "container_stopped", status="stopped")
+                if row.status in ("running", "configuring"):
+                    row = await self.save(
+                        row, "container_stopped", status="stopped", **self.roles.stop_values(row)
+                    )
                 return _lifecycle_body("container already stopped", row)
-            row = await self.save(row, "container_stopped", status="stopped", last_used_at=utcnow())
+            row = await self.save(
+                row,
+                "container_stopped",
+                status="stopped",
+                last_used_at=utcnow(),
+                **self.roles.stop_values(row),
+            )
             return _lifecycle_body("container stopped", row)
 
     async def delete(self, principal: Principal, ident: str, keep_volume: bool) -> dict[str, Any]:
         async with self.held(principal, ident) as row:
+            self.roles.cancel(row.id)
             try:
                 if row.docker_id:
                     await self.docker.remove(row.docker_id)
@@ -537,20 +569,46 @@ class ContainerService:
             )
             return _settings_body(row, restarted=False)
         swap = await self.rebuilder.swap(row, target, state, start=True)
-        now = utcnow()
-        row = await self.save(
+        row = await self._mark_started(
             row,
-            "container_updated",
+            new_sandbox=True,
+            event="container_updated",
             docker_id=swap.new_id,
-            status="running",
-            started_at=now,
-            last_used_at=now,
             needs_recreate=False,
-            error=None,
             **values,
         )
         await self.rebuilder.finish(swap)
         return _settings_body(row, restarted=True)
+
+    # -- roles --------------------------------------------------------------------------------
+
+    async def reinstall_role(self, principal: Principal, ident: str) -> dict[str, Any]:
+        """Install the role again in the running sandbox (after a failure, or to repair it).
+
+        Answers at once with the container (``configuring``); the install runs in the
+        background. An install already running for this sandbox is left to finish; a container
+        whose role installs nothing answers unchanged."""
+        async with self.held(principal, ident) as row:
+            if principal.guest_session_over():
+                raise GuestSessionExpired()
+            state = await self._docker_state(row)
+            if state is None or not state.running:
+                raise ContainerNotRunning(
+                    "The container is not running; start it first (starting also resumes an "
+                    "interrupted install)."
+                )
+            if self.roles.active(row.id, state.id) or not self.roles.wants_install(row):
+                return row.as_json()
+            row = await self.save(
+                row,
+                "container_updated",
+                message="role packages reinstalling",
+                status="configuring",
+                role_state="pending",
+                role_error=None,
+            )
+            self.roles.schedule(row, "retry")
+            return row.as_json()
 
     # -- Docker-side truth ----------------------------------------------------------------------
 
@@ -600,12 +658,22 @@ class ContainerService:
             row = await self.save(row, docker_id=state.id)
         if state.running:
             if row.status in ("stopped", "missing", "error", "creating"):
-                await self.save(
-                    row, "container_started", status="running", error=None, started_at=utcnow()
+                await self._mark_started(row, new_sandbox=False, stamp=False, started_at=utcnow())
+            elif row.role_state in ACTIVE_STATES and not self.roles.active(row.id, state.id):
+                # An install that nothing runs any more (the backend restarted during it):
+                # resume it. apt waits for a still-running one in the sandbox (dpkg's lock).
+                await self._mark_started(
+                    row, new_sandbox=False, event="container_updated", stamp=False
                 )
             return
         if row.status in ("running", "configuring", "missing", "creating"):
-            await self.save(row, "container_stopped", status="stopped", error=_exit_reason(state))
+            await self.save(
+                row,
+                "container_stopped",
+                status="stopped",
+                error=_exit_reason(state),
+                **self.roles.stop_values(row, state),
+            )
 
     async def reconcile_all(self) -> int:
         """Reconcile every row with one Docker listing; how many rows were checked. A listing
@@ -627,7 +695,9 @@ class ContainerService:
     # -- shutdown -----------------------------------------------------------------------------
 
     async def drain(self, timeout_s: float = 10.0) -> None:
-        """Let background work finish (bounded), then cancel what is left."""
+        """Let background work finish (bounded), then cancel what is left. Role installs are
+        not waited for (they take minutes); they are resumed at the next start."""
+        await self.roles.close()
         if not self._tasks:
             return
         _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
@@ -666,7 +736,11 @@ def _exit_reason(state: ContainerState) -> str | None:
 
 
 def _lifecycle_body(message: str, row: Container) -> dict[str, Any]:
+    """The contract's answer to start and stop. A sandbox whose role is still installing runs
+    (``configuring`` in the container object), so start says ``running`` as the contract has it."""
     status = "stopped" if row.status in ("stopped", "error") else row.status
+    if status == "configuring":
+        status = "running"
     return {"message": message, "id": row.public_id, "name": row.name, "status": status}
 
 

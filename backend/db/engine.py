@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from backend.db.models import Base
@@ -32,6 +32,26 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Columns added after a table was first released: ``create_all`` makes missing tables only, so a
+# database made by an older version gets these with ALTER TABLE (additive, with defaults).
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "containers": {
+        "role_state": "VARCHAR(16) NOT NULL DEFAULT 'none'",
+        "role_error": "VARCHAR(1024)",
+    },
+}
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    inspector = inspect(conn)
+    for table, columns in ADDED_COLUMNS.items():
+        present = {column["name"] for column in inspector.get_columns(table)}
+        for name, ddl in columns.items():
+            if name not in present:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+
+
 async def create_schema(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
+        await conn.run_sync(_add_missing_columns)

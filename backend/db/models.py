@@ -138,6 +138,12 @@ class Container(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     # Set when resources changed while stopped: the next start rebuilds the container with them.
     needs_recreate: Mapped[bool] = mapped_column(default=False)
+    # The role's packages live in the sandbox's root filesystem, so every new Docker container
+    # installs them again: "none" (nothing to install), "pending" (an install is due: queued, or
+    # interrupted by a stop and resumed at the next start), "installing", "installed", "failed"
+    # (``role_error`` says why; POST .../role/reinstall retries).
+    role_state: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    role_error: Mapped[str | None] = mapped_column(String(1024), default=None)
 
     __table_args__ = (UniqueConstraint("user_id", "name", name="uq_containers_user_name"),)
 
@@ -167,6 +173,8 @@ def container_json(c: Mapping[str, Any]) -> dict[str, Any]:
         "name": c["name"],
         "image": c["image"],
         "role": c["role"],
+        "role_state": c["role_state"],
+        "role_error": c["role_error"],
         "status": c["status"],
         "created_at": _stamp(c["created_at"]),
         "last_used_at": _stamp(c["last_used_at"]),
@@ -193,7 +201,8 @@ def _stamp(value: datetime | str | None) -> str | None:
 _TEXT_STAMPS = ("created_at", "last_used_at", "started_at")
 LIST_NAMES = (
     "id", "user_id", "name", "image", "role", "status", "docker_id", "memory_mb",
-    "cpu_shares", "disk_mb", "runtime", "labels", "error", *_TEXT_STAMPS,
+    "cpu_shares", "disk_mb", "runtime", "labels", "error", "role_state", "role_error",
+    *_TEXT_STAMPS,
 )  # fmt: skip
 LIST_COLUMNS = tuple(
     type_coerce(Container.__table__.c[name], String).label(name)
@@ -233,6 +242,8 @@ class Agent(Base):
             "name": self.name,
             "image": None,
             "role": None,
+            "role_state": None,
+            "role_error": None,
             "status": self.status,
             "session_type": "agent",
             "created_at": iso(self.created_at),

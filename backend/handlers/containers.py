@@ -46,7 +46,7 @@ async def create_container(request: web.Request) -> web.Response:
         return web.json_response(body, status=202)
     await result.task
     row = await service.reload(result.container.id)
-    if row.status != "running":
+    if row.status not in ("running", "configuring"):
         raise OperationFailed(
             "failed to create container", row.error or "the sandbox did not start", id=row.public_id
         )
@@ -99,3 +99,14 @@ async def update_settings(request: web.Request) -> web.Response:
         principal_of(request), ident, await read_json(request)
     )
     return web.json_response(body)
+
+
+async def reinstall_role(request: web.Request) -> web.Response:
+    """``POST /api/containers/{id}/role/reinstall``: 202 with the container; the install runs in
+    the background and reports through container_progress events."""
+    ident = request.match_info["id"]
+    if is_agent_id(ident):
+        await request.app[AGENTS].get(principal_of(request), ident)
+        raise NotSupportedForAgents("An agent's machine has no Corral role.")
+    body = await request.app[CONTAINERS].reinstall_role(principal_of(request), ident)
+    return web.json_response(body, status=202)

@@ -267,6 +267,11 @@ class CorralClient:
 
     # -- events -------------------------------------------------------------------------------
 
+    async def reinstall_role(self, ident: str) -> Container:
+        """Install the container's role again in the background (202: status configuring)."""
+        path = f"/api/containers/{self._id(ident)}/role/reinstall"
+        return cast(Container, await self.request("POST", path))
+
     async def connect_events(
         self,
         *,

@@ -46,6 +46,9 @@ class Container(TypedDict, total=False):
     error: str
     session_type: str
     message: str  # on create's answer
+    # The role's install in the current sandbox: none, pending, installing, installed, failed.
+    role_state: str | None
+    role_error: str | None
 
 
 class ContainerList(TypedDict):
