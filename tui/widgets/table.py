@@ -15,16 +15,18 @@ from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotEx
 
 from tui import formatting as fmt
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("status", "Status"),
-    ("name", "Name"),
-    ("image", "Image"),
-    ("role", "Role"),
-    ("memory", "Memory"),
-    ("cpu", "CPUs"),
-    ("disk", "Disk"),
-    ("uptime", "Uptime"),
-    ("id", "ID"),
+# Fixed widths: the table never measures a thousand cells to size its columns, and a cell that
+# changes never shifts the others. Longer values are cut with an ellipsis.
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("status", "Status", 15),
+    ("name", "Name", 22),
+    ("image", "Image", 16),
+    ("role", "Role", 12),
+    ("memory", "Memory", 7),
+    ("cpu", "CPUs", 5),
+    ("disk", "Disk", 7),
+    ("uptime", "Uptime", 7),
+    ("id", "ID", 14),
 )
 SORT_KEYS = ("name", "status", "image", "memory", "uptime")
 
@@ -36,16 +38,17 @@ def cells(
     status = fmt.status_cell(str(container.get("status", "?")))
     if progress is not None and not progress.get("complete"):
         status.append(f" {progress.get('progress', 0)}%", "dim")
+    # Text, not str: a str cell would be parsed as Rich markup on every render.
     return {
         "status": status,
-        "name": str(container.get("name", "")),
-        "image": fmt.short_image(container.get("image")),
-        "role": fmt.role_cell(container),
-        "memory": fmt.megabytes(resources.get("memory_mb")),
-        "cpu": fmt.millicores(resources.get("cpu_shares")),
-        "disk": fmt.megabytes(resources.get("disk_mb")),
-        "uptime": fmt.uptime(container, now),
-        "id": fmt.short_id(str(container.get("id", ""))),
+        "name": Text(str(container.get("name", "")), overflow="ellipsis", no_wrap=True),
+        "image": Text(fmt.short_image(container.get("image")), overflow="ellipsis"),
+        "role": Text(fmt.role_cell(container), overflow="ellipsis"),
+        "memory": Text(fmt.megabytes(resources.get("memory_mb"))),
+        "cpu": Text(fmt.millicores(resources.get("cpu_shares"))),
+        "disk": Text(fmt.megabytes(resources.get("disk_mb"))),
+        "uptime": Text(fmt.uptime(container, now)),
+        "id": Text(fmt.short_id(str(container.get("id", "")))),
     }
 
 
@@ -68,8 +71,8 @@ class ContainerTable(DataTable[Any]):
         self.cell_writes = 0  # every update_cell and add_row, for the tests and benchmarks
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
 
     # -- rows -----------------------------------------------------------------------------------
 
@@ -80,7 +83,7 @@ class ContainerTable(DataTable[Any]):
         new = cells(container, progress)
         old = self._shown.get(key)
         if old is None:
-            self.add_row(*(new[k] for k, _ in COLUMNS), key=key)
+            self.add_row(*(new[k] for k, _, _ in COLUMNS), key=key)
             self.cell_writes += len(COLUMNS)
             self._shown[key] = new
             if self.sort_column:
@@ -163,10 +166,12 @@ class ContainerTable(DataTable[Any]):
         for key in list(self._shown):
             container = items.get(key)
             if container is not None and container.get("status") == "running":
-                value = fmt.uptime(container, now)
+                value = Text(fmt.uptime(container, now))
                 if self._shown[key].get("uptime") != value:
-                    self.update_cell(key, "uptime", value)
+                    self._set_cell(key, "uptime", value)
                     self._shown[key]["uptime"] = value
+                    with contextlib.suppress(RowDoesNotExist):
+                        self.refresh_row(self.get_row_index(key))
 
 
 def _sort_key(value: Any) -> Any:
