@@ -53,6 +53,9 @@ async def test_one_event_repaints_only_its_row(tmp_path: Path) -> None:
             what="the event",
         )
 
+        # What is painted, not only what is stored: the row's line on screen says running.
+        row_y = table.get_row_index(target["db_id"]) - table.scroll_offset.y + 1  # + header
+        assert "running" in table.render_line(row_y).text
         after = _snapshot(table)
         changed = {key for key in before if before[key] != after[key]}
         assert changed == {target["db_id"]}

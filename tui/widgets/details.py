@@ -18,7 +18,7 @@ def _range(limits: dict[str, Any], resource: str, value: Any, unit: Any) -> str:
     shown = str(unit(value))
     spec = limits.get(resource) if limits else None
     if isinstance(spec, dict):
-        return f"{shown}  (tier {unit(spec.get('min'))}–{unit(spec.get('max'))})"
+        return f"{shown}  ({unit(spec.get('min'))}–{unit(spec.get('max'))})"
     return shown
 
 
@@ -85,7 +85,8 @@ def describe(
                 overflow="ellipsis",
             )
         )
-    events = Text("\n").join(lines)
+    events = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+    events.no_wrap, events.overflow = True, "ellipsis"
     table.add_row("Recent", events if recent else Text("—", style="dim"))
     return table
 

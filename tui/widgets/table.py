@@ -18,15 +18,15 @@ from tui import formatting as fmt
 # Fixed widths: the table never measures a thousand cells to size its columns, and a cell that
 # changes never shifts the others. Longer values are cut with an ellipsis.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("status", "Status", 15),
-    ("name", "Name", 22),
-    ("image", "Image", 16),
-    ("role", "Role", 12),
-    ("memory", "Memory", 7),
-    ("cpu", "CPUs", 5),
-    ("disk", "Disk", 7),
-    ("uptime", "Uptime", 7),
-    ("id", "ID", 14),
+    ("status", "Status", 14),
+    ("name", "Name", 15),
+    ("image", "Image", 13),
+    ("role", "Role", 9),
+    ("memory", "Memory", 6),
+    ("cpu", "CPUs", 4),
+    ("disk", "Disk", 6),
+    ("uptime", "Uptime", 6),
+    ("id", "ID", 12),
 )
 SORT_KEYS = ("name", "status", "image", "memory", "uptime")
 
@@ -117,6 +117,10 @@ class ContainerTable(DataTable[Any]):
         for cache in caches:
             for cache_key in [k for k in cache.keys() if k[0] == row_key]:  # noqa: SIM118
                 cache.discard(cache_key)
+        index = self.get_row_index(row_key)
+        renderables: Any = self._row_renderable_cache
+        for cache_key in [k for k in renderables.keys() if k[1] == index]:  # noqa: SIM118
+            renderables.discard(cache_key)
         self._line_cache.clear()
 
     def drop(self, key: str) -> None:
