@@ -15,8 +15,8 @@ from textual.widgets import Input, RichLog
 
 from tui import formatting as fmt
 
-KEEP = 2000
-FLUSH_S = 0.25
+KEEP = 2000  # lines remembered, for the filter
+SHOWN = 500  # lines in the scrollable view: once full, a new line no longer re-lays out the screen
 
 
 def event_line(message: dict[str, Any]) -> Text:
@@ -50,31 +50,17 @@ class EventLogPanel(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._lines: deque[Text] = deque(maxlen=KEEP)
-        self._pending: list[Text] = []
         self._filter = ""
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter the log (type, name, text)", id="log-filter")
-        yield RichLog(max_lines=KEEP, wrap=False, id="log")
-
-    def on_mount(self) -> None:
-        self.set_interval(FLUSH_S, self._flush)
+        yield RichLog(max_lines=SHOWN, wrap=False, id="log")
 
     def add(self, message: dict[str, Any]) -> None:
-        """Keep the line now; show it at the next flush. Each write to the log grows its
-        scrollable height, which re-lays out the whole screen: batching a burst of events into
-        one write keeps that cost off the path from an event to its table row."""
         line = event_line(message)
         self._lines.append(line)
         if self._filter in line.plain.lower():
-            self._pending.append(line)
-
-    def _flush(self) -> None:
-        if self._pending:
-            log = self.query_one(RichLog)
-            for line in self._pending:
-                log.write(line)
-            self._pending.clear()
+            self.query_one(RichLog).write(line)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "log-filter":
@@ -83,7 +69,6 @@ class EventLogPanel(Vertical):
         self._filter = event.value.strip().lower()
         log = self.query_one(RichLog)
         log.clear()
-        self._pending.clear()
         for line in self._lines:
             if self._filter in line.plain.lower():
                 log.write(line)
