@@ -24,15 +24,16 @@ class StatusHeader(Static):
     engine = reactive("")
 
     def render(self) -> Text:
+        """Most important first, so a narrow terminal cuts only the backend's address."""
         label, style = CONNECTION_STYLE.get(self.connection, (self.connection, "yellow"))
-        parts: list[tuple[str, str] | str] = [("Corral", "bold"), "  ", (self.backend, "cyan")]
+        parts: list[tuple[str, str] | str] = [(label, style), "  ", ("Corral", "bold")]
+        if self.engine:
+            parts += ["  ", (self.engine, "bold red")]
         if self.user:
-            parts += ["  ", ("user ", "dim"), self.user]
+            parts += ["  ", self.user]
         if self.tier:
             parts += ["  ", ("tier ", "dim"), self.tier]
         if self.usage:
-            parts += ["  ", ("containers ", "dim"), self.usage]
-        parts += ["  ", (label, style)]
-        if self.engine:
-            parts += ["  ", (self.engine, "bold red")]
-        return Text.assemble(*parts)
+            parts += ["  ", self.usage, (" containers", "dim")]
+        parts += ["  ", (self.backend, "cyan")]
+        return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
