@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.passwords import hash_password
-from backend.auth.tokens import JwtSigner, hash_api_token, load_or_create_secret, new_api_token
+from backend.auth.tokens import JwtSigner, load_or_create_secret, new_api_token_row
 from backend.db.engine import create_schema, make_engine, make_sessionmaker
-from backend.db.models import ApiToken, User, utcnow
+from backend.db.models import ApiToken, User
 from backend.settings import Settings
 
 LOCAL_ADMIN = "local"
@@ -71,15 +71,7 @@ class Admin:
             user = await self._find(session, username)
             if user is None:
                 raise AdminError(f"no user {username!r}; add one with 'corral user add'")
-            token = new_api_token()
-            row = ApiToken(
-                user_id=user.id,
-                name=name,
-                token_hash=hash_api_token(token),
-                token_prefix=token[:12],
-                scopes=sorted(set(scopes)),
-                expires_at=utcnow() + timedelta(days=days) if days else None,
-            )
+            token, row = new_api_token_row(user.id, name, scopes, days)
             session.add(row)
             await session.commit()
             return token, row

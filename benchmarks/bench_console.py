@@ -13,15 +13,10 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from backend.admin import Admin
-from backend.auth.tokens import JwtSigner, load_or_create_secret
-from backend.db.models import Container, User
-from backend.settings import load_settings
-from benchmarks.common import percentile, server_process, summary, verdict
+from benchmarks.common import percentile, seed_users, server_process, summary, verdict
 from tests.console.fake_api import FakeApi, container
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
@@ -32,33 +27,6 @@ ROWS = 1000
 LAUNCHES = 3
 EVENTS = 300
 SIZE = (140, 40)
-
-
-async def _seed(data_dir: Path, rows: int) -> str:
-    settings = load_settings(data_dir=data_dir)
-    async with Admin(settings) as admin:
-        user = User(username="bench", tier="enterprise")
-        async with admin.sessions() as session:
-            session.add(user)
-            await session.flush()
-            session.add_all(
-                Container(
-                    user_id=user.id,
-                    name=f"c-{i:04d}",
-                    image="corral/busybox",
-                    status="stopped",
-                    docker_id=f"{i:064x}",
-                    memory_mb=512,
-                    cpu_shares=500,
-                    disk_mb=2048,
-                    runtime="runsc",
-                )
-                for i in range(rows)
-            )
-            await session.commit()
-    return (
-        JwtSigner(load_or_create_secret(settings.secret_path)).issue(user, timedelta(hours=1)).token
-    )
 
 
 def _frames(app: CorralApp) -> list[float]:
@@ -95,7 +63,7 @@ async def first_paint() -> tuple[list[float], list[float]]:
     for rows in (0, ROWS):
         with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
             data = Path(tmp)
-            token = await _seed(data, rows)
+            token = (await seed_users(data, {"bench": rows}))["bench"]
             async with server_process(data, f"bench-{uuid.uuid4().hex[:8]}") as server:
                 results[rows] = [
                     await _launch(server.url, token, rows, data) for _ in range(LAUNCHES)

@@ -18,9 +18,8 @@ import aiohttp
 import docker
 
 from backend.containers.sandbox import sandbox_spec
-from backend.db.models import Container
 from backend.docker_service import DockerService
-from benchmarks.common import admin_token, server_process, summary, verdict
+from benchmarks.common import admin_token, server_process, summary, twin_of, verdict
 
 ROUNDS = 15
 TARGET = 1.10
@@ -41,17 +40,7 @@ async def run() -> dict[str, float]:
                 made = await resp.json()
                 assert resp.status == 201, made
 
-            twin = Container(
-                id=str(uuid.uuid4()),
-                user_id="bench",
-                name="bench-sdk",
-                image="corral/busybox",
-                memory_mb=made["resources"]["memory_mb"],
-                cpu_shares=made["resources"]["cpu_shares"],
-                disk_mb=made["resources"]["disk_mb"],
-                runtime=made["runtime"],
-                environment={},
-            )
+            twin = twin_of(made, "bench-sdk")
             spec = sandbox_spec(twin, server.settings, instance, "corral/busybox:latest")
             service = DockerService(None)
             sdk_id = await service.create_container(spec)

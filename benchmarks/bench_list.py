@@ -11,15 +11,11 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 
-from backend.admin import Admin
-from backend.auth.tokens import JwtSigner, load_or_create_secret
-from backend.db.models import Container, User
-from benchmarks.common import percentile, server_process, summary, verdict
+from benchmarks.common import percentile, seed_users, server_process, summary, verdict
 
 ROWS = 200
 REQUESTS = 300
@@ -37,43 +33,11 @@ async def _measure(http: aiohttp.ClientSession, url: str, headers: dict[str, str
     return times
 
 
-async def _seed(data_dir: Path) -> tuple[str, str]:
-    from backend.settings import load_settings
-
-    settings = load_settings(data_dir=data_dir)
-    async with Admin(settings) as admin:
-        full = User(username="full", tier="enterprise")
-        empty = User(username="empty", tier="enterprise")
-        async with admin.sessions() as session:
-            session.add_all([full, empty])
-            await session.flush()
-            session.add_all(
-                Container(
-                    user_id=full.id,
-                    name=f"c-{i}",
-                    image="corral/busybox",
-                    status="stopped",
-                    docker_id=f"{i:064x}",
-                    memory_mb=512,
-                    cpu_shares=500,
-                    disk_mb=2048,
-                    runtime="runsc",
-                    labels={"n": str(i)},
-                )
-                for i in range(ROWS)
-            )
-            await session.commit()
-    signer = JwtSigner(load_or_create_secret(settings.secret_path))
-    return (
-        signer.issue(full, timedelta(hours=1)).token,
-        signer.issue(empty, timedelta(hours=1)).token,
-    )
-
-
 async def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
         data_dir = Path(tmp)
-        token, empty_token = await _seed(data_dir)
+        tokens = await seed_users(data_dir, {"full": ROWS, "empty": 0})
+        token, empty_token = tokens["full"], tokens["empty"]
         instance = f"bench-{uuid.uuid4().hex[:10]}"
         async with server_process(data_dir, instance) as server, aiohttp.ClientSession() as http:
             url = f"{server.url}/api/containers"

@@ -15,9 +15,8 @@ import aiohttp
 import docker
 
 from backend.containers.sandbox import sandbox_spec
-from backend.db.models import Container
 from backend.docker_service import DockerService
-from benchmarks.common import admin_token, server_process, summary
+from benchmarks.common import admin_token, server_process, summary, twin_of
 
 ROUNDS = 8
 
@@ -37,17 +36,7 @@ async def run() -> dict[str, float]:
                 made = await resp.json()
                 assert resp.status == 201, made
 
-            twin = Container(
-                id=str(uuid.uuid4()),
-                user_id="bench",
-                name="bench-sdk",
-                image="corral/busybox",
-                memory_mb=512,
-                cpu_shares=made["resources"]["cpu_shares"],
-                disk_mb=2048,
-                runtime=made["runtime"],
-                environment={},
-            )
+            twin = twin_of(made, "bench-sdk")
             service = DockerService(None)
             client = docker.APIClient(version="auto")
             timeout = server.settings.stop_timeout_s

@@ -7,6 +7,7 @@ event loop and GIL with the server, as no real client would.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import statistics
 import tempfile
 import uuid
@@ -15,13 +16,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import docker
 from aiohttp import web
 
 from backend.admin import Admin
 from backend.app import create_app
-from backend.db.models import User
+from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.db.models import Container, User
 from backend.settings import Settings, load_settings
 from backend.state import SESSIONS, SIGNER
 from tests.backend_process import BackendProcess, unmount_volumes
@@ -116,3 +119,50 @@ def summary(values: list[float]) -> str:
 
 def verdict(ok: bool) -> str:
     return "OK  " if ok else "MISS"
+
+
+async def seed_users(data_dir: Path, containers_per_user: dict[str, int]) -> dict[str, str]:
+    """Users (enterprise tier) with that many stopped containers each, straight in the database
+    of ``data_dir``; a token per user. Nothing is made on Docker: list and console benchmarks
+    measure the backend's and the console's work, not the engine's."""
+    settings = load_settings(data_dir=data_dir)
+    users = {name: User(username=name, tier="enterprise") for name in containers_per_user}
+    async with Admin(settings) as admin, admin.sessions() as session:
+        session.add_all(users.values())
+        await session.flush()
+        session.add_all(
+            Container(
+                user_id=users[name].id,
+                name=f"c-{i:04d}",
+                image="corral/busybox",
+                status="stopped",
+                docker_id=hashlib.sha256(f"{name}/{i}".encode()).hexdigest(),
+                memory_mb=512,
+                cpu_shares=500,
+                disk_mb=2048,
+                runtime="runsc",
+                labels={"n": str(i)},
+            )
+            for name, count in containers_per_user.items()
+            for i in range(count)
+        )
+        await session.commit()
+    signer = JwtSigner(load_or_create_secret(settings.secret_path))
+    return {name: signer.issue(user, timedelta(hours=2)).token for name, user in users.items()}
+
+
+def twin_of(made: dict[str, Any], name: str) -> Container:
+    """A row like the API's container ``made`` (same image, runtime and limits), never stored:
+    the docker-SDK baselines build their container from it with the same ``sandbox_spec``."""
+    resources = made["resources"]
+    return Container(
+        id=str(uuid.uuid4()),
+        user_id="bench",
+        name=name,
+        image=made["image"],
+        memory_mb=resources["memory_mb"],
+        cpu_shares=resources["cpu_shares"],
+        disk_mb=resources["disk_mb"],
+        runtime=made["runtime"],
+        environment={},
+    )

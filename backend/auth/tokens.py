@@ -19,7 +19,7 @@ from typing import Any
 
 import jwt
 
-from backend.db.models import User, utcnow
+from backend.db.models import ApiToken, User, utcnow
 
 API_TOKEN_RE = re.compile(r"^crl_[0-9a-f]{64}$")
 JWT_ALGORITHM = "HS256"
@@ -88,3 +88,19 @@ def new_api_token() -> str:
 
 def hash_api_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_api_token_row(
+    user_id: str, name: str, scopes: list[str], days: int | None
+) -> tuple[str, ApiToken]:
+    """A fresh API token and the row that stores it (its hash, never the token itself)."""
+    token = new_api_token()
+    row = ApiToken(
+        user_id=user_id,
+        name=name,
+        token_hash=hash_api_token(token),
+        token_prefix=token[:12],
+        scopes=sorted(set(scopes)),
+        expires_at=(utcnow() + timedelta(days=days)).replace(microsecond=0) if days else None,
+    )
+    return token, row

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from backend.auth.passwords import DUMMY_HASH, verify_password
 from backend.auth.policy import access
-from backend.auth.tokens import hash_api_token, new_api_token
+from backend.auth.tokens import new_api_token_row
 from backend.db.models import ApiToken, RevokedJwt, User, iso, utcnow
 from backend.errors import InvalidParameters, NotAuthorized, NotFound, Unauthorized, UsernameTaken
 from backend.middleware import principal_of
@@ -125,15 +125,7 @@ async def create_token(request: web.Request) -> web.Response:
         raise InvalidParameters(
             "expires_in_days must be between 1 and 3650", field="expires_in_days"
         )
-    token = new_api_token()
-    row = ApiToken(
-        user_id=principal.user_id,
-        name=name,
-        token_hash=hash_api_token(token),
-        token_prefix=token[:12],
-        scopes=scopes,
-        expires_at=(utcnow() + timedelta(days=days)).replace(microsecond=0) if days else None,
-    )
+    token, row = new_api_token_row(principal.user_id, name, scopes, days)
     async with request.app[SESSIONS]() as session:
         session.add(row)
         await session.commit()
