@@ -31,14 +31,22 @@ class AgentService:
         self._sessions = sessions
         self._events = events
         self.connections: dict[str, AgentConnection] = {}
+        self._owners: set[str] = set()  # users with at least one agent row (a superset)
 
     async def mark_all_offline(self) -> None:
-        """At start no agent is connected yet, whatever the rows said when the backend stopped."""
+        """At start no agent is connected yet, whatever the rows said when the backend stopped.
+        Also learns who owns agents at all (see ``list_json``)."""
         async with self._sessions() as session:
             await session.execute(update(Agent).values(status="offline"))
             await session.commit()
+            owners = (await session.execute(select(Agent.user_id).distinct())).scalars()
+            self._owners = set(owners)
 
     async def list_json(self, principal: Principal, all_users: bool) -> list[dict[str, Any]]:
+        """The caller's agents. Most users have none, and agents are only made and deleted
+        here, so a user known to own none costs no query on every container list."""
+        if not all_users and principal.user_id not in self._owners:
+            return []
         query = select(Agent).order_by(Agent.created_at)
         if not all_users:
             query = query.where(Agent.user_id == principal.user_id)
@@ -73,6 +81,7 @@ class AgentService:
             if agent is None:
                 agent = Agent(user_id=principal.user_id, token_id=principal.token_id, name=name)
                 session.add(agent)
+                self._owners.add(principal.user_id)
             agent.name, agent.facts, agent.status = name, clean, "running"
             agent.connected_at = agent.last_seen_at = now
             await session.commit()
