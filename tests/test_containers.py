@@ -423,3 +423,35 @@ async def test_list_and_get_ask_docker_nothing(api: Api, monkeypatch: pytest.Mon
     for item in made:
         assert (await api.get(headers, item["id"]))["status"] == "running"
     assert calls == []
+
+
+async def test_an_expired_guest_cannot_create_or_start(api: Api) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from backend.db.models import User, utcnow
+
+    guest = await (await api.client.post("/api/auth/guest", json={"username": "late"})).json()
+    headers = {"Authorization": f"Bearer {guest['token']}"}
+    made = await api.create(headers)
+    await api.client.post(f"/api/containers/{made['id']}/stop", headers=headers)
+    async with api.app[SESSIONS]() as session:
+        await session.execute(
+            update(User)
+            .where(User.id == guest["user"]["id"])
+            .values(session_expires_at=utcnow() - timedelta(minutes=1))
+        )
+        await session.commit()
+
+    start = await api.client.post(f"/api/containers/{made['id']}/start", headers=headers)
+    assert start.status == 403
+    assert (await start.json())["error"] == "guest session expired"
+    assert (await api.get(headers, made["id"]))["status"] == "stopped"
+    listed = await api.client.get("/api/containers", headers=headers)
+    assert listed.status == 200  # still signed in: they can see, stop and delete what they made
+    gone = await api.client.delete(f"/api/containers/{made['id']}", headers=headers)
+    assert gone.status == 200
+    create = await api.client.post("/api/containers", json={"image": BUSYBOX}, headers=headers)
+    assert create.status == 403
+    assert (await create.json())["error"] == "guest session expired"
