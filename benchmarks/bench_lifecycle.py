@@ -20,6 +20,7 @@ import docker
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
 from benchmarks.common import admin_token, server_process, summary, twin_of, verdict
+from corral.client import CorralClient
 
 ROUNDS = 15
 TARGET = 1.10
@@ -32,13 +33,10 @@ async def run() -> dict[str, float]:
         async with server_process(data_dir, instance) as server, aiohttp.ClientSession() as http:
             token = await admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
-            async with http.post(
-                f"{server.url}/api/containers?wait=true",
-                json={"image": "corral/busybox", "name": "bench-api"},
-                headers=headers,
-            ) as resp:
-                made = await resp.json()
-                assert resp.status == 201, made
+            async with CorralClient(server.url, token) as client:
+                made = dict(
+                    await client.create_container("corral/busybox", wait=True, name="bench-api")
+                )
 
             twin = twin_of(made, "bench-sdk")
             spec = sandbox_spec(twin, server.settings, instance, "corral/busybox:latest")

@@ -17,6 +17,7 @@ import docker
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
 from benchmarks.common import admin_token, server_process, summary, twin_of
+from corral.client import CorralClient
 
 ROUNDS = 8
 
@@ -28,13 +29,10 @@ async def run() -> dict[str, float]:
         async with server_process(data_dir, instance) as server, aiohttp.ClientSession() as http:
             token = await admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
-            async with http.post(
-                f"{server.url}/api/containers?wait=true",
-                json={"image": "corral/busybox", "memory_mb": 512},
-                headers=headers,
-            ) as resp:
-                made = await resp.json()
-                assert resp.status == 201, made
+            async with CorralClient(server.url, token) as client:
+                made = dict(
+                    await client.create_container("corral/busybox", wait=True, memory_mb=512)
+                )
 
             twin = twin_of(made, "bench-sdk")
             service = DockerService(None)

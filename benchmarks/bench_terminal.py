@@ -17,6 +17,7 @@ import aiohttp
 import docker
 
 from benchmarks.common import admin_token, percentile, server_process, summary
+from corral.client import CorralClient
 
 KEYS = 200
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
@@ -66,13 +67,8 @@ async def run() -> dict[str, float]:
         async with server_process(Path(tmp), instance) as server, aiohttp.ClientSession() as http:
             token = await admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
-            async with http.post(
-                f"{server.url}/api/containers?wait=true",
-                json={"image": "corral/busybox"},
-                headers=headers,
-            ) as resp:
-                made = await resp.json()
-                assert resp.status == 201, made
+            async with CorralClient(server.url, token) as client:
+                made = dict(await client.create_container("corral/busybox", wait=True))
             sdk = await asyncio.to_thread(_sdk_round_trips, made["id"])
             async with http.ws_connect(
                 f"{server.url}/ws/terminal/{made['id']}", headers=headers

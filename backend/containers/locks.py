@@ -26,6 +26,3 @@ class KeyedLocks:
             if self._users[key] == 0:
                 del self._users[key]
                 del self._locks[key]
-
-    def busy(self, key: str) -> bool:
-        return key in self._locks

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -742,6 +742,3 @@ def _lifecycle_body(message: str, row: Container) -> dict[str, Any]:
     if status == "configuring":
         status = "running"
     return {"message": message, "id": row.public_id, "name": row.name, "status": status}
-
-
-LifecycleCall = Callable[[Principal, str], Awaitable[dict[str, Any]]]

@@ -297,26 +297,6 @@ class EventLog:
             return None
         return [Event.from_record(r) for r in rows]
 
-    async def recent_for_container(
-        self, user_id: str, container_id: str, limit: int
-    ) -> list[Event]:
-        async with self._sessions() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(EventRecord)
-                        .where(
-                            EventRecord.user_id == user_id, EventRecord.container_id == container_id
-                        )
-                        .order_by(EventRecord.seq.desc())
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return [Event.from_record(r) for r in reversed(rows)]
-
     async def prune(self) -> int:
         """Keep only the most recent ``keep_per_user`` events of each user; returns how many
         were removed.

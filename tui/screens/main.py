@@ -71,7 +71,6 @@ class MainScreen(Screen[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         """Below 130 columns the details pane makes way for the table (i brings it back)."""
-        self.set_class(event.size.width < NARROW, "-narrow")
         self.query_one(DetailsPane).display = event.size.width >= NARROW
 
     @property
