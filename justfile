@@ -12,9 +12,11 @@ default:
 engine:
     bash scripts/engine.sh
 
-# Build corral/debian:bookworm with debootstrap (needs the engine).
+# Build corral/debian:bookworm with debootstrap, then the image of every role in the catalog
+# (needs the engine; each step keeps what is already up to date).
 images: engine
     bash scripts/images.sh
+    {{venv}}/corral roles prepare
 
 # Open the console on the embedded backend.
 run *ARGS: engine

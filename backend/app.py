@@ -131,6 +131,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     mounted = await volumes.remount_all(await containers.all_ids())
     if mounted:
         log.info("mounted %d volume(s) again", mounted)
+    with contextlib.suppress(DockerError, DockerUnavailable):
+        await containers.roles.images.sweep()
     agents = AgentService(app[SESSIONS], events)
     await agents.mark_all_offline()
     app[AGENTS] = agents

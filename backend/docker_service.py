@@ -174,6 +174,32 @@ class DockerService:
         except DockerNotFound:
             return None
 
+    async def list_images(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Every image carrying all ``labels`` (a label given as ``""`` only has to exist)."""
+        filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+        rows: list[dict[str, Any]] = await self.run(lambda: self._api().images(filters=filters))
+        return rows
+
+    async def remove_image(self, reference: str) -> bool:
+        """Remove an image (never forced: one a container still uses stays, DockerConflict);
+        False when it did not exist."""
+        try:
+            await self.run(lambda: self._api().remove_image(reference))
+        except DockerNotFound:
+            return False
+        return True
+
+    async def commit(self, container_id: str, repository: str, tag: str, changes: list[str]) -> str:
+        """Commit a stopped container's file system as ``repository:tag``, with Dockerfile
+        ``changes`` (LABEL, CMD) applied to the configuration; the new image's ID. The tag
+        appears in one engine operation, so no half-made image is ever tagged."""
+        result: dict[str, Any] = await self.run(
+            lambda: self._api().commit(
+                container_id, repository=repository, tag=tag, changes=changes, pause=False
+            )
+        )
+        return str(result["Id"])
+
     # -- volumes ------------------------------------------------------------------------------
 
     async def create_volume(
@@ -244,6 +270,69 @@ class DockerService:
 
         return await self.run(create)
 
+    async def create_build_container(
+        self,
+        name: str,
+        image: str,
+        command: list[str],
+        runtime: str,
+        binds: Mapping[str, Mapping[str, str]],
+    ) -> str:
+        """A short-lived container that builds an image (no network, nothing of a sandbox's
+        limits): it runs ``command`` as the image's user in the image's configuration, so a
+        commit of it inherits that configuration unchanged."""
+
+        def create() -> str:
+            api = self._api()
+            host_config = api.create_host_config(
+                binds=dict(binds),
+                network_mode="none",
+                runtime=runtime,
+                security_opt=["no-new-privileges"],
+                restart_policy={"Name": "no"},
+            )
+            created = api.create_container(
+                image=image,
+                command=command,
+                name=name,
+                host_config=host_config,
+                network_disabled=True,
+            )
+            return str(created["Id"])
+
+        return await self.run(create)
+
+    async def attach_output(self, container_id: str) -> socket.socket:
+        """The raw, non-blocking socket of a (not yet started) container's stdout and stderr,
+        in Docker's multiplexed framing (see ``read_exec_output``)."""
+
+        def attach() -> socket.socket:
+            wrapped: Any = self._api().attach_socket(
+                container_id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+            )
+            raw: socket.socket = getattr(wrapped, "_sock", wrapped)
+            raw.setblocking(False)
+            return raw
+
+        return await self.run(attach)
+
+    async def wait(self, container_id: str, timeout_s: int) -> int:
+        """Wait for a container to exit; its exit code."""
+
+        def wait() -> int:
+            result: Any = self._api().wait(container_id, timeout=timeout_s)
+            return int(result.get("StatusCode", -1))
+
+        return await self.run(wait)
+
+    async def list_named(self, prefix: str) -> list[ContainerState]:
+        """Every container whose name starts with ``prefix`` (running or not)."""
+        rows: list[dict[str, Any]] = await self.run(
+            lambda: self._api().containers(all=True, filters={"name": prefix})
+        )
+        states = [_state_from_summary(row) for row in rows]
+        return [s for s in states if s.name.startswith(prefix)]
+
     async def start(self, container_id: str) -> bool:
         """Start a container; False when it was already running (the engine's 304).
 
@@ -300,18 +389,40 @@ class DockerService:
         return [_state_from_summary(row) for row in rows]
 
     async def exec_run(
-        self, container_id: str, cmd: list[str], user: str = "", workdir: str | None = None
+        self,
+        container_id: str,
+        cmd: list[str],
+        user: str = "",
+        workdir: str | None = None,
+        timeout_s: float = 30.0,
     ) -> tuple[int, bytes]:
-        """Run a command to completion inside a container; its exit code and combined output."""
+        """Run a command to completion inside a container; its exit code and combined output.
 
-        def run_exec() -> tuple[int, bytes]:
-            api = self._api()
-            created = api.exec_create(container_id, cmd, user=user, workdir=workdir)
-            output = api.exec_start(created["Id"])
-            code = api.exec_inspect(created["Id"]).get("ExitCode")
-            return int(code if code is not None else -1), bytes(output or b"")
+        Read from the event loop with a deadline: an exec whose sandbox dies under it can keep
+        its stream open forever (seen under runsc), and a blocking read would hold a worker
+        thread, and the process's exit, with it. Raises DockerError when it does not finish."""
+        exec_id, sock = await self.exec_stream(container_id, cmd, {}, workdir, user)
 
-        return await self.run(run_exec)
+        async def still_running() -> bool:
+            running, _ = await self.exec_state(exec_id)
+            state = await self.inspect(container_id)
+            return running and state is not None and state.running
+
+        output = bytearray()
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for chunk in read_exec_output(sock, 1.0, still_running):
+                    output += chunk
+        except TimeoutError as exc:
+            raise DockerError(f"the command did not finish within {timeout_s:.0f} s") from exc
+        finally:
+            sock.close()
+        for _ in range(50):
+            running, code = await self.exec_state(exec_id)
+            if not running:
+                return (code if code is not None else -1), bytes(output)
+            await asyncio.sleep(0.02)  # Docker records the exit just after the stream ends
+        return -1, bytes(output)
 
     async def exec_tty(
         self,
@@ -349,7 +460,7 @@ class DockerService:
         container_id: str,
         cmd: list[str],
         environment: dict[str, str],
-        workdir: str,
+        workdir: str | None,
         user: str = "",
     ) -> tuple[str, socket.socket]:
         """Start a non-interactive exec (no TTY, no stdin) whose output is read as it comes: its

@@ -241,8 +241,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/roles": {
             "get": _op(
-                "Roles that create accepts: the development tools installed after create (and "
-                "again after every rebuild). A role on an image it does not list is 400 "
+                "Roles that create accepts: development tools a sandbox starts with (from the "
+                "role's image, built once per host). A role on an image it does not list is 400 "
                 "unsupported role.",
                 {
                     "200": _json(
@@ -377,10 +377,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/containers/{id}/role/reinstall": {
             "post": _op(
-                "Install the container's role again, in the background (after a failed install, "
-                "or to repair one). The container answers status configuring and role_state "
-                "pending at once; container_progress events (stages role_download, role_install, "
-                "role_done, role_failed) follow. An install already running is left to finish.",
+                "Recreate the running sandbox from a freshly checked role image (built when stale "
+                "or missing), keeping the volume: after a failed role, or to repair one. The "
+                "container answers status configuring and role_state pending at once; "
+                "container_progress events (stages role_download, role_image, role_done, "
+                "role_failed; role_install where roles install inside the sandbox) follow. A "
+                "reinstall already running is left to finish.",
                 {
                     "202": _json(CONTAINER, "Accepted: the install runs in the background"),
                     **_errors(400, 401, 403, 404, 503),
@@ -460,9 +462,10 @@ def openapi_document() -> dict[str, Any]:
                         "role": STR,
                         "role_state": {
                             "enum": ["none", "pending", "installing", "installed", "failed", None],
-                            "description": "The role's install in the current sandbox: none "
-                            "(nothing to install), pending (due: queued, or resumed at the next "
-                            "start), installing, installed, failed (role_error says why)",
+                            "description": "The role in the current sandbox: none (nothing to "
+                            "install), installed (the sandbox runs from its role image), pending "
+                            "(due: a reinstall, or resumed at the next start), installing (its "
+                            "role image is being built), failed (role_error says why)",
                         },
                         "role_error": {"type": ["string", "null"]},
                         "status": {

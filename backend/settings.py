@@ -166,9 +166,16 @@ class Settings:
     roles_file: Path | None = None
     package_cache_dir: Path | None = None
     rootfs_dir: Path = Path("/var/lib/corral/rootfs")
-    role_installs: int = 2  # installs that run at once; each is CPU-heavy under gVisor
+    role_installs: int = 2  # image builds (or fallback installs) that run at once
     role_install_timeout_s: float = 1800.0
     role_prepare_timeout_s: float = 900.0
+    # Role images are built in a short-lived container under this runtime (native speed; see
+    # backend.containers.role_images). An engine without it installs roles in each sandbox.
+    role_build_runtime: str = "runc"
+    role_build_timeout_s: float = 900.0
+    # Host-wide locks (role image builds): role images belong to the engine, not to one data
+    # directory, so every backend and CLI on the host must see the same locks.
+    lock_dir: Path = Path("/run/lock/corral")
 
     @property
     def database_path(self) -> Path:
@@ -264,6 +271,9 @@ def load_settings(
         "role_installs": int,
         "role_install_timeout_s": float,
         "role_prepare_timeout_s": float,
+        "role_build_runtime": str,
+        "role_build_timeout_s": float,
+        "lock_dir": Path,
     }
     for key, kind in simple.items():
         if key in raw:

@@ -16,13 +16,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from backend.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from backend.containers.catalog import Role
 from corral.commands import EXIT_USAGE, add_commands, add_server_options, is_client_command
+from corral.roles_cli import add_roles_commands
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -177,87 +175,6 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _role_targets(
-    settings: Settings, role_ids: list[str], image: str | None
-) -> tuple[list[tuple[str, Role]], list[str]]:
-    """The (distribution, role) pairs ``corral roles`` acts on, and what it refuses."""
-    from backend.containers.catalog import catalog_roles
-
-    roles = catalog_roles(settings)
-    wanted = role_ids or [r.id for r in roles.values() if r.installs]
-    images = [i for i in settings.images if i.distribution]
-    if image:
-        images = [i for i in images if image in (i.name, i.reference)]
-        if not images:
-            return [], [f"image {image!r} is not offered or has no known distribution"]
-    targets: list[tuple[str, Role]] = []
-    errors: list[str] = []
-    for role_id in wanted:
-        role = roles.get(role_id)
-        if role is None:
-            errors.append(f"role {role_id!r} does not exist; choose from {', '.join(roles)}")
-            continue
-        matched = [i for i in images if role.supports(i)]
-        if not matched and role_ids:
-            errors.append(f"role {role_id!r} works on no image with a known distribution")
-        targets += [(d, role) for d in dict.fromkeys(i.distribution for i in matched)]
-    return targets, errors
-
-
-def cmd_roles_prepare(args: argparse.Namespace) -> int:
-    from backend.containers.catalog import RoleFileError
-    from backend.containers.packages import PackageCache, PrepareFailed
-
-    settings = _settings(args)
-    try:
-        targets, errors = _role_targets(settings, args.roles, args.image)
-    except RoleFileError as exc:
-        print(f"corral: {exc}", file=sys.stderr)
-        return 2
-    for error in errors:
-        print(f"corral: {error}", file=sys.stderr)
-    cache = PackageCache(settings)
-    failed = bool(errors)
-    for distribution, role in targets:
-        try:
-            done = cache.prepare_blocking(distribution, role, force=args.force)
-        except PrepareFailed as exc:
-            print(f"{role.id} on {distribution}: FAILED: {exc}", file=sys.stderr)
-            failed = True
-            continue
-        how = f"downloaded in {done.seconds:.1f} s" if done.downloaded else "already prepared"
-        print(
-            f"{role.id} on {distribution}: {done.files} packages, "
-            f"{done.size_bytes / 1e6:.1f} MB ({how}) in {done.path}"
-        )
-    return 1 if failed else 0
-
-
-def cmd_roles_list(args: argparse.Namespace) -> int:
-    from backend.containers.catalog import RoleFileError, catalog_roles
-    from backend.containers.packages import PackageCache
-
-    settings = _settings(args)
-    try:
-        roles = catalog_roles(settings)
-        targets, _ = _role_targets(settings, [], None)
-    except RoleFileError as exc:
-        print(f"corral: {exc}", file=sys.stderr)
-        return 2
-    cache = PackageCache(settings)
-    for role in roles.values():
-        states = [
-            f"{d}: {'prepared' if cache.is_ready(d, r) else 'not prepared'}"
-            for d, r in targets
-            if r.id == role.id
-        ]
-        images = ", ".join(role.images) or "every image"
-        packages = " ".join(role.packages) or "-"
-        extra = f" [{'; '.join(states)}]" if states else ""
-        print(f"{role.id}\t{images}\t{packages}{extra}")
-    return 0
-
-
 def cmd_agent(args: argparse.Namespace) -> int:
     from corral.agent import Agent, TokenRejected
 
@@ -327,39 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--days", type=int, help="expire after this many days")
     _add_data_dir(issue)
     issue.set_defaults(func=cmd_token_issue)
-    roles = sub.add_parser(
-        "roles",
-        help="the role catalog and its host-side package cache",
-        description="Roles are development tools installed in a container after it starts. "
-        "Sandboxes have no network here, so the host downloads each role's packages once per "
-        "distribution into the package cache, which is mounted read-only into sandboxes.",
-    )
-    roles_sub = roles.add_subparsers(title="roles commands", metavar="COMMAND", required=True)
-    prepare = roles_sub.add_parser(
-        "prepare",
-        help="download roles' packages into the host-side cache",
-        description="Download the packages of the named roles (default: every role that "
-        "installs something) and all their dependencies, with the host's apt inside the image's "
-        "debootstrap root filesystem (scripts/images.sh keeps it), into "
-        "<data dir>/packages/<distribution>/<role>/ (or package_cache_dir). Needs root. A role "
-        "already prepared with the same package list is skipped; safe to run while the backend "
-        "runs. The backend also prepares a role by itself the first time it installs it.",
-    )
-    prepare.add_argument("roles", nargs="*", metavar="ROLE", help="role ids (default: all)")
-    prepare.add_argument("--image", help="only for this image (default: every image)")
-    prepare.add_argument(
-        "--force", action="store_true", help="download again even if already prepared"
-    )
-    _add_data_dir(prepare)
-    prepare.set_defaults(func=cmd_roles_prepare)
-    rlist = roles_sub.add_parser(
-        "list",
-        help="show the role catalog",
-        description="Show every role (built in, and from the operator's roles.toml), the images "
-        "it works on, its packages, and whether the host's cache holds them.",
-    )
-    _add_data_dir(rlist)
-    rlist.set_defaults(func=cmd_roles_list)
+    add_roles_commands(sub, _add_data_dir, _settings)
 
     agent = sub.add_parser(
         "agent",

@@ -22,15 +22,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from backend.containers.catalog import Catalog
-from backend.containers.packages import PackageCache
-from backend.containers.sandbox import PACKAGES_MOUNT, sandbox_spec
+from backend.containers.apt_install import PACKAGES_MOUNT
+from backend.containers.sandbox import sandbox_spec
 from backend.containers.volumes import VolumeManager
 from backend.db.models import Container
 from backend.docker_service import ContainerState, DockerService
 from backend.errors import DockerError, DockerNotFound
 from backend.settings import Settings
+
+if TYPE_CHECKING:
+    from backend.containers.roles import SandboxImage
 
 log = logging.getLogger(__name__)
 
@@ -59,34 +62,33 @@ class Rebuilder:
         settings: Settings,
         docker: DockerService,
         volumes: VolumeManager,
-        catalog: Catalog,
         instance: str,
-        packages: PackageCache,
     ) -> None:
         self._settings = settings
         self._docker = docker
         self._volumes = volumes
-        self._catalog = catalog
         self._instance = instance
-        self._packages = packages
 
-    async def create(self, row: Container) -> str:
-        """A new Docker container for ``row`` under its real name (not started).
+    async def create(self, row: Container, image: SandboxImage) -> str:
+        """A new Docker container for ``row`` from ``image`` (not started).
 
-        A role that installs packages gets the host's package cache for the image's
-        distribution mounted read-only: the folder is made now, even before its packages are
-        downloaded, because a bind mount is fixed when the container is created."""
-        image = self._catalog.image(row.image)
-        role = self._catalog.find_role(row.role)
+        Where the role is installed in the sandbox (the fallback when no role image can be
+        made), the host's package cache for the image's distribution is mounted read-only: the
+        folder exists before its packages are downloaded, since a bind mount is fixed when the
+        container is created."""
         binds: dict[str, dict[str, str]] = {}
-        if role is not None and role.installs and image.distribution:
-            source = self._packages.distribution_dir(image.distribution)
-            binds[str(source)] = {"bind": PACKAGES_MOUNT, "mode": "ro"}
+        if image.packages_dir is not None:
+            binds[str(image.packages_dir)] = {"bind": PACKAGES_MOUNT, "mode": "ro"}
         spec = sandbox_spec(row, self._settings, self._instance, image.reference, extra_binds=binds)
         return await self._docker.create_container(spec)
 
     async def swap(
-        self, current: Container, target: Container, old: ContainerState | None, start: bool
+        self,
+        current: Container,
+        target: Container,
+        old: ContainerState | None,
+        start: bool,
+        image: SandboxImage,
     ) -> Swap:
         """Build ``target`` (the row with its new values) in place of ``old``; see the module doc.
 
@@ -103,7 +105,7 @@ class Rebuilder:
                 resized = True
                 await self._volumes.resize(target, target.disk_mb)
             await self._volumes.ensure(target)
-            new_id = await self.create(target)
+            new_id = await self.create(target, image)
             if start:
                 await self._docker.start(new_id)
         except BaseException:

@@ -1,41 +1,43 @@
-"""Installing a container's role in the background, after its sandbox starts.
+"""A container's role: which image its sandbox starts from, and the background work that puts
+a running sandbox on its role.
 
-A role's packages live in the sandbox's root filesystem, which every new Docker container starts
-without, so each one installs them again: after a create, after every rebuild (new limits), and
-after the automatic recreation of a container Docker lost. The container is usable the whole
-time (status ``configuring``; a terminal works) and becomes ``running`` when the install ends.
+Normally a sandbox starts from its role image (``backend.containers.role_images``: the role's
+packages installed once per host, at native speed), so the role is ``installed`` the moment the
+sandbox runs, and every rebuild starts from the same image. ``image_for`` makes that choice for
+every new sandbox (create, rebuilds, automatic recreation), building a missing image first.
 
-How an install runs:
-1. On the host, the role's packages are downloaded once per distribution into the package cache
-   (``backend.containers.packages``), unless they are there already.
-2. In the sandbox, a script (``INSTALL_SCRIPT``) links the cached .deb files from the read-only
-   mount into a writable archives folder and runs ``apt-get install --no-download`` with
-   ``APT::Status-Fd``: its ``pmstatus`` lines name the package being worked on and a percentage,
-   which become ``container_progress`` events. Where the sandbox has a network (a default route)
-   and the cache lacks something, the script falls back to ``apt-get update`` and a normal
-   install from the distribution's mirrors.
-3. It runs as root with HOME=/root in /, never in /home/user (the user's volume), and logs to
-   /var/log/corral-role.log inside the sandbox.
+Background work (``schedule``) is needed only when a running sandbox is not on its role:
+- a reinstall (``POST .../role/reinstall``), or a reinstall cut off by a stop or a restart of
+  the backend: the sandbox is recreated on the same volume from a freshly checked role image
+  (the "switch", ``ContainerService.switch_sandbox``);
+- the fallback, where no role image can be made because the engine has no
+  ``role_build_runtime`` (runc): the packages are installed inside the sandbox, slowly, as
+  before role images existed. The host downloads them into its package cache, and in the
+  sandbox a script (``backend.containers.apt_install``) installs them offline with apt, whose
+  status lines become ``container_progress`` events. It runs as root with HOME=/root in /,
+  never in /home/user, and logs to /var/log/corral-role.log inside the sandbox.
 
-Concurrency: an install never holds the container's lock while it runs; it takes the lock only to
-write its state, and each write first checks that the row still names the same Docker container
-and still expects this install ("pending"/"installing"). A stop or a delete cancels the task; a
-rebuild schedules a new one for the new container, which replaces the old task. A stop during an
-install leaves ``role_state`` "pending", and the next start resumes it.
+Concurrency: background work never holds the container's lock while it waits (a build, an
+install); it takes the lock only to write its outcome, and each write first checks that the row
+still names the same Docker container and still expects this work ("pending"/"installing"). A
+stop or a delete cancels the task; a rebuild replaces it. A stop leaves ``role_state``
+"pending", and the next start resumes the work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backend.containers.apt_install import INSTALL_SCRIPT, InstallProgress
 from backend.containers.catalog import Role
 from backend.containers.packages import PackageCache, PrepareFailed
-from backend.containers.sandbox import PACKAGES_MOUNT
+from backend.containers.role_images import Progress, RoleImageFailed, RoleImages
 from backend.db.models import Container
 from backend.docker_service import ContainerState, read_exec_output
 from backend.errors import DockerError, DockerUnavailable, UnsupportedImage, sanitize
@@ -46,94 +48,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = ("pending", "installing")
-ARCHIVES = "/var/cache/corral/archives"
-LOG_FILE = "/var/log/corral-role.log"
-
-# $1: the role's folder name in the cache; then the packages (validated by the catalog). fd 3
-# carries apt's machine-readable status to the exec's output; apt's own chatter goes to the log.
-INSTALL_SCRIPT = rf"""
-set -u
-role=$1; shift
-src={PACKAGES_MOUNT}/$role
-work={ARCHIVES}
-logf={LOG_FILE}
-export DEBIAN_FRONTEND=noninteractive HOME=/root LC_ALL=C.UTF-8
-cd /
-: >"$logf"
-say() {{ printf 'corral:%s\n' "$*"; }}
-network_up() {{
-  awk 'NR > 1 && $2 == "00000000" {{ found = 1 }} END {{ exit !found }}' /proc/net/route \
-    2>/dev/null
-}}
-rm -rf "$work"
-mkdir -p "$work/partial"
-count=0
-if [ -d "$src" ]; then
-  for f in "$src"/*.deb; do
-    [ -e "$f" ] || continue
-    ln -s "$f" "$work/" && count=$((count + 1))
-  done
-fi
-say "cached $count"
-dpkg --configure -a >>"$logf" 2>&1 || true
-opts="-y -q --no-install-recommends -o Dir::Cache::archives=$work/ -o APT::Status-Fd=3
-  -o DPkg::Lock::Timeout=120 -o Dpkg::Use-Pty=0
-  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
-say "stage offline"
-apt-get install $opts --no-download -- "$@" 3>&1 >>"$logf" 2>&1
-rc=$?
-if [ "$rc" -ne 0 ] && network_up; then
-  say "stage mirror"
-  apt-get update -q >>"$logf" 2>&1 && apt-get install $opts -- "$@" 3>&1 >>"$logf" 2>&1
-  rc=$?
-fi
-rm -rf "$work"
-if [ "$rc" -ne 0 ]; then
-  grep '^E:' "$logf" | tail -n 3 | sed 's/^/corral:error /'
-fi
-exit "$rc"
-"""
-
-STATUS_RE = re.compile(r"^(pmstatus|dlstatus|pmerror):(.+?):(\d+(?:\.\d+)?):(.*)$")
 
 
-@dataclass
-class InstallProgress:
-    """What apt reported last: parsed from ``APT::Status-Fd`` lines and the script's own."""
+@dataclass(frozen=True)
+class SandboxImage:
+    """What a new sandbox of a row starts from, and the role's state once it runs."""
 
-    package: str | None = None
-    percent: float = 0.0
-    action: str = ""
-    mirror: bool = False
-    errors: list[str] | None = None
+    reference: str
+    role_state: str  # none, installed, failed; pending: the fallback installs in the sandbox
+    role_error: str | None = None
+    packages_dir: Path | None = None  # the fallback mounts the host's package cache here
 
-    def feed(self, line: str) -> bool:
-        """Take one line; True when it moved the progress (a package or a percentage)."""
-        if line.startswith("corral:"):
-            word = line[len("corral:") :]
-            if word == "stage mirror":
-                self.mirror = True
-                self.percent = 0.0
-            elif word.startswith("error "):
-                self.errors = [*(self.errors or []), word[len("error ") :].removeprefix("E: ")]
-            return False
-        match = STATUS_RE.match(line)
-        if match is None:
-            return False
-        kind, package, percent, text = match.groups()
-        if kind == "pmerror":
-            self.errors = [*(self.errors or []), f"{package}: {text}"]
-            return False
-        value = float(percent)
-        if self.mirror:  # downloading is the first 30 %, installing the rest
-            value = value * 0.3 if kind == "dlstatus" else 30 + value * 0.7
-        if kind == "pmstatus":
-            self.package = package.split(":", 1)[0]
-            if self.package == "dpkg-exec":
-                self.package = None
-        self.action = text.strip()
-        self.percent = max(self.percent, min(value, 99.0))
-        return True
+    @property
+    def installs_in_sandbox(self) -> bool:
+        return self.role_state == "pending"
+
+    def values(self) -> dict[str, Any]:
+        """The row's values once a sandbox from this image runs."""
+        return {
+            "status": "configuring" if self.installs_in_sandbox else "running",
+            "role_state": self.role_state,
+            "role_error": self.role_error,
+        }
 
 
 @dataclass
@@ -144,12 +80,14 @@ class _Install:
 
 
 class RoleInstaller:
-    """The background installs of every container: at most one per container, and at most
-    ``settings.role_installs`` at once (each is CPU-heavy under gVisor)."""
+    """Every container's role work: the image choice for new sandboxes, and at most one
+    background task per container (at most ``settings.role_installs`` fallback installs at
+    once: each is CPU-heavy under gVisor)."""
 
-    def __init__(self, service: ContainerService, cache: PackageCache) -> None:
+    def __init__(self, service: ContainerService, cache: PackageCache, images: RoleImages) -> None:
         self._service = service
         self._cache = cache
+        self.images = images
         self._settings = service.settings
         self._tasks: dict[str, _Install] = {}
         self._slots = asyncio.Semaphore(max(1, self._settings.role_installs))
@@ -158,40 +96,83 @@ class RoleInstaller:
     # -- what the container service asks ------------------------------------------------------
 
     def wants_install(self, row: Container) -> bool:
-        """Whether a new sandbox of ``row`` needs an install. A role that is no longer in the
-        catalog still does: the install then fails and says so, rather than the tools
-        vanishing without a word."""
+        """Whether the row's role has packages. A role that is no longer in the catalog counts:
+        its sandbox then says the role failed, rather than the tools vanishing without a word."""
         role = self._service.catalog.find_role(row.role)
         return role is None or role.installs
 
-    def start_values(self, row: Container, new_sandbox: bool) -> dict[str, Any]:
-        """The row values for a sandbox that has just started. A new sandbox installs the role
-        afresh; a restarted one resumes an install that a stop interrupted."""
-        if new_sandbox:
-            if self.wants_install(row):
-                return {"status": "configuring", "role_state": "pending", "role_error": None}
-            return {"status": "running", "role_state": "none", "role_error": None}
+    async def image_for(
+        self,
+        row: Container,
+        progress: Progress | None = None,
+        announce: Callable[[], Awaitable[None]] | None = None,
+    ) -> SandboxImage:
+        """The image a new sandbox of ``row`` starts from: its role image (built first if it
+        is missing or stale; ``announce`` is awaited once before such a build), the base image
+        with the role failed (the reason in ``role_error``), or the base image with an install
+        in the sandbox due (the fallback). Raises UnsupportedImage for an image no longer
+        offered, and the engine's errors."""
+        catalog = self._service.catalog
+        base = catalog.image(row.image)
+        role = catalog.find_role(row.role)
+        if role is None:
+            return SandboxImage(
+                base.reference, "failed", f"role {row.role!r} is no longer offered on this host"
+            )
+        if not role.installs:
+            return SandboxImage(base.reference, "none")
+        if not base.distribution:
+            return SandboxImage(
+                base.reference, "failed", f"image {base.name!r} has no known distribution"
+            )
+        if not await self.images.usable():
+            return SandboxImage(
+                base.reference,
+                "pending",
+                packages_dir=self._cache.distribution_dir(base.distribution),
+            )
+        try:
+            if announce is not None and await self.images.find(base, role) is None:
+                await announce()
+            built = await self.images.ensure(base, role, progress)
+        except RoleImageFailed as exc:
+            log.warning("the role image of %s (%s) failed: %s", row.id, role.id, exc)
+            return SandboxImage(base.reference, "failed", str(exc)[:1024])
+        return SandboxImage(built.reference, "installed")
+
+    def progress_for(self, row: Container) -> Progress:
+        """A build's progress as the row's ``container_progress`` events."""
+
+        async def report(stage: str, message: str, percent: int, **extra: Any) -> None:
+            await self._service._progress(row, stage, message, percent, role=row.role, **extra)
+
+        return report
+
+    def restart_values(self, row: Container) -> dict[str, Any]:
+        """The row values for its existing sandbox started again: work that a stop interrupted
+        is resumed."""
         if row.role_state in ACTIVE_STATES:
             return {"status": "configuring", "role_state": "pending"}
         return {"status": "running"}
 
     def stop_values(self, row: Container, state: ContainerState | None = None) -> dict[str, Any]:
-        """Cancel the row's install, if any; the row values for its sandbox having stopped.
-        An install cut short is due again at the next start, unless the sandbox ran out of
+        """Cancel the row's background work, if any; the row values for its sandbox having
+        stopped. Work cut short is due again at the next start, unless the sandbox ran out of
         memory doing it (then it would only fail the same way: it is marked failed)."""
         self.cancel(row.id)
         return _stopped_values(row, state)
 
     def schedule(self, row: Container, reason: str) -> None:
-        """Install the row's role in its current sandbox, replacing any install in progress."""
+        """Put the row's running sandbox on its role in the background, replacing any work in
+        progress."""
         assert row.docker_id is not None
         self.cancel(row.id)
         task = asyncio.ensure_future(self._run(row.id, row.docker_id, reason))
         self._tasks[row.id] = _Install(row.docker_id, reason, task)
 
     def cancel(self, db_id: str) -> None:
-        """Cancel the row's install task (never the calling task itself: an install that
-        schedules its own successor just ends)."""
+        """Cancel the row's task (never the calling task itself: work that schedules its own
+        successor just ends)."""
         current = self._tasks.pop(db_id, None)
         if current is not None and current.task is not asyncio.current_task():
             current.task.cancel()
@@ -203,8 +184,8 @@ class RoleInstaller:
         return docker_id is None or current.docker_id == docker_id
 
     async def close(self) -> None:
-        """At shutdown: stop waiting for installs (an apt already running in a sandbox goes on
-        by itself; the next start of the backend resumes or finishes the bookkeeping)."""
+        """At shutdown: stop waiting (an apt already running in a sandbox goes on by itself;
+        the next start of the backend resumes or finishes the bookkeeping)."""
         tasks = [install.task for install in self._tasks.values()]
         self._tasks.clear()
         for task in tasks:
@@ -215,10 +196,17 @@ class RoleInstaller:
 
     async def _run(self, db_id: str, docker_id: str, reason: str) -> None:
         try:
+            row = await self._current(db_id, docker_id)
+            if row is None:
+                return
+            choice = await self.image_for(row, self.progress_for(row))
+            if choice.role_state == "failed":
+                await self._finish(db_id, docker_id, reason, choice.role_error)
+                return
+            if not choice.installs_in_sandbox:
+                await self._service.switch_sandbox(db_id, docker_id, choice, reason)
+                return
             if self._slots.locked():
-                row = await self._current(db_id, docker_id)
-                if row is None:
-                    return
                 await self._service._progress(
                     row,
                     "role_queued",
@@ -231,7 +219,7 @@ class RoleInstaller:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("installing the role of %s failed unexpectedly", db_id)
+            log.exception("putting %s on its role failed unexpectedly", db_id)
             try:
                 await self._finish(
                     db_id, docker_id, reason, sanitize(f"the install failed unexpectedly: {exc}")

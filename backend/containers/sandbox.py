@@ -13,9 +13,6 @@ from backend.docker_service import SandboxSpec
 from backend.settings import Settings
 
 MOUNT_POINT = "/home/user"
-# Where the host's package cache for the image's distribution is mounted, read-only, in sandboxes
-# whose role installs packages (see backend.containers.packages).
-PACKAGES_MOUNT = "/var/cache/corral/packages"
 LABEL_MANAGED = "corral.managed"
 LABEL_DB_ID = "corral.db_id"
 LABEL_USER_ID = "corral.user_id"

@@ -28,7 +28,8 @@ from backend.containers.catalog import Catalog
 from backend.containers.locks import KeyedLocks
 from backend.containers.packages import PackageCache
 from backend.containers.recreate import Rebuilder
-from backend.containers.roles import ACTIVE_STATES, RoleInstaller
+from backend.containers.role_images import RoleImages
+from backend.containers.roles import ACTIVE_STATES, RoleInstaller, SandboxImage
 from backend.containers.sandbox import LABEL_DB_ID, RESERVED_LABEL_PREFIX, instance_labels
 from backend.containers.volumes import VolumeManager
 from backend.db.models import LIST_COLUMNS, LIST_NAMES, Container, container_json, utcnow
@@ -117,8 +118,8 @@ class ContainerService:
         self._docker_ids: dict[str, str] = {}
         self._provisioning: set[str] = set()  # rows whose create runs in the background
         self.packages = PackageCache(settings)
-        self.rebuilder = Rebuilder(settings, docker, volumes, catalog, instance, self.packages)
-        self.roles = RoleInstaller(self, self.packages)
+        self.rebuilder = Rebuilder(settings, docker, volumes, instance)
+        self.roles = RoleInstaller(self, self.packages, RoleImages(settings, docker, self.packages))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -296,13 +297,50 @@ class ContainerService:
         await self.events.publish(row.user_id, "container_progress", payload)
 
     async def _provision(self, db_id: str) -> None:
-        """Build and start a new row's sandbox in the background, reporting progress."""
+        """Build and start a new row's sandbox in the background, reporting progress. A role
+        image that is not built yet is built first, outside the container's lock (a delete
+        need not wait for it); meanwhile the row is ``configuring``."""
         try:
-            await self._provision_locked(db_id)
+            try:
+                row = await self.reload(db_id)
+            except ContainerNotFound:
+                return
+            try:
+                image = await self.roles.image_for(
+                    row, self.roles.progress_for(row), lambda: self._building_role_image(db_id)
+                )
+            except (DockerError, DockerUnavailable) as exc:
+                async with self.locks.hold(db_id):
+                    await self._provision_failed(db_id, exc)
+                return
+            await self._provision_locked(db_id, image)
         finally:
             self._provisioning.discard(db_id)
 
-    async def _provision_locked(self, db_id: str) -> None:
+    async def _building_role_image(self, db_id: str) -> None:
+        async with self.locks.hold(db_id):
+            try:
+                row = await self.reload(db_id)
+            except ContainerNotFound:
+                return
+            if row.status == "creating":
+                await self.save(
+                    row, "container_updated", status="configuring", role_state="installing"
+                )
+
+    async def _provision_failed(self, db_id: str, exc: DockerError | DockerUnavailable) -> None:
+        try:
+            row = await self.reload(db_id)
+        except ContainerNotFound:
+            return
+        message = _failure_text(exc)
+        log.warning("creating container %s failed: %s", db_id, message)
+        row = await self.save(row, "container_updated", status="error", error=message)
+        await self._progress(
+            row, "failed", f"creation failed: {message}", 100, complete=True, error=message
+        )
+
+    async def _provision_locked(self, db_id: str, image: SandboxImage) -> None:
         async with self.locks.hold(db_id):
             try:
                 row = await self.reload(db_id)
@@ -312,7 +350,7 @@ class ContainerService:
                 await self._progress(row, "volume", "preparing the volume", 10)
                 await self.volumes.ensure(row)
                 await self._progress(row, "container", "creating the sandbox", 40)
-                docker_id = await self.rebuilder.create(row)
+                docker_id = await self.rebuilder.create(row, image)
                 row = await self.save(row, docker_id=docker_id)
                 await self._progress(row, "starting", "starting the sandbox", 70)
                 await self.docker.start(docker_id)
@@ -320,29 +358,39 @@ class ContainerService:
                 row = await self.save(
                     row,
                     "container_started",
+                    message=_ROLE_MESSAGES.get(image.role_state),
                     started_at=now,
                     last_used_at=now,
                     error=None,
-                    **self.roles.start_values(row, new_sandbox=True),
+                    **image.values(),
                 )
-                if row.status == "configuring":
-                    await self._progress(
-                        row,
-                        "configuring",
-                        f"the sandbox is running; installing role {row.role} in the background",
-                        100,
-                        role=row.role,
-                    )
-                    self.roles.schedule(row, "create")
-                else:
-                    await self._progress(row, "running", "container is running", 100, complete=True)
             except (DockerError, DockerUnavailable) as exc:
-                message = _failure_text(exc)
-                log.warning("creating container %s failed: %s", db_id, message)
-                row = await self.save(row, "container_updated", status="error", error=message)
+                await self._provision_failed(db_id, exc)
+                return
+            if image.installs_in_sandbox:
                 await self._progress(
-                    row, "failed", f"creation failed: {message}", 100, complete=True, error=message
+                    row,
+                    "configuring",
+                    f"the sandbox is running; installing role {row.role} in the background",
+                    100,
+                    role=row.role,
                 )
+                self.roles.schedule(row, "create")
+            elif image.role_state == "failed":
+                await self._role_failed_progress(row, image.role_error or "")
+            else:
+                await self._progress(row, "running", "container is running", 100, complete=True)
+
+    async def _role_failed_progress(self, row: Container, error: str) -> None:
+        await self._progress(
+            row,
+            "role_failed",
+            f"the sandbox runs without role {row.role}: {error}",
+            100,
+            complete=True,
+            role=row.role,
+            error=error,
+        )
 
     # -- start / stop / delete ----------------------------------------------------------------
 
@@ -364,33 +412,68 @@ class ContainerService:
             row = started[0]
             if not started[1]:
                 if row.status not in ("running", "configuring"):
-                    row = await self._mark_started(row, new_sandbox=False, stamp=False)
+                    row = await self._mark_started(row, None, stamp=False)
                 return _lifecycle_body("container already running", row)
-            row = await self._mark_started(row, new_sandbox=False)
+            row = await self._mark_started(row, None)
             return _lifecycle_body("container started", row)
 
     async def _mark_started(
         self,
         row: Container,
-        new_sandbox: bool,
+        image: SandboxImage | None,
         event: str = "container_started",
         stamp: bool = True,
-        message: str | None = None,
         **values: Any,
     ) -> Container:
-        """Record a sandbox that now runs, and install its role in the background when it needs
-        one: always in a new sandbox (its root filesystem starts without the packages), and in
-        a restarted one whose install a stop interrupted. Runs under the container's lock."""
-        role_values = self.roles.start_values(row, new_sandbox)
+        """Record a sandbox that now runs. ``image``: what a new sandbox was made from (None:
+        the existing sandbox was started again). Runs under the container's lock.
+
+        A new sandbox from its role image announces the rebuild as the contract has it, at
+        once: the event says "role packages reinstalling", a ``container_updated`` follows
+        with "role packages restored". The fallback installs in the background instead; a
+        restarted sandbox resumes role work that a stop interrupted."""
         if stamp:
             now = utcnow()
             values.update(started_at=now, last_used_at=now)
-        if message is None and new_sandbox and role_values["status"] == "configuring":
-            message = "role packages reinstalling"
-        row = await self.save(row, event, message=message, error=None, **values, **role_values)
-        if row.status == "configuring":
-            self.roles.schedule(row, "recreate" if new_sandbox else "resume")
+        if image is None:
+            row = await self.save(
+                row, event, error=None, **values, **self.roles.restart_values(row)
+            )
+            if row.status == "configuring":
+                self.roles.schedule(row, "resume")
+            return row
+        if image.role_state == "installed":
+            row = await self.save(
+                row,
+                event,
+                message="role packages reinstalling",
+                error=None,
+                status="configuring",
+                role_state="installing",
+                role_error=None,
+                **values,
+            )
+            return await self.save(
+                row,
+                "container_updated",
+                message="role packages restored",
+                status="running",
+                role_state="installed",
+            )
+        message = "role packages reinstalling" if image.installs_in_sandbox else None
+        if image.role_state == "failed":
+            message = _ROLE_MESSAGES["failed"]
+        row = await self.save(row, event, message=message, error=None, **values, **image.values())
+        if image.installs_in_sandbox:
+            self.roles.schedule(row, "recreate")
+        elif image.role_state == "failed":
+            await self._role_failed_progress(row, image.role_error or "")
         return row
+
+    async def _image_for(self, row: Container) -> SandboxImage:
+        """The image a rebuild of ``row`` starts from (a missing role image is built now, with
+        progress events)."""
+        return await self.roles.image_for(row, self.roles.progress_for(row))
 
     async def _start_existing(self, row: Container) -> tuple[Container, bool] | None:
         """Start the row's Docker container: (row, whether it changed), or None when Docker has
@@ -409,14 +492,15 @@ class ContainerService:
     async def _recreate_and_start(self, row: Container) -> dict[str, Any]:
         """Rebuild a container Docker lost, from its row, on the same volume."""
         old_id = row.docker_id
+        image = await self._image_for(row)
         volume_kept = await self.volumes.ensure(row)
-        docker_id = await self.rebuilder.create(row)
+        docker_id = await self.rebuilder.create(row, image)
         try:
             await self.docker.start(docker_id)
         except DockerError:
             await self.save(row, docker_id=docker_id, status="stopped")
             raise
-        row = await self._mark_started(row, new_sandbox=True, docker_id=docker_id)
+        row = await self._mark_started(row, image, docker_id=docker_id)
         if old_id is None:
             return _lifecycle_body("container started", row)
         body = _lifecycle_body("container recreated and started", row)
@@ -426,10 +510,9 @@ class ContainerService:
     async def _rebuild_and_start(self, row: Container) -> dict[str, Any]:
         """Apply limits changed while the container was stopped: rebuild it, then start."""
         old = await self._docker_state(row)
-        swap = await self.rebuilder.swap(row, row, old, start=True)
-        row = await self._mark_started(
-            row, new_sandbox=True, docker_id=swap.new_id, needs_recreate=False
-        )
+        image = await self._image_for(row)
+        swap = await self.rebuilder.swap(row, row, old, start=True, image=image)
+        row = await self._mark_started(row, image, docker_id=swap.new_id, needs_recreate=False)
         await self.rebuilder.finish(swap)
         return _lifecycle_body("container started", row)
 
@@ -568,10 +651,11 @@ class ContainerService:
                 row, "container_updated", needs_recreate=row.needs_recreate or rebuild, **values
             )
             return _settings_body(row, restarted=False)
-        swap = await self.rebuilder.swap(row, target, state, start=True)
+        image = await self._image_for(row)
+        swap = await self.rebuilder.swap(row, target, state, start=True, image=image)
         row = await self._mark_started(
             row,
-            new_sandbox=True,
+            image,
             event="container_updated",
             docker_id=swap.new_id,
             needs_recreate=False,
@@ -610,6 +694,54 @@ class ContainerService:
             self.roles.schedule(row, "retry")
             return row.as_json()
 
+    async def switch_sandbox(
+        self, db_id: str, docker_id: str, image: SandboxImage, reason: str
+    ) -> None:
+        """Recreate a running sandbox from ``image`` (its role image) on the same volume: the
+        background end of a reinstall, or of one cut off by a stop or a restart. Does nothing
+        when the row moved on meanwhile (another sandbox, or no role work expected)."""
+        async with self.locks.hold(db_id):
+            try:
+                row = await self.reload(db_id)
+            except ContainerNotFound:
+                return
+            if row.docker_id != docker_id or row.role_state not in ACTIVE_STATES:
+                return
+            state = await self.docker.inspect(docker_id)
+            if state is None or not state.running:
+                values = self.roles.stop_values(row, state)
+                if values:
+                    await self.save(row, "container_updated", **values)
+                return
+            swap = await self.rebuilder.swap(row, row, state, start=True, image=image)
+            now = utcnow()
+            row = await self.save(
+                row,
+                "container_updated",
+                message="role packages restored"
+                if reason in ("recreate", "resume")
+                else "role packages installed",
+                docker_id=swap.new_id,
+                started_at=now,
+                **image.values(),
+            )
+            self._remember(row)
+            await self.rebuilder.finish(swap)
+            await self._progress(
+                row, "role_done", "role packages installed", 100, complete=True, role=row.role
+            )
+        await self._prune_role_images(row)
+
+    async def _prune_role_images(self, row: Container) -> None:
+        """Remove the role's stale images now that this sandbox left one (best effort)."""
+        role = self.catalog.find_role(row.role)
+        try:
+            image = self.catalog.image(row.image)
+            if role is not None and role.installs:
+                await self.roles.images.remove_stale(image, role)
+        except Exception:
+            log.warning("removing stale images of role %s failed", row.role, exc_info=True)
+
     # -- Docker-side truth ----------------------------------------------------------------------
 
     async def sync_from_docker(self, db_id: str) -> None:
@@ -637,7 +769,7 @@ class ContainerService:
                 return
             state = await self.rebuilder.recover(row, states)
             if row.docker_id is None and state is None:
-                if row.status == "creating" and db_id not in self._provisioning:
+                if row.status in ("creating", "configuring") and db_id not in self._provisioning:
                     await self.save(
                         row,
                         "container_updated",
@@ -658,13 +790,11 @@ class ContainerService:
             row = await self.save(row, docker_id=state.id)
         if state.running:
             if row.status in ("stopped", "missing", "error", "creating"):
-                await self._mark_started(row, new_sandbox=False, stamp=False, started_at=utcnow())
+                await self._mark_started(row, None, stamp=False, started_at=utcnow())
             elif row.role_state in ACTIVE_STATES and not self.roles.active(row.id, state.id):
                 # An install that nothing runs any more (the backend restarted during it):
                 # resume it. apt waits for a still-running one in the sandbox (dpkg's lock).
-                await self._mark_started(
-                    row, new_sandbox=False, event="container_updated", stamp=False
-                )
+                await self._mark_started(row, None, event="container_updated", stamp=False)
             return
         if row.status in ("running", "configuring", "missing", "creating"):
             await self.save(
@@ -705,6 +835,13 @@ class ContainerService:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+# The message a sandbox's start event carries about its role, by role_state.
+_ROLE_MESSAGES = {
+    "installed": "role packages installed",
+    "failed": "role packages failed to install",
+}
 
 
 def _failure_text(exc: BaseException) -> str:
