@@ -43,8 +43,10 @@ from backend.state import (
     SESSIONS,
     SETTINGS,
     SIGNER,
+    STATS,
     WATCHER,
 )
+from backend.stats.sampler import StatsSampler
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ async def _docker(app: web.Application) -> AsyncIterator[None]:
             )
     app[DOCKER] = docker
     yield
+    await docker.aclose()
     docker.close()
 
 
@@ -128,7 +131,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[EVENTS] = events
     app[CATALOG] = catalog
     app[CONTAINERS] = containers
-    mounted = await volumes.remount_all(await containers.all_ids())
+    mounted = await volumes.remount_all(await containers.all_volumes())
     if mounted:
         log.info("mounted %d volume(s) again", mounted)
     with contextlib.suppress(DockerError, DockerUnavailable):
@@ -168,6 +171,18 @@ async def _event_streams(app: web.Application) -> AsyncIterator[None]:
     await _close_event_streams(app)
 
 
+async def _stats(app: web.Application) -> AsyncIterator[None]:
+    """The stats sampler (live usage): idle until a stats stream subscribes. It follows the
+    container service's events to open and close each sandbox's engine stream."""
+    sampler = StatsSampler(app[DOCKER], app[SESSIONS], app[SETTINGS].stats_interval_s)
+    app[STATS] = sampler
+    app[EVENTS].add_listener(sampler.on_event)
+    yield
+    app[EVENTS].remove_listener(sampler.on_event)
+    await _close_stats_streams(app)
+    await sampler.close()
+
+
 async def _prune_periodically(events: EventLog, interval_s: float) -> None:
     while True:
         try:
@@ -187,6 +202,13 @@ async def _close_event_streams(app: web.Application) -> None:
         await hub.close_all(CLOSE_GOING_AWAY, "server shutting down", timeout)
 
 
+async def _close_stats_streams(app: web.Application) -> None:
+    sampler = app.get(STATS)
+    if sampler is not None and len(sampler):
+        timeout = app[SETTINGS].event_close_timeout_s + 1.0
+        await sampler.close_all(CLOSE_GOING_AWAY, "server shutting down", timeout)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
@@ -194,6 +216,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.add_routes(ROUTES)
-    app.cleanup_ctx.extend([_database, _docker, _services, _event_streams])
-    app.on_shutdown.append(_close_event_streams)
+    app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats])
+    app.on_shutdown.extend([_close_event_streams, _close_stats_streams])
     return app

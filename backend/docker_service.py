@@ -13,16 +13,18 @@ import functools
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import docker.types
 import docker.utils
 import requests.exceptions
 
+from backend.docker_http import EngineHttp
 from backend.errors import (
     DockerConflict,
     DockerError,
@@ -55,6 +57,7 @@ class SandboxSpec:
     command: list[str]
     cap_add: tuple[str, ...] = ()
     extra_binds: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    log_max_mb: int = 10  # the sandbox's output kept by the engine: two files of this size
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class DockerService:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docker")
         self._client: docker.APIClient | None = None
         self._client_lock = threading.Lock()
+        base_url = base_url or docker.utils.kwargs_from_env().get("base_url")
+        self._http = EngineHttp(base_url, float(timeout_s))
+        self._version: str | None = None
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -138,6 +144,10 @@ class DockerService:
         return await loop.run_in_executor(
             self._pool, functools.partial(self._blocking, fn, *args, **kwargs)
         )
+
+    async def aclose(self) -> None:
+        """Close the streams' connection pool (before ``close``, on the loop)."""
+        await self._http.close()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -253,6 +263,12 @@ class DockerService:
                 runtime=spec.runtime,
                 restart_policy={"Name": "no"},
                 init=False,
+                # json-file whatever the engine's default: GET .../logs must be able to read it,
+                # and the output a sandbox may write is bounded on the host's disk.
+                log_config=docker.types.LogConfig(
+                    type="json-file",
+                    config={"max-size": f"{spec.log_max_mb}m", "max-file": "2"},
+                ),
             )
             created = api.create_container(
                 image=spec.image,
@@ -496,6 +512,46 @@ class DockerService:
         info: dict[str, Any] = await self.run(lambda: self._api().exec_inspect(exec_id))
         code = info.get("ExitCode")
         return bool(info.get("Running")), (int(code) if code is not None else None)
+
+    # -- streams read on the event loop (see backend.docker_http) -------------------------------
+
+    async def _path(self, path: str, container_id: str) -> str:
+        if self._version is None:
+            self._version = await self.run(lambda: str(self._api().api_version))
+        return f"/v{self._version}" + path.format(container_id)
+
+    async def stats_stream(self, container_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Docker's streaming stats of a container: one raw sample about every second, for as
+        long as it is read. A stopped container's stream goes on with empty samples (``read``
+        of year 1); the caller ends it."""
+        path = await self._path("/containers/{0}/stats", container_id)
+        async for sample in self._http.json_lines(path, {"stream": "1"}):
+            if isinstance(sample, dict):
+                yield sample
+
+    async def stats_once(self, container_id: str) -> dict[str, Any]:
+        """One raw sample, with the previous reading the engine took a second earlier (so CPU
+        can be computed from it): takes about one to two seconds."""
+        path = await self._path("/containers/{0}/stats", container_id)
+        sample = await self._http.json(path, {"stream": "0"}, float(self._timeout))
+        return sample if isinstance(sample, dict) else {}
+
+    async def open_logs(
+        self, container_id: str, *, tail: int, follow: bool, timestamps: bool, idle_s: float
+    ) -> AsyncGenerator[bytes, None]:
+        """A container's stdout and stderr (demultiplexed, in order), the last ``tail`` lines
+        first; with ``follow`` the stream goes on until the container stops. Opening raises
+        (DockerNotFound: no such container); the stream then yields ``b""`` after ``idle_s``
+        without output (see ``EngineHttp.frames``)."""
+        path = await self._path("/containers/{0}/logs", container_id)
+        params = {
+            "stdout": "1",
+            "stderr": "1",
+            "tail": str(tail),
+            "follow": "1" if follow else "0",
+            "timestamps": "1" if timestamps else "0",
+        }
+        return await self._http.frames(path, params, idle_s)
 
     def open_events(self, filters: dict[str, Any]) -> EventStream:
         """A blocking stream of engine events (for a thread of its own), closable from any

@@ -119,6 +119,12 @@ class ContainerNotFound(CorralError):
     default_message = "No container with this ID exists for you."
 
 
+class VolumeNotFound(CorralError):
+    status = 404
+    error = "volume not found"
+    default_message = "You have no kept volume with this name (GET /api/volumes lists them)."
+
+
 class AgentNotFound(CorralError):
     status = 404
     error = "agent not found"

@@ -63,6 +63,31 @@ def _flag(name: str, description: str) -> dict[str, Any]:
     }
 
 
+NUM = {"type": "number"}
+STATS_SAMPLE = _obj(
+    id=STR,
+    db_id=STR,
+    name=STR,
+    cpu_percent={**NUM, "description": "Percent of one host core (as docker stats)"},
+    memory_used_mb={**NUM, "description": "Memory in use, inactive file cache left out"},
+    memory_limit_mb=NUM,
+    pids={**INT, "description": "Host tasks of the sandbox (under gVisor, its threads)"},
+    timestamp=STR,
+)
+KEPT_VOLUME = _obj(
+    name=STR,
+    size_mb=INT,
+    used_mb={"type": ["integer", "null"], "description": "null when it cannot be measured"},
+    container_name=STR,
+    container_db_id=STR,
+    kept_at=STR,
+)
+
+
+def _error(code: int, text: str) -> dict[str, Any]:
+    return {str(code): _json(ERROR, text)}
+
+
 LIFECYCLE = _obj(
     message=STR, id=STR, name=STR, status=STR, old_id=STR, recreated=BOOL, volume_kept=BOOL
 )
@@ -338,6 +363,113 @@ def openapi_document() -> dict[str, Any]:
                 ],
             )
         },
+        "/api/containers/stats": {
+            "get": _op(
+                "Live usage of the caller's running sandboxes (WebSocket). A stream of its own "
+                "rather than an event type: samples are not persisted, numbered or replayed.",
+                {
+                    "101": {
+                        "description": "Switching Protocols. The server sends "
+                        '{"type": "stats", "stats": [<sample>, ...], "timestamp"} at once and '
+                        "then every stats_interval_s (2 s), each with the latest sample of every "
+                        "running container the caller may see (a slow client gets the newest, "
+                        'never a backlog). The client may send {"type": "ping"} and gets '
+                        '{"type": "pong"}. Close codes: 1001 server shutting down, 1008 token '
+                        "expired.",
+                        "headers": {
+                            "Sec-WebSocket-Protocol": {
+                                "description": "corral.v1 when the client offered it",
+                                "schema": STR,
+                            }
+                        },
+                    },
+                    **_errors(400, 401, 403),
+                },
+                params=[
+                    _flag("all", "Admins only: every user's running containers"),
+                    {
+                        "name": "token",
+                        "in": "query",
+                        "required": False,
+                        "schema": STR,
+                        "description": "The bearer token, for clients that cannot set headers",
+                    },
+                ],
+                tag="usage",
+            )
+        },
+        "/api/containers/{id}/stats": {
+            "get": _op(
+                "One usage sample of a running container (the stream's latest when fresh, else "
+                "read from the engine, about a second)",
+                {
+                    "200": _json(STATS_SAMPLE, "The sample"),
+                    **_errors(400, 401, 403, 404),
+                    **_error(500, "failed to read container stats (sanitized message)"),
+                    **_errors(503),
+                },
+                params=[ID_PARAM],
+                tag="usage",
+            )
+        },
+        "/api/containers/{id}/logs": {
+            "get": _op(
+                "The container's output (its PID 1's stdout and stderr, demultiplexed): a line "
+                "when the sandbox starts and stops, and whatever is written to /proc/1/fd/1 in "
+                "it. A stopped container's output is readable; a rebuilt one starts afresh.",
+                {
+                    "200": {
+                        "description": "The output, streamed; with follow=true until the "
+                        "client leaves or the container stops",
+                        "content": {"text/plain; charset=utf-8": {"schema": STR}},
+                    },
+                    **_errors(400, 401, 403, 404),
+                    **_error(500, "failed to read container logs (sanitized message)"),
+                    **_errors(503),
+                },
+                params=[
+                    ID_PARAM,
+                    {
+                        "name": "tail",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        "description": "How many of the last lines to send first (default 200)",
+                    },
+                    _flag("follow", "Keep the response open and stream new output"),
+                    _flag("timestamps", "Prefix each line with the engine's RFC 3339 time"),
+                ],
+                tag="usage",
+            )
+        },
+        "/api/volumes": {
+            "get": _op(
+                "The caller's kept volumes (from deletes with keep_volume=true)",
+                {
+                    "200": _json(
+                        _obj(volumes={"type": "array", "items": KEPT_VOLUME}, count=INT),
+                        "Kept volumes, oldest first",
+                    ),
+                    **_errors(401, 403),
+                },
+                params=[_flag("all", "Admins only: every user's kept volumes")],
+                tag="volumes",
+            )
+        },
+        "/api/volumes/{name}": {
+            "delete": _op(
+                "Delete a kept volume and its data",
+                {
+                    "200": _json(_obj(message=STR, name=STR), "Deleted"),
+                    **_errors(401, 403),
+                    **_error(404, "volume not found (also for another user's volume)"),
+                    **_error(500, "failed to delete volume (sanitized message)"),
+                    **_errors(503),
+                },
+                params=[{"name": "name", "in": "path", "required": True, "schema": STR}],
+                tag="volumes",
+            )
+        },
         "/api/containers/{id}": {
             "get": _op(
                 "One container",
@@ -484,6 +616,11 @@ def openapi_document() -> dict[str, Any]:
                         "resources": _obj(memory_mb=INT, cpu_shares=INT, disk_mb=INT),
                         "runtime": STR,
                         "labels": {"type": "object"},
+                        "volume": {
+                            **STR,
+                            "description": "The Docker volume holding /home/user (a kept one "
+                            "when the container was created with volume)",
+                        },
                     },
                 },
                 **{body.name: body.json_schema() for body in bodies},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backend.handlers import agents, auth, containers, events, meta, terminal
+from backend.handlers import agents, auth, containers, events, logs, meta, stats, terminal, volumes
 
 ROUTES: list[web.RouteDef] = [
     web.get("/health", meta.health),
@@ -20,14 +20,19 @@ ROUTES: list[web.RouteDef] = [
     web.get("/api/roles", meta.list_roles),
     web.get("/api/containers", containers.list_containers),
     web.post("/api/containers", containers.create_container),
-    # Before /api/containers/{id}, which would otherwise take "events" for an ID.
+    # Before /api/containers/{id}, which would otherwise take "events" or "stats" for an ID.
     web.get("/api/containers/events", events.container_events),
+    web.get("/api/containers/stats", stats.stats_stream),
     web.get("/api/containers/{id}", containers.get_container),
+    web.get("/api/containers/{id}/stats", stats.container_stats),
+    web.get("/api/containers/{id}/logs", logs.container_logs),
     web.post("/api/containers/{id}/start", containers.start_container),
     web.post("/api/containers/{id}/stop", containers.stop_container),
     web.delete("/api/containers/{id}", containers.delete_container),
     web.patch("/api/containers/{id}/settings", containers.update_settings),
     web.post("/api/containers/{id}/role/reinstall", containers.reinstall_role),
+    web.get("/api/volumes", volumes.list_volumes),
+    web.delete("/api/volumes/{name}", volumes.delete_volume),
     web.get("/ws/terminal/{id}", terminal.terminal),
     web.get("/ws/agents/connect", agents.connect),
 ]

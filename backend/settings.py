@@ -139,6 +139,10 @@ class Settings:
     stop_timeout_s: int = 3
     sandbox_network: str = "none"
     pids_limit: int = 512
+    # A sandbox's output (its log) kept by the engine: two json-file logs of this many MB.
+    sandbox_log_max_mb: int = 10
+    # Live usage: how often the stats stream sends every running sandbox's latest sample.
+    stats_interval_s: float = 2.0
     tiers: Mapping[str, TierLimits] = field(default_factory=lambda: dict(DEFAULT_TIERS))
     default_tier: str = "free"
     images: tuple[ImageSpec, ...] = DEFAULT_IMAGES
@@ -255,6 +259,8 @@ def load_settings(
         "stop_timeout_s": int,
         "sandbox_network": str,
         "pids_limit": int,
+        "sandbox_log_max_mb": int,
+        "stats_interval_s": float,
         "default_tier": str,
         "guest_session_hours": int,
         "max_body_bytes": int,

@@ -15,6 +15,7 @@ from backend.docker_service import DockerService
 from backend.events.hub import EventHub
 from backend.events.log import EventLog
 from backend.settings import Settings
+from backend.stats.sampler import StatsSampler
 
 SETTINGS = web.AppKey("settings", Settings)
 DB_ENGINE = web.AppKey("db_engine", AsyncEngine)
@@ -29,3 +30,4 @@ CONTAINERS = web.AppKey("containers", ContainerService)
 INSTANCE = web.AppKey("instance", str)
 WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)
+STATS = web.AppKey("stats", StatsSampler)

@@ -242,6 +242,12 @@ CONTAINER_CREATE = Schema(
         **_RESOURCE_FIELDS,
         "environment": Field("string-map", "Set in the sandbox, never echoed back", max_items=64),
         "labels": Field("string-map", "The user's own; no corral. prefix", max_items=32),
+        "volume": Field(
+            "string",
+            "A kept volume of yours (GET /api/volumes) to attach as /home/user instead of a new "
+            "one; disk_mb is then at least its size (default: its size)",
+            max_length=128,
+        ),
     },
 )
 CONTAINER_SETTINGS = Schema(

@@ -12,13 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from corral.client import ApiError, Container, CorralClient, CorralClientError, EventMessage
+from corral.logs_and_volumes import add_logs_and_volumes
+from corral.output import print_json as _print_json
+from corral.output import table as _table
 
 EXIT_OK = 0
 EXIT_API_ERROR = 1
@@ -94,10 +96,6 @@ def run(args: argparse.Namespace, action: Action) -> int:
         return EXIT_OK  # following events ends with Ctrl+C: that is success
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=None, separators=(",", ":")), flush=True)
-
-
 # -- the commands -------------------------------------------------------------------------------
 
 
@@ -116,14 +114,6 @@ def _row(c: Container) -> list[str]:
         f"{res['cpu_shares']}m",
         f"{res['disk_mb']}M",
     ]
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip()
-        for r in [header, *rows]
-    )
 
 
 async def ls(client: CorralClient, args: argparse.Namespace) -> int:
@@ -153,6 +143,7 @@ async def create(client: CorralClient, args: argparse.Namespace) -> int:
         disk_mb=args.disk,
         environment=dict(args.env) if args.env else None,
         labels=dict(args.label) if args.label else None,
+        volume=args.volume,
         wait=args.wait,
     )
     if args.json:
@@ -309,6 +300,9 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
     p.add_argument(
         "--label", action="append", type=_key_value, metavar="K=V", help="a label (repeatable)"
     )
+    p.add_argument(
+        "--volume", metavar="NAME", help="attach a kept volume (corral volumes) as /home/user"
+    )
     p.add_argument("--wait", action="store_true", help="return once the container runs")
     p.set_defaults(func=command(create))
 
@@ -351,6 +345,8 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
     p.add_argument("--all", action="store_true", help="every user's events (admins only)")
     p.add_argument("--count", type=int, metavar="N", help="exit after N messages")
     p.set_defaults(func=command(events))
+
+    add_logs_and_volumes(sub, parent, command)
 
 
 def _resource_options(p: argparse.ArgumentParser) -> None:

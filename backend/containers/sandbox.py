@@ -6,6 +6,7 @@ rename can never orphan a volume. The backend owns the lifecycle, so there is no
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 
 from backend.db.models import Container
@@ -31,8 +32,22 @@ SHELL_CAPABILITIES = (
     "NET_BIND_SERVICE",
 )
 
-# PID 1 of every sandbox: sleeps, and exits at once on SIGTERM so a stop takes no grace period.
-KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+# PID 1 of every sandbox sleeps, and exits at once on SIGTERM so a stop takes no grace period.
+# Its output is the container's log (GET /api/containers/{id}/logs): a line when the sandbox
+# starts and one when it is stopped; anything a user writes to /proc/1/fd/1 (or fd/2) in the
+# sandbox appears between them.
+KEEPALIVE_LOOP = (
+    "trap 'echo corral: sandbox stopping; exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+)
+
+
+def keepalive(row: Container) -> list[str]:
+    """PID 1's command: say what the sandbox is, then sleep until stopped."""
+    started = (
+        f"corral: sandbox started: image {row.image}, role {row.role}, "
+        f"memory {row.memory_mb} MB, cpu {row.cpu_shares} millicores, disk {row.disk_mb} MB"
+    )
+    return ["/bin/sh", "-c", f"echo {shlex.quote(started)}; {KEEPALIVE_LOOP}"]
 
 
 def instance_labels(instance: str) -> dict[str, str]:
@@ -70,7 +85,8 @@ def sandbox_spec(
         pids_limit=settings.pids_limit,
         network_mode=settings.sandbox_network if row.runtime == "runsc" else "bridge",
         hostname=row.name[:63],
-        command=KEEPALIVE,
+        command=keepalive(row),
         cap_add=SHELL_CAPABILITIES,
         extra_binds=dict(extra_binds or {}),
+        log_max_mb=settings.sandbox_log_max_mb,
     )

@@ -11,6 +11,7 @@ Rules that hold throughout:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.principal import Principal
 from backend.containers.catalog import Catalog
+from backend.containers.kept import KeptVolumes, missing_message
 from backend.containers.locks import KeyedLocks
 from backend.containers.packages import PackageCache
 from backend.containers.recreate import Rebuilder
@@ -32,7 +34,16 @@ from backend.containers.role_images import RoleImages
 from backend.containers.roles import ACTIVE_STATES, RoleInstaller, SandboxImage
 from backend.containers.sandbox import LABEL_DB_ID, RESERVED_LABEL_PREFIX, instance_labels
 from backend.containers.volumes import VolumeManager
-from backend.db.models import LIST_COLUMNS, LIST_NAMES, Container, container_json, utcnow
+from backend.db.models import (
+    LIST_COLUMNS,
+    LIST_NAMES,
+    Container,
+    KeptVolume,
+    container_json,
+    new_id,
+    utcnow,
+    volume_name,
+)
 from backend.docker_service import ContainerState, DockerService
 from backend.errors import (
     ContainerLimitReached,
@@ -120,6 +131,7 @@ class ContainerService:
         self.packages = PackageCache(settings)
         self.rebuilder = Rebuilder(settings, docker, volumes, instance)
         self.roles = RoleInstaller(self, self.packages, RoleImages(settings, docker, self.packages))
+        self.kept = KeptVolumes(sessions, volumes)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -222,9 +234,44 @@ class ContainerService:
             raise GuestSessionExpired()
         fields = CONTAINER_CREATE.parse(body)
         tier = self.settings.tier(principal.user.tier)
+        row = await self._new_row(principal, fields, tier)
+        volume: str | None = fields.get("volume")
+
+        async with self._user_locks.hold(principal.user_id):
+            current = await self.count_for(principal.user_id)
+            if current >= tier.containers:
+                raise ContainerLimitReached(
+                    f"The {tier.name} tier allows {tier.containers} container(s); delete one "
+                    "first.",
+                    current=current,
+                    limit=tier.containers,
+                    tier=tier.name,
+                )
+            try:
+                claim = self.kept.held(volume) if volume else contextlib.nullcontext()
+                async with claim, self.events.transaction() as tx:
+                    if volume:
+                        await KeptVolumes.claim(tx.session, principal.user_id, volume)
+                    tx.session.add(row)
+                    await tx.session.flush()
+                    await tx.add(row.user_id, "container_created", row.as_json())
+            except IntegrityError as exc:
+                raise NameTaken() from exc
+
+        self._provisioning.add(row.id)
+        task = self._spawn(self._provision(row.id))
+        return CreateResult(container=row, task=task)
+
+    async def _new_row(
+        self, principal: Principal, fields: dict[str, Any], tier: TierLimits
+    ) -> Container:
+        """The row a create makes (not stored yet), every field checked."""
         image = self.catalog.image(fields["image"])
         name = check_name(fields["name"]) if "name" in fields else self._generated_name(image.name)
         role = self.catalog.role(fields.get("role", "barebone"), image)
+        if "volume" in fields:
+            disk_mb = await self._disk_for_volume(principal, fields, tier)
+            fields = {**fields, "disk_mb": disk_mb}
         resources = check_resources(fields, tier, fill_defaults=True)
         environment = fields.get("environment", {})
         check_string_map("environment", environment, ENV_KEY_RE)
@@ -237,40 +284,47 @@ class ContainerService:
                     field="labels",
                 )
         await self.catalog.require_available(image)
+        db_id = new_id()
+        return Container(
+            id=db_id,
+            user_id=principal.user_id,
+            name=name,
+            image=image.name,
+            role=role.id,
+            role_state="pending" if role.installs else "none",
+            status="creating",
+            runtime=self.settings.runtime,
+            environment=environment,
+            labels=labels,
+            volume=fields.get("volume") or volume_name(db_id),
+            **resources,
+        )
 
-        async with self._user_locks.hold(principal.user_id):
-            current = await self.count_for(principal.user_id)
-            if current >= tier.containers:
-                raise ContainerLimitReached(
-                    f"The {tier.name} tier allows {tier.containers} container(s); delete one "
-                    "first.",
-                    current=current,
-                    limit=tier.containers,
-                    tier=tier.name,
+    async def _disk_for_volume(
+        self, principal: Principal, fields: dict[str, Any], tier: TierLimits
+    ) -> int:
+        """The disk of a container made on a kept volume: at least the volume's size (a larger
+        ``disk_mb`` grows the volume when the sandbox is built; omitted, the volume's size)."""
+        name = fields["volume"]
+        kept = await self.kept.find(principal.user_id, name)
+        if kept is None:
+            raise InvalidParameters(missing_message(name), field="volume")
+        requested = fields.get("disk_mb")
+        if requested is None:
+            allowed = tier.range_for("disk_mb")
+            if kept.size_mb > allowed.max:
+                raise InvalidParameters(
+                    f"volume {name!r} is {kept.size_mb} MB, more than the {tier.name} tier's "
+                    f"{allowed.max} MB of disk",
+                    field="volume",
                 )
-            row = Container(
-                user_id=principal.user_id,
-                name=name,
-                image=image.name,
-                role=role.id,
-                role_state="pending" if role.installs else "none",
-                status="creating",
-                runtime=self.settings.runtime,
-                environment=environment,
-                labels=labels,
-                **resources,
+            return max(kept.size_mb, allowed.min)
+        if isinstance(requested, int) and requested < kept.size_mb:
+            raise InvalidParameters(
+                f"disk_mb must be at least {kept.size_mb}: the size of volume {name!r}",
+                field="disk_mb",
             )
-            try:
-                async with self.events.transaction() as tx:
-                    tx.session.add(row)
-                    await tx.session.flush()
-                    await tx.add(row.user_id, "container_created", row.as_json())
-            except IntegrityError as exc:
-                raise NameTaken() from exc
-
-        self._provisioning.add(row.id)
-        task = self._spawn(self._provision(row.id))
-        return CreateResult(container=row, task=task)
+        return int(requested)
 
     def _generated_name(self, image: str) -> str:
         base = re.sub(r"[^A-Za-z0-9]+", "-", image.rsplit("/", 1)[-1].split(":")[0]).strip("-")
@@ -553,11 +607,15 @@ class ContainerService:
                 await self.docker.remove(row.docker_name)
                 if not keep_volume:
                     await self.volumes.remove(row)
+                kept = keep_volume and await self.volumes.exists(row)
+                size_mb = await self.volumes.size_mb(row) if kept else None
             except DockerError as exc:
                 raise OperationFailed("failed to delete container", _failure_text(exc)) from exc
             payload = {**row.as_json(), "status": "deleted", "volume_kept": keep_volume}
             async with self.events.transaction() as tx:
                 await tx.session.execute(delete(Container).where(Container.id == row.id))
+                if kept:
+                    KeptVolumes.record(tx.session, row, size_mb)
                 await tx.add(row.user_id, "container_deleted", payload)
         return {
             "message": "container deleted",
@@ -818,9 +876,12 @@ class ContainerService:
             await self.reconcile(db_id, by_row.get(db_id, []))
         return len(ids)
 
-    async def all_ids(self) -> list[str]:
+    async def all_volumes(self) -> list[str]:
+        """Every volume's name, the rows' and the kept ones (to mount them again at start)."""
         async with self.sessions() as session:
-            return list((await session.execute(select(Container.id))).scalars().all())
+            rows = (await session.execute(select(Container.id, Container.volume))).all()
+            kept = (await session.execute(select(KeptVolume.name))).scalars().all()
+        return [volume or volume_name(db_id) for db_id, volume in rows] + list(kept)
 
     # -- shutdown -----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.containers.sandbox import LABEL_DB_ID, instance_labels
-from backend.db.models import Container, volume_name
+from backend.db.models import VOLUME_PREFIX, Container
 from backend.docker_service import DockerService
 from backend.errors import DockerError
 
@@ -61,21 +61,27 @@ def _run(*argv: str) -> str:
 
 
 class Ext4Images:
-    """Blocking host-side work on the image files; the async manager runs it in threads."""
+    """Blocking host-side work on the image files; the async manager runs it in threads.
+
+    A volume's files are named by its key (``volume_key``): ``<key>.img`` and the folder
+    ``<key>/`` it is mounted at."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def image(self, db_id: str) -> Path:
-        return self.root / f"{db_id}.img"
+    def image(self, key: str) -> Path:
+        return self.root / f"{key}.img"
 
-    def mountpoint(self, db_id: str) -> Path:
-        return self.root / db_id
+    def mountpoint(self, key: str) -> Path:
+        return self.root / key
 
-    def ensure(self, db_id: str, disk_mb: int) -> bool:
-        """Make and mount the image if needed; True when it already existed (data kept)."""
-        image, mountpoint = self.image(db_id), self.mountpoint(db_id)
+    def ensure(self, key: str, disk_mb: int) -> bool:
+        """Make and mount the image if needed (growing an existing one smaller than
+        ``disk_mb``: a kept volume attached with a larger disk); True when it already existed."""
+        image, mountpoint = self.image(key), self.mountpoint(key)
         existed = image.exists()
+        if existed and image.stat().st_size < disk_mb * MB:
+            self.resize(key, disk_mb)
         if not existed:
             self.root.mkdir(parents=True, exist_ok=True)
             partial = image.with_suffix(".partial")
@@ -83,32 +89,32 @@ class Ext4Images:
                 handle.truncate(disk_mb * MB)
             _run("mkfs.ext4", "-q", "-F", "-b", "4096", "-m", "0", "-L", "corral", str(partial))
             partial.rename(image)
-        self.mount(db_id)
+        self.mount(key)
         if not existed:
             lost = mountpoint / "lost+found"
             if lost.is_dir() and not any(lost.iterdir()):
                 lost.rmdir()
         return existed
 
-    def mount(self, db_id: str) -> bool:
+    def mount(self, key: str) -> bool:
         """Mount the image at its path if it is not; True when it was mounted now."""
-        mountpoint = self.mountpoint(db_id)
+        mountpoint = self.mountpoint(key)
         mountpoint.mkdir(parents=True, exist_ok=True)
         if os.path.ismount(mountpoint):
             return False
-        _run("mount", "-o", "loop,noatime", str(self.image(db_id)), str(mountpoint))
+        _run("mount", "-o", "loop,noatime", str(self.image(key)), str(mountpoint))
         return True
 
-    def remove(self, db_id: str) -> None:
-        mountpoint = self.mountpoint(db_id)
+    def remove(self, key: str) -> None:
+        mountpoint = self.mountpoint(key)
         if os.path.ismount(mountpoint):
             _run("umount", str(mountpoint))
         if mountpoint.is_dir():
             mountpoint.rmdir()
-        self.image(db_id).unlink(missing_ok=True)
+        self.image(key).unlink(missing_ok=True)
 
-    def usage(self, db_id: str) -> Usage | None:
-        mountpoint = self.mountpoint(db_id)
+    def usage(self, key: str) -> Usage | None:
+        mountpoint = self.mountpoint(key)
         if not os.path.ismount(mountpoint):
             return None
         stats = os.statvfs(mountpoint)
@@ -116,18 +122,43 @@ class Ext4Images:
         return Usage(
             used_mb=-(-used // MB),
             size_mb=stats.f_blocks * stats.f_frsize // MB,
-            image_mb=self.image(db_id).stat().st_size // MB,
+            image_mb=self.image(key).stat().st_size // MB,
         )
 
-    def size_mb(self, db_id: str) -> int | None:
-        image = self.image(db_id)
+    def used_mb(self, key: str) -> int | None:
+        """The data in the volume (as ``df`` counts it), mounted or not; None when it cannot be
+        told. Volumes are mounted (kept ones too, so their Docker volume shows the data); one
+        that could not be is read with ``dumpe2fs -h``, whose counts are exact after a clean
+        unmount, leaving ext4's own overhead out as ``df`` does."""
+        usage = self.usage(key)
+        if usage is not None:
+            return usage.used_mb
+        image = self.image(key)
+        if not image.exists() or shutil.which("dumpe2fs") is None:
+            return None
+        result = subprocess.run(
+            ["dumpe2fs", "-h", str(image)], capture_output=True, text=True, check=False
+        )
+        fields = {
+            k.strip(): v.strip()
+            for k, _, v in (line.partition(":") for line in result.stdout.splitlines())
+        }
+        try:
+            blocks = int(fields["Block count"]) - int(fields["Free blocks"])
+            used = (blocks - int(fields["Overhead clusters"])) * int(fields["Block size"])
+        except (KeyError, ValueError):
+            return None
+        return -(-max(0, used) // MB)
+
+    def size_mb(self, key: str) -> int | None:
+        image = self.image(key)
         return image.stat().st_size // MB if image.exists() else None
 
-    def resize(self, db_id: str, disk_mb: int) -> None:
+    def resize(self, key: str, disk_mb: int) -> None:
         """Grow or shrink to ``disk_mb``, keeping the data. The kernel here refuses online
         resizing, so the image is unmounted, checked, resized and mounted again: nothing may be
         running on the volume."""
-        image, mountpoint = self.image(db_id), self.mountpoint(db_id)
+        image, mountpoint = self.image(key), self.mountpoint(key)
         if os.path.ismount(mountpoint):
             _run("umount", str(mountpoint))
         try:
@@ -143,11 +174,12 @@ class Ext4Images:
                 with image.open("r+b") as handle:
                     handle.truncate(disk_mb * MB)
         finally:
-            self.mount(db_id)
+            self.mount(key)
 
 
 class VolumeManager:
-    """Named Docker volumes, one per container row, named from its database ID."""
+    """Named Docker volumes, one per container row (named from its database ID, or a kept
+    volume attached at create), each backed by an ext4 image when quotas are on."""
 
     def __init__(self, docker: DockerService, instance: str, root: Path | None) -> None:
         self._docker = docker
@@ -165,57 +197,84 @@ class VolumeManager:
 
     async def ensure(self, row: Container) -> bool:
         """Make sure the row's volume exists and is mounted; True when its data already existed."""
+        name = row.volume_name
         if self._images is None:
-            if await self._docker.volume_exists(row.volume_name):
+            if await self._docker.volume_exists(name):
                 return True
-            await self._create_docker_volume(row.id)
+            await self._create_docker_volume(row)
             return False
-        existed = await asyncio.to_thread(self._images.ensure, row.id, row.disk_mb)
-        if not await self._docker.volume_exists(row.volume_name):
-            await self._create_docker_volume(row.id)
+        existed = await asyncio.to_thread(self._images.ensure, volume_key(name), row.disk_mb)
+        if not await self._docker.volume_exists(name):
+            await self._create_docker_volume(row)
         return existed
 
-    async def _create_docker_volume(self, db_id: str) -> None:
-        labels = {**instance_labels(self._instance), LABEL_DB_ID: db_id}
+    async def _create_docker_volume(self, row: Container) -> None:
+        labels = {**instance_labels(self._instance), LABEL_DB_ID: row.id}
         options = None
         if self._images is not None:
-            device = str(self._images.mountpoint(db_id))
+            device = str(self._images.mountpoint(volume_key(row.volume_name)))
             options = {"type": "none", "o": "bind", "device": device}
-        await self._docker.create_volume(volume_name(db_id), labels, options)
+        await self._docker.create_volume(row.volume_name, labels, options)
 
     async def remove(self, row: Container) -> None:
-        await self._docker.remove_volume(row.volume_name)
-        if self._images is not None:
-            await asyncio.to_thread(self._images.remove, row.id)
+        await self.remove_named(row.volume_name)
 
-    async def remount_all(self, db_ids: list[str]) -> int:
+    async def remove_named(self, name: str) -> None:
+        """Remove a volume: the Docker volume, then its image (unmounted first)."""
+        await self._docker.remove_volume(name)
+        if self._images is not None:
+            await asyncio.to_thread(self._images.remove, volume_key(name))
+
+    async def exists(self, row: Container) -> bool:
+        """Whether the row's volume holds anything to keep."""
+        if self._images is not None:
+            image = self._images.image(volume_key(row.volume_name))
+            if await asyncio.to_thread(image.exists):
+                return True
+        return await self._docker.volume_exists(row.volume_name)
+
+    async def used_mb(self, name: str) -> int | None:
+        """The data a volume holds (MB), or None when unknown (no quotas: plain volumes)."""
+        if self._images is None:
+            return None
+        return await asyncio.to_thread(self._images.used_mb, volume_key(name))
+
+    async def remount_all(self, names: list[str]) -> int:
         """Mount every existing image again at its path (after a reboot); how many were."""
         if self._images is None:
             return 0
         mounted = 0
-        for db_id in db_ids:
-            if not await asyncio.to_thread(self._images.image(db_id).exists):
+        for name in names:
+            key = volume_key(name)
+            if not await asyncio.to_thread(self._images.image(key).exists):
                 continue
             try:
-                mounted += await asyncio.to_thread(self._images.mount, db_id)
+                mounted += await asyncio.to_thread(self._images.mount, key)
             except VolumeError:
-                log.exception("could not mount the volume of container %s", db_id)
+                log.exception("could not mount the volume %s", name)
         return mounted
 
     async def usage(self, row: Container) -> Usage | None:
         if self._images is None:
             return None
-        return await asyncio.to_thread(self._images.usage, row.id)
+        return await asyncio.to_thread(self._images.usage, volume_key(row.volume_name))
 
     async def size_mb(self, row: Container) -> int | None:
         if self._images is None:
             return None
-        return await asyncio.to_thread(self._images.size_mb, row.id)
+        return await asyncio.to_thread(self._images.size_mb, volume_key(row.volume_name))
 
     async def resize(self, row: Container, disk_mb: int) -> None:
         if self._images is None:
             return
+        key = volume_key(row.volume_name)
         if await self.size_mb(row) is None:
-            await asyncio.to_thread(self._images.ensure, row.id, disk_mb)
+            await asyncio.to_thread(self._images.ensure, key, disk_mb)
             return
-        await asyncio.to_thread(self._images.resize, row.id, disk_mb)
+        await asyncio.to_thread(self._images.resize, key, disk_mb)
+
+
+def volume_key(name: str) -> str:
+    """The name of a volume's files in the data directory: the volume's name without its
+    prefix (the database ID of the container it was made for)."""
+    return name.removeprefix(VOLUME_PREFIX)

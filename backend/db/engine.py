@@ -38,7 +38,13 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
     "containers": {
         "role_state": "VARCHAR(16) NOT NULL DEFAULT 'none'",
         "role_error": "VARCHAR(1024)",
+        "volume": "VARCHAR(128)",
     },
+}
+# What an added column holds for the rows that existed before it (a SQL expression).
+BACKFILLS: dict[tuple[str, str], str] = {
+    # Volumes were named from the container's ID before rows recorded it.
+    ("containers", "volume"): "'corral-vol-' || id",
 }
 
 
@@ -49,6 +55,9 @@ def _add_missing_columns(conn: Connection) -> None:
         for name, ddl in columns.items():
             if name not in present:
                 conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+                backfill = BACKFILLS.get((table, name))
+                if backfill is not None:
+                    conn.execute(text(f"UPDATE {table} SET {name} = {backfill}"))
 
 
 async def create_schema(engine: AsyncEngine) -> None:

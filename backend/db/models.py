@@ -144,6 +144,10 @@ class Container(Base):
     # (``role_error`` says why; POST .../role/reinstall retries).
     role_state: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     role_error: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # The Docker volume holding /home/user: made for this row (named from its ID), or a kept
+    # volume of an earlier container attached at create. Rows older than the column have it
+    # filled in with the derived name (backend.db.engine).
+    volume: Mapped[str | None] = mapped_column(String(128), default=None)
 
     __table_args__ = (UniqueConstraint("user_id", "name", name="uq_containers_user_name"),)
 
@@ -153,7 +157,7 @@ class Container(Base):
 
     @property
     def volume_name(self) -> str:
-        return volume_name(self.id)
+        return self.volume or volume_name(self.id)
 
     @property
     def docker_name(self) -> str:
@@ -186,7 +190,7 @@ def container_json(c: Mapping[str, Any]) -> dict[str, Any]:
         },
         "runtime": c["runtime"],
         "labels": dict(c["labels"]),
-        "volume": volume_name(c["id"]),
+        "volume": c["volume"] or volume_name(c["id"]),
         "owner_id": c["user_id"],
     }
     if c["error"]:
@@ -202,7 +206,7 @@ _TEXT_STAMPS = ("created_at", "last_used_at", "started_at")
 LIST_NAMES = (
     "id", "user_id", "name", "image", "role", "status", "docker_id", "memory_mb",
     "cpu_shares", "disk_mb", "runtime", "labels", "error", "role_state", "role_error",
-    *_TEXT_STAMPS,
+    "volume", *_TEXT_STAMPS,
 )  # fmt: skip
 LIST_COLUMNS = tuple(
     type_coerce(Container.__table__.c[name], String).label(name)
@@ -261,6 +265,30 @@ class Agent(Base):
         }
 
 
+class KeptVolume(Base):
+    """A volume kept by a delete with ``keep_volume``: its data, waiting to be attached to a new
+    container (create with ``"volume": name``, which removes this record) or deleted."""
+
+    __tablename__ = "kept_volumes"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    size_mb: Mapped[int] = mapped_column()
+    container_name: Mapped[str] = mapped_column(String(64))
+    container_db_id: Mapped[str] = mapped_column(String(36))
+    kept_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def as_json(self, used_mb: int | None) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "size_mb": self.size_mb,
+            "used_mb": used_mb,
+            "container_name": self.container_name,
+            "container_db_id": self.container_db_id,
+            "kept_at": iso(self.kept_at),
+        }
+
+
 class EventRecord(Base):
     """The event log: every change, per user, numbered by ``seq`` for replay after a reconnect."""
 
@@ -277,9 +305,13 @@ class EventRecord(Base):
     __table_args__ = (UniqueConstraint("user_id", "seq", name="uq_events_user_seq"),)
 
 
+VOLUME_PREFIX = "corral-vol-"
+
+
 def volume_name(db_id: str) -> str:
-    """The Docker volume of a container row: named from the database ID, never the user's name."""
-    return f"corral-vol-{db_id}"
+    """The Docker volume made for a container row: named from the database ID, never the user's
+    name."""
+    return f"{VOLUME_PREFIX}{db_id}"
 
 
 def iso(value: datetime | None) -> str | None:

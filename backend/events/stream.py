@@ -15,12 +15,9 @@ for the token the stream was opened with. Whichever ends first decides how the s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import socket
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -32,6 +29,7 @@ from backend.events.hub import PONG, EventHub, Subscription, wire
 from backend.events.log import Event, EventLog
 from backend.middleware import WS_SUBPROTOCOL
 from backend.settings import Settings
+from backend.websocket import cap_send_buffer, close_bounded, expiry_timer
 
 log = logging.getLogger(__name__)
 
@@ -82,27 +80,18 @@ class EventConnection:
         sub = self.hub.subscribe(None if self.all_users else self.principal.user_id)
         try:
             await self.ws.prepare(self.request)
-            self._cap_send_buffer()
+            cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
             await self._serve(sub)
         finally:
             self.hub.unsubscribe(sub)
         return self.ws
-
-    def _cap_send_buffer(self) -> None:
-        size = self.settings.event_send_buffer_bytes
-        transport = self.request.transport
-        # asyncio hands out a TransportSocket wrapper, which has setsockopt but is no socket.
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if size and sock is not None and hasattr(sock, "setsockopt"):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     async def _serve(self, sub: Subscription) -> None:
         pump = asyncio.create_task(self._pump(sub), name="events-pump")
         reader = asyncio.create_task(self._read(sub), name="events-reader")
         told = asyncio.create_task(sub.must_close.wait(), name="events-close")
         tasks = {pump, reader, told}
-        expiry = self._expiry(self.principal.expires_at)
+        expiry = expiry_timer(self.principal.expires_at, "events-expiry")
         if expiry is not None:
             tasks.add(expiry)
         try:
@@ -123,31 +112,10 @@ class EventConnection:
         else:
             await self._close(int(WSCloseCode.OK), "")  # the client left, or its socket broke
 
-    def _expiry(self, expires_at: datetime | None) -> asyncio.Task[None] | None:
-        """A timer for the token the stream was authorized with: an open stream must not
-        outlive its credentials."""
-        if expires_at is None:
-            return None
-        delay = max(0.0, (expires_at - utcnow()).total_seconds())
-        return asyncio.create_task(asyncio.sleep(delay), name="events-expiry")
-
     async def _close(self, code: int, reason: str) -> None:
-        """Close with ``code``, waiting a bounded time for the client's close reply; a client
-        that does not answer (it stopped reading) has its connection aborted, so it keeps no
-        buffers alive on the server."""
-        if self.ws.closed:
-            return
-        timed_out = False
-        try:
-            async with asyncio.timeout(self.settings.event_close_timeout_s):
-                await self.ws.close(code=code, message=reason.encode())
-        except TimeoutError:
-            timed_out = True
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("closing an event stream failed: %r", exc)
-        transport = self.request.transport
-        if transport is not None and (timed_out or transport.get_write_buffer_size()):
-            transport.abort()
+        await close_bounded(
+            self.ws, self.request, code, reason, self.settings.event_close_timeout_s
+        )
 
     # -- the pump: catch-up, then live events -------------------------------------------------
 

@@ -29,10 +29,20 @@ from corral.client.errors import (
     UnsupportedImage,
     UnsupportedRole,
     UsernameTaken,
+    VolumeNotFound,
     api_error,
 )
 from corral.client.events import Backoff, EventConnection, EventStream
-from corral.client.types import Container, ContainerList, EventMessage
+from corral.client.stats import StatsStream
+from corral.client.types import (
+    Container,
+    ContainerList,
+    ContainerStats,
+    EventMessage,
+    KeptVolume,
+    StatsMessage,
+    VolumeList,
+)
 
 __all__ = [
     "ERRORS",
@@ -44,6 +54,7 @@ __all__ = [
     "ContainerList",
     "ContainerNotFound",
     "ContainerNotRunning",
+    "ContainerStats",
     "CorralClient",
     "CorralClientError",
     "DockerUnavailable",
@@ -55,6 +66,7 @@ __all__ = [
     "InvalidContainerName",
     "InvalidJson",
     "InvalidParameters",
+    "KeptVolume",
     "MethodNotAllowed",
     "NameTaken",
     "NotAuthorized",
@@ -62,11 +74,15 @@ __all__ = [
     "NotSupportedForAgents",
     "OperationFailed",
     "PayloadTooLarge",
+    "StatsMessage",
+    "StatsStream",
     "StreamClosed",
     "TransportError",
     "Unauthorized",
     "UnsupportedImage",
     "UnsupportedRole",
     "UsernameTaken",
+    "VolumeList",
+    "VolumeNotFound",
     "api_error",
 ]

@@ -12,7 +12,7 @@ Every refusal is raised as the ``ApiError`` subclass named by the contract's err
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Literal, cast
 from urllib.parse import quote
@@ -21,9 +21,11 @@ import aiohttp
 
 from corral.client.errors import TransportError, api_error
 from corral.client.events import Backoff, EventConnection, EventStream, connect_events
+from corral.client.stats import StatsStream
 from corral.client.types import (
     Container,
     ContainerList,
+    ContainerStats,
     DeleteResult,
     Health,
     ImageList,
@@ -34,6 +36,8 @@ from corral.client.types import (
     Session,
     SettingsResult,
     TokenList,
+    VolumeDeleted,
+    VolumeList,
 )
 
 WsAuth = Literal["header", "query", "subprotocol"]
@@ -204,10 +208,12 @@ class CorralClient:
         disk_mb: int | None = None,
         environment: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
+        volume: str | None = None,
         wait: bool = False,
     ) -> Container:
         """Create a container: at once with ``status: creating`` (progress arrives as events),
-        or with ``wait=True`` once it runs."""
+        or with ``wait=True`` once it runs. ``volume`` attaches a kept volume (see
+        ``volumes()``) as its /home/user."""
         body: dict[str, Any] = {"image": image}
         optional: dict[str, Any] = {
             "name": name,
@@ -217,6 +223,7 @@ class CorralClient:
             "disk_mb": disk_mb,
             "environment": environment,
             "labels": labels,
+            "volume": volume,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         params = {"wait": "true"} if wait else None
@@ -265,12 +272,70 @@ class CorralClient:
             await self.request("PATCH", f"/api/containers/{self._id(ident)}/settings", body=body),
         )
 
-    # -- events -------------------------------------------------------------------------------
-
     async def reinstall_role(self, ident: str) -> Container:
         """Install the container's role again in the background (202: status configuring)."""
         path = f"/api/containers/{self._id(ident)}/role/reinstall"
         return cast(Container, await self.request("POST", path))
+
+    # -- usage and output ---------------------------------------------------------------------
+
+    async def container_stats(self, ident: str) -> ContainerStats:
+        """One usage sample of a running container (400 ``container is not running``)."""
+        path = f"/api/containers/{self._id(ident)}/stats"
+        return cast(ContainerStats, await self.request("GET", path))
+
+    def stats(
+        self,
+        *,
+        all_users: bool = False,
+        on_state: Callable[[str], None] | None = None,
+        backoff: Backoff | None = None,
+    ) -> StatsStream:
+        """The stats stream (every running container's latest sample, every couple of
+        seconds) as an async iterator that reconnects with backoff; use it in ``async with``."""
+        return StatsStream(self, all_users=all_users, backoff=backoff, on_state=on_state)
+
+    async def logs(
+        self, ident: str, *, tail: int = 200, follow: bool = False, timestamps: bool = False
+    ) -> AsyncIterator[str]:
+        """The container's output, line by line (without the newline): the last ``tail``
+        lines, then with ``follow`` new ones until the container stops (or the caller stops
+        iterating). Refusals raise when iteration starts."""
+        params = {"tail": str(tail)}
+        if follow:
+            params["follow"] = "true"
+        if timestamps:
+            params["timestamps"] = "true"
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30) if follow else self._timeout
+        path = f"/api/containers/{self._id(ident)}/logs"
+        try:
+            resp = await self.session.get(
+                self.url(path), params=params, headers=self.auth_headers(), timeout=timeout
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(f"cannot reach {self.server}: {exc}") from exc
+        async with resp:
+            if resp.status >= 400:
+                try:
+                    data = json.loads(await resp.read())
+                except ValueError:
+                    data = None
+                raise api_error(resp.status, data)
+            async for line in _lines(resp):
+                yield line
+
+    # -- volumes ------------------------------------------------------------------------------
+
+    async def volumes(self, *, all_users: bool = False) -> VolumeList:
+        """Kept volumes (deleted containers' data): the caller's, or every user's (admins)."""
+        params = {"all": "true"} if all_users else None
+        return cast(VolumeList, await self.request("GET", "/api/volumes", params=params))
+
+    async def delete_volume(self, name: str) -> VolumeDeleted:
+        path = f"/api/volumes/{quote(name, safe='')}"
+        return cast(VolumeDeleted, await self.request("DELETE", path))
+
+    # -- events -------------------------------------------------------------------------------
 
     async def connect_events(
         self,
@@ -302,3 +367,19 @@ class CorralClient:
         return EventStream(
             self, since=since, all_users=all_users, backoff=backoff, auth=auth, on_state=on_state
         )
+
+
+async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """A text response's lines, decoded as they arrive (a line is decoded once complete, so no
+    character is ever split)."""
+    buffer = b""
+    try:
+        async for chunk in resp.content.iter_any():
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                yield line.removesuffix(b"\r").decode("utf-8", errors="replace")
+    except aiohttp.ClientPayloadError as exc:
+        raise TransportError(f"the output stream broke: {exc}") from exc
+    if buffer:
+        yield buffer.decode("utf-8", errors="replace")

@@ -107,6 +107,10 @@ class AgentNotFound(ApiError):
     error_string = "agent not found"
 
 
+class VolumeNotFound(ApiError):
+    error_string = "volume not found"
+
+
 class NotFound(ApiError):
     error_string = "not found"
 
@@ -158,6 +162,7 @@ ERRORS: dict[str, type[ApiError]] = {
         ContainerLimitReached,
         ContainerNotFound,
         AgentNotFound,
+        VolumeNotFound,
         NotFound,
         MethodNotAllowed,
         NameTaken,

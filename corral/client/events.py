@@ -97,7 +97,10 @@ async def connect_events(
     all_users: bool,
     auth: Literal["header", "query", "subprotocol"],
     heartbeat_s: float | None,
+    path: str = EVENTS_PATH,
 ) -> EventConnection:
+    """Open one of the server's JSON WebSockets (the events stream, or ``path``: the stats
+    stream), authenticated as ``auth`` says; a refused handshake raises its typed error."""
     params: dict[str, str] = {}
     headers: dict[str, str] = {}
     protocols: tuple[str, ...] = (SUBPROTOCOL,)
@@ -114,7 +117,7 @@ async def connect_events(
             protocols = (SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + client.token)
     try:
         ws = await client.session.ws_connect(
-            client.url(EVENTS_PATH),
+            client.url(path),
             params=params,
             headers=headers,
             protocols=protocols,
@@ -122,20 +125,22 @@ async def connect_events(
             compress=0,
         )
     except aiohttp.WSServerHandshakeError as exc:
-        raise await _refusal(client, exc.status, params) from exc
+        raise await _refusal(client, exc.status, params, path) from exc
     except aiohttp.ClientError as exc:
         raise TransportError(f"cannot reach {client.server}: {exc}") from exc
     return EventConnection(ws)
 
 
-async def _refusal(client: CorralClient, status: int, params: dict[str, str]) -> ApiError:
+async def _refusal(
+    client: CorralClient, status: int, params: dict[str, str], path: str
+) -> ApiError:
     """The typed error for a refused handshake. aiohttp drops the refusal's body, so ask again
     as a plain GET, which the server refuses the same way (auth and parameters are checked
     before the upgrade) and with the contract's body."""
     query = {k: v for k, v in params.items() if k != "token"}
     try:
         async with client.session.get(
-            client.url(EVENTS_PATH), params=query, headers=client.auth_headers()
+            client.url(path), params=query, headers=client.auth_headers()
         ) as resp:
             body: Any = await resp.json(content_type=None)
             if resp.status == status:

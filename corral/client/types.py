@@ -51,6 +51,51 @@ class Container(TypedDict, total=False):
     role_error: str | None
 
 
+class ContainerStats(TypedDict):
+    """One usage sample of a running container (``GET /api/containers/{id}/stats``, and each
+    item of a stats message). ``cpu_percent`` is a percent of one host core (as ``docker
+    stats``: up to 100 x the host's cores); memory is in MB (MiB), one decimal."""
+
+    id: str
+    db_id: str
+    name: str
+    cpu_percent: float
+    memory_used_mb: float
+    memory_limit_mb: float
+    pids: int
+    timestamp: str
+
+
+class StatsMessage(TypedDict):
+    """One message of the stats stream: the latest sample of every running container the
+    caller may see (``type`` is ``"stats"``; ``"pong"`` messages are not yielded)."""
+
+    type: str
+    stats: list[ContainerStats]
+    timestamp: str
+
+
+class KeptVolume(TypedDict):
+    """A volume kept by a delete with ``keep_volume``; ``used_mb`` is None when unknown."""
+
+    name: str
+    size_mb: int
+    used_mb: int | None
+    container_name: str
+    container_db_id: str
+    kept_at: str
+
+
+class VolumeList(TypedDict):
+    volumes: list[KeptVolume]
+    count: int
+
+
+class VolumeDeleted(TypedDict):
+    message: str
+    name: str
+
+
 class ContainerList(TypedDict):
     containers: list[Container]
     count: int

@@ -1,0 +1,1 @@
+"""Live usage of running sandboxes: samples from the engine's stats, and their stream."""

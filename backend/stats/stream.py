@@ -1,0 +1,124 @@
+"""One client's ``GET /api/containers/stats`` connection, from the upgrade to the close.
+
+Two tasks per connection (and a timer for the token's expiry): the writer, the only one that
+writes the socket, sends the first message at once and then whatever the sampler last offered
+(the newest samples; a client that reads slowly skips the ones it had no time for), and the
+reader answers ``{"type": "ping"}`` through the writer and notices the client's close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from backend.auth.principal import Principal
+from backend.errors import InvalidParameters
+from backend.middleware import WS_SUBPROTOCOL
+from backend.settings import Settings
+from backend.stats.sampler import StatsSampler, StatsSubscription
+from backend.websocket import cap_send_buffer, close_bounded, expiry_timer
+
+log = logging.getLogger(__name__)
+
+PONG = '{"type":"pong"}'
+MAX_CLIENT_MESSAGE = 4096
+WRITER_LIMIT = 16 * 1024
+CLOSE_TOKEN_EXPIRED = int(WSCloseCode.POLICY_VIOLATION)  # 1008
+
+
+class StatsConnection:
+    def __init__(
+        self,
+        request: web.Request,
+        *,
+        settings: Settings,
+        sampler: StatsSampler,
+        principal: Principal,
+        all_users: bool,
+    ) -> None:
+        self.request = request
+        self.settings = settings
+        self.sampler = sampler
+        self.principal = principal
+        self.all_users = all_users
+        self.ws = web.WebSocketResponse(
+            protocols=(WS_SUBPROTOCOL,),
+            heartbeat=settings.event_heartbeat_s,
+            timeout=settings.event_close_timeout_s,
+            compress=False,
+            max_msg_size=MAX_CLIENT_MESSAGE,
+            writer_limit=WRITER_LIMIT,
+        )
+
+    async def run(self) -> web.WebSocketResponse:
+        if not self.ws.can_prepare(self.request).ok:
+            raise InvalidParameters(
+                "This route is a WebSocket: connect with an 'Upgrade: websocket' request."
+            )
+        sub = self.sampler.subscribe(None if self.all_users else self.principal.user_id)
+        try:
+            await self.ws.prepare(self.request)
+            cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
+            await self._serve(sub)
+        finally:
+            self.sampler.unsubscribe(sub)
+        return self.ws
+
+    async def _serve(self, sub: StatsSubscription) -> None:
+        writer = asyncio.create_task(self._write(sub), name="stats-writer")
+        reader = asyncio.create_task(self._read(sub), name="stats-reader")
+        tasks = {writer, reader}
+        expiry = expiry_timer(self.principal.expires_at, "stats-expiry")
+        if expiry is not None:
+            tasks.add(expiry)
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        failure = writer.exception() if writer in done and not writer.cancelled() else None
+        if sub.close_code is not None:
+            await self._close(sub.close_code, sub.close_reason)
+        elif expiry is not None and expiry in done:
+            await self._close(CLOSE_TOKEN_EXPIRED, "token expired")
+        elif failure is not None and not isinstance(failure, ConnectionError):
+            log.error("stats stream failed", exc_info=failure)
+            await self._close(int(WSCloseCode.INTERNAL_ERROR), "internal error")
+        else:
+            await self._close(int(WSCloseCode.OK), "")
+
+    async def _close(self, code: int, reason: str) -> None:
+        await close_bounded(
+            self.ws, self.request, code, reason, self.settings.event_close_timeout_s
+        )
+
+    async def _write(self, sub: StatsSubscription) -> None:
+        ws = self.ws
+        await ws.send_str(self.sampler.message_for(sub))
+        while True:
+            await sub.wake.wait()
+            sub.wake.clear()
+            if sub.close_code is not None:
+                return
+            if sub.pong_due:
+                sub.pong_due = False
+                await ws.send_str(PONG)
+            text, sub.pending = sub.pending, None
+            if text is not None:
+                await ws.send_str(text)
+
+    async def _read(self, sub: StatsSubscription) -> None:
+        """Answer ``{"type": "ping"}``; ignore anything else. Returns when the client closes."""
+        async for msg in self.ws:
+            if msg.type is not WSMsgType.TEXT:
+                continue
+            try:
+                data = json.loads(msg.data)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("type") == "ping":
+                sub.pong()

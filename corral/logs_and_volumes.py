@@ -1,0 +1,94 @@
+"""``corral logs`` (a container's output) and ``corral volumes`` (kept volumes), on
+``corral.client`` like the other container commands (see ``corral.commands``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from corral.client import CorralClient, KeptVolume
+from corral.output import print_json, table
+
+EXIT_OK = 0
+
+
+async def logs(client: CorralClient, args: argparse.Namespace) -> int:
+    """Print the output; with ``-f`` follow it until the container stops (or Ctrl+C)."""
+    async for line in client.logs(
+        args.id, tail=args.tail, follow=args.follow, timestamps=args.timestamps
+    ):
+        print(line, flush=args.follow)
+    return EXIT_OK
+
+
+def _size(mb: int | None) -> str:
+    if mb is None:
+        return "-"
+    return f"{mb / 1024:.1f}G" if mb >= 1024 else f"{mb}M"
+
+
+def _volume_row(v: KeptVolume) -> list[str]:
+    return [v["name"], _size(v["size_mb"]), _size(v["used_mb"]), v["container_name"], v["kept_at"]]
+
+
+async def list_volumes(client: CorralClient, args: argparse.Namespace) -> int:
+    listing = await client.volumes(all_users=args.all)
+    if args.json:
+        print_json(listing)
+        return EXIT_OK
+    header = ["NAME", "SIZE", "USED", "FROM", "KEPT"]
+    print(table(header, [_volume_row(v) for v in listing["volumes"]]))
+    print(f"{listing['count']} kept volume(s); reattach one with: corral create --volume NAME")
+    return EXIT_OK
+
+
+async def remove_volume(client: CorralClient, args: argparse.Namespace) -> int:
+    result = await client.delete_volume(args.name)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{result['message']}: {result['name']}")
+    return EXIT_OK
+
+
+def add_logs_and_volumes(
+    sub: Any,
+    parent: argparse.ArgumentParser,
+    command: Callable[[Any], Callable[[argparse.Namespace], int]],
+) -> None:
+    """The ``logs`` and ``volumes`` commands, with the container commands' options."""
+    p = sub.add_parser(
+        "logs",
+        help="show a container's output",
+        description="Show a container's output (its sandbox's start and stop lines, and "
+        "whatever is written to /proc/1/fd/1 inside it). -f follows it until the container "
+        "stops or Ctrl+C.",
+        parents=[parent],
+    )
+    p.add_argument("id", metavar="ID")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+    p.add_argument(
+        "--tail", type=int, default=200, metavar="N", help="the last N lines (1-10000; 200)"
+    )
+    p.add_argument("-t", "--timestamps", action="store_true", help="prefix the engine's time")
+    p.set_defaults(func=command(logs))
+
+    p = sub.add_parser(
+        "volumes",
+        help="list or delete kept volumes",
+        description="Kept volumes: the data of containers deleted with --keep-volume. With no "
+        "command, lists yours; `corral create --volume NAME` attaches one to a new container.",
+        parents=[parent],
+    )
+    p.add_argument("--all", action="store_true", help="every user's (admins only)")
+    p.set_defaults(func=command(list_volumes))
+    actions = p.add_subparsers(title="volume commands", metavar="COMMAND")
+    rm = actions.add_parser(
+        "rm",
+        help="delete a kept volume",
+        description="Delete a kept volume and its data.",
+        parents=[parent],
+    )
+    rm.add_argument("name", metavar="NAME")
+    rm.set_defaults(func=command(remove_volume))
