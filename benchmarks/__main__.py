@@ -15,6 +15,7 @@ BENCHMARKS = [
     "bench_events",
     "bench_roles",
     "bench_console",
+    "bench_stats",
 ]
 
 

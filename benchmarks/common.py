@@ -70,6 +70,7 @@ class ServerProcess:
     url: str
     settings: Settings
     instance: str
+    pid: int | None = None
 
 
 @asynccontextmanager
@@ -78,7 +79,7 @@ async def server_process(data_dir: Path, instance: str) -> AsyncIterator[ServerP
     proc = BackendProcess(data_dir, instance)
     await asyncio.to_thread(proc.start)
     try:
-        yield ServerProcess(proc.url, load_settings(data_dir=data_dir), instance)
+        yield ServerProcess(proc.url, load_settings(data_dir=data_dir), instance, proc.pid)
     finally:
         await asyncio.to_thread(proc.stop)
         remove_instance(instance)
