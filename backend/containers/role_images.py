@@ -202,21 +202,26 @@ class RoleImages:
         self._slots = asyncio.Semaphore(max(1, settings.role_installs))
         self._runtime_ok = False
         self._runtime_checked = -RUNTIME_RECHECK_S
+        self._runtime_lock = asyncio.Lock()
 
     async def usable(self) -> bool:
         """Whether this engine can build role images (it has ``role_build_runtime``). Where it
         cannot, roles are installed in each sandbox instead (the fallback in
         ``backend.containers.roles``). Raises DockerUnavailable when the engine is down."""
-        now = time.monotonic()
-        if not self._runtime_ok and now >= self._runtime_checked + RUNTIME_RECHECK_S:
-            self._runtime_checked = now
-            self._runtime_ok = self._settings.role_build_runtime in await self._docker.runtimes()
-            if not self._runtime_ok:
-                log.warning(
-                    "the engine has no %r runtime to build role images with; roles are "
-                    "installed in each sandbox instead (slow under gVisor)",
-                    self._settings.role_build_runtime,
-                )
+        # Under a lock: two creates at once must not take the first's check in progress for
+        # "no runtime" (seen: the second sandbox fell back to installing in the sandbox).
+        async with self._runtime_lock:
+            now = time.monotonic()
+            if not self._runtime_ok and now >= self._runtime_checked + RUNTIME_RECHECK_S:
+                runtimes = await self._docker.runtimes()
+                self._runtime_checked = now
+                self._runtime_ok = self._settings.role_build_runtime in runtimes
+                if not self._runtime_ok:
+                    log.warning(
+                        "the engine has no %r runtime to build role images with; roles are "
+                        "installed in each sandbox instead (slow under gVisor)",
+                        self._settings.role_build_runtime,
+                    )
         return self._runtime_ok
 
     # -- looking up ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,17 @@ def _run(*argv: str) -> str:
         log.warning("%s failed (%s): %s", argv[0], result.returncode, result.stderr.strip())
         raise VolumeError(f"{argv[0]} failed with exit code {result.returncode}")
     return result.stdout.strip()
+
+
+def _detached(image: Path, timeout_s: float = 3.0) -> bool:
+    """Whether no loop device holds ``image``, waiting a little: the kernel may release an
+    autoclear loop device a moment after the unmount returns (seen under load)."""
+    deadline = time.monotonic() + timeout_s
+    while _run("losetup", "-j", str(image)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # polling the kernel's state, on a worker thread
+    return True
 
 
 class Ext4Images:
@@ -162,7 +174,7 @@ class Ext4Images:
         if os.path.ismount(mountpoint):
             _run("umount", str(mountpoint))
         try:
-            if _run("losetup", "-j", str(image)):
+            if not _detached(image):
                 raise VolumeError("the volume is still in use by a running container")
             _run("e2fsck", "-f", "-p", str(image))
             growing = disk_mb * MB > image.stat().st_size
