@@ -9,11 +9,14 @@ from collections.abc import Callable
 import docker
 import pytest
 
-from backend.settings import Settings
+from backend.admin import Admin
+from backend.settings import Settings, load_settings
 from backend.state import STATS
 from corral.client import (
+    Backoff,
     ContainerNotFound,
     ContainerNotRunning,
+    CorralClient,
     NotAuthorized,
     StatsMessage,
     StatsStream,
@@ -21,6 +24,7 @@ from corral.client import (
 )
 from corral.client.events import connect_events
 from corral.client.stats import STATS_PATH
+from tests.backend_process import BackendProcess
 from tests.conftest import Api, serve, sh, wait_for
 
 SAMPLE_KEYS = {
@@ -195,3 +199,31 @@ async def test_a_subscriber_that_does_not_read_holds_one_message(fast: Settings)
         finally:
             sampler.unsubscribe(sub)
         assert sampler.streams == 0
+
+
+async def test_the_client_stream_reconnects_after_a_backend_restart(
+    settings: Settings, instance: str
+) -> None:
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "config.toml").write_text("stop_timeout_s = 2\nstats_interval_s = 0.5\n")
+    backend = BackendProcess(data_dir, instance)
+    await asyncio.to_thread(backend.start)
+    try:
+        async with Admin(load_settings(data_dir=data_dir)) as admin:
+            token = await admin.local_admin_jwt()
+        states: list[str] = []
+        quick = Backoff(initial_s=0.1, maximum_s=0.5)
+        async with CorralClient(backend.url, token) as client:
+            made = await client.create_container(
+                "corral/busybox", memory_mb=256, disk_mb=1024, wait=True
+            )
+            async with client.stats(on_state=states.append, backoff=quick) as stream:
+                await next_matching(stream, lambda m: made["db_id"] in ids(m))
+                await asyncio.to_thread(backend.stop)  # the sandbox keeps running
+                await asyncio.to_thread(backend.start)
+                await next_matching(stream, lambda m: made["db_id"] in ids(m))
+                assert stream.connects == 2
+        assert states == ["connecting", "connected", "reconnecting", "connected"]
+    finally:
+        backend.kill()
