@@ -313,12 +313,12 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
     p.set_defaults(func=command(create))
 
     for verb, text in (("start", "start a container"), ("stop", "stop a container")):
-        p = parser(verb, text, f"{text.capitalize()} (by ID, Docker ID prefix or database ID).")
-        p.add_argument("id", metavar="ID")
+        p = parser(verb, text, f"{text.capitalize()}.")
+        _id_argument(p)
         p.set_defaults(func=command(_lifecycle(verb)))
 
     p = parser("rm", "delete a container", "Delete a container and, unless kept, its volume.")
-    p.add_argument("id", metavar="ID")
+    _id_argument(p)
     p.add_argument("--keep-volume", action="store_true", help="keep the data volume")
     p.set_defaults(func=command(_lifecycle("rm")))
 
@@ -327,7 +327,7 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
         "rename or resize a container",
         "Change a container's name or resources. Resizing a running container restarts it.",
     )
-    p.add_argument("id", metavar="ID")
+    _id_argument(p)
     p.add_argument("--name", help="the new name")
     _resource_options(p)
     p.set_defaults(func=command(settings))
@@ -338,7 +338,7 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
         "An interactive shell (TTY) in a running container, or on an agent (agent:<uuid>). "
         "ctrl+] detaches; the exit code is the shell's.",
     )
-    p.add_argument("id", metavar="ID")
+    _id_argument(p)
     p.set_defaults(func=command(shell))
 
     p = parser(
@@ -351,6 +351,15 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
     p.add_argument("--all", action="store_true", help="every user's events (admins only)")
     p.add_argument("--count", type=int, metavar="N", help="exit after N messages")
     p.set_defaults(func=command(events))
+
+
+def _id_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "id",
+        metavar="ID",
+        help="the container's name, database ID, Docker ID or a unique Docker ID prefix (12+); "
+        "the name and the database ID survive rebuilds",
+    )
 
 
 def _resource_options(p: argparse.ArgumentParser) -> None:
