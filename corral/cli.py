@@ -119,17 +119,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Refused(Exception):
+    """A command line that cannot be carried out as given (exit 2, one line, no traceback)."""
+
+
+def _new_password(args: argparse.Namespace) -> str | None:
+    """The new user's password: given, read from stdin, from $CORRAL_PASSWORD, or asked for, but
+    only on a terminal: a script without one gets a clear refusal, never a prompt at EOF."""
+    if args.no_password:
+        return None
+    if args.password_stdin:
+        line = sys.stdin.readline() if sys.stdin is not None else ""
+        password = line.rstrip("\r\n")
+        if not password:
+            raise _Refused("--password-stdin: no password on standard input (one line)")
+        return password
+    password = args.password or os.environ.get("CORRAL_PASSWORD")
+    if password:
+        return password
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise _Refused(
+            f"no terminal to ask for {args.name}'s password: pipe it to --password-stdin, set "
+            "$CORRAL_PASSWORD, or add a token-only user with --no-password"
+        )
+    try:
+        password = getpass.getpass(f"Password for {args.name}: ")
+    except EOFError:
+        password = ""
+    if not password:
+        raise _Refused("no password given (--no-password adds a token-only user)")
+    return password
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from backend.admin import Admin, AdminError
 
-    password = args.password
-    if password is None and not args.no_password:
-        password = os.environ.get("CORRAL_PASSWORD") or getpass.getpass(
-            f"Password for {args.name}: "
-        )
+    settings = _settings(args)
+    try:
+        if args.tier not in settings.tiers:
+            raise _Refused(
+                f"unknown tier {args.tier!r}; the configured tiers are {', '.join(settings.tiers)}"
+            )
+        password = _new_password(args)
+    except _Refused as exc:
+        print(f"corral user add: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
     async def run() -> None:
-        async with Admin(_settings(args)) as admin:
+        async with Admin(settings) as admin:
             user = await admin.add_user(args.name, password, args.tier, args.admin)
             print(
                 f"added user {user.username} (tier {user.tier}{', admin' if user.is_admin else ''})"
@@ -218,9 +255,23 @@ def build_parser() -> argparse.ArgumentParser:
     user_sub = user.add_subparsers(title="user commands", metavar="COMMAND", required=True)
     add = user_sub.add_parser("add", help="add a user", description="Add a registered user.")
     add.add_argument("name")
-    add.add_argument("--password", help="the password (default: $CORRAL_PASSWORD, or prompt)")
-    add.add_argument("--no-password", action="store_true", help="token sign-in only")
-    add.add_argument("--tier", default="free", help="free, pro, enterprise (default free)")
+    secret = add.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password",
+        help="the password (visible to other users of this host: prefer --password-stdin; "
+        "default: $CORRAL_PASSWORD, else asked for on a terminal)",
+    )
+    secret.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    secret.add_argument("--no-password", action="store_true", help="token sign-in only")
+    add.add_argument(
+        "--tier",
+        default="free",
+        metavar="TIER",
+        help="one of the configured tiers: guest, free, pro, enterprise, and any that "
+        "config.toml adds (default free)",
+    )
     add.add_argument("--admin", action="store_true", help="make the user an administrator")
     _add_data_dir(add)
     add.set_defaults(func=cmd_user_add)
