@@ -1,9 +1,10 @@
 """The ``corral`` command.
 
-``corral`` opens the console on an embedded backend; ``corral serve`` runs the backend headless;
+``corral`` opens the console on the data directory's backend (the running one, else an embedded
+one); ``corral serve`` runs the backend headless;
 ``corral user`` and ``corral token`` administer the local database; ``corral ls``, ``create``,
 ``start``, ``stop``, ``rm``, ``settings`` and ``events`` manage containers through the API client
-(``corral.commands``), against ``--server`` or the embedded backend.
+(``corral.commands``), against ``--server`` or the data directory's backend.
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def _console_embedded(args: argparse.Namespace, config: Any) -> int:
+    """The console on the local data directory's backend: the one already serving it (another
+    console, ``corral serve``, a command), or one embedded in this process."""
     from backend.admin import Admin
-    from backend.server import EmbeddedBackend
+    from backend.data_dir_lock import DataDirBusy
+    from backend.server import BackendDidNotStart, local_backend
     from tui.app import CorralApp
 
     settings = _settings(args, port=0)
@@ -71,10 +75,12 @@ def _console_embedded(args: argparse.Namespace, config: Any) -> int:
         async with Admin(settings) as admin:
             return await admin.local_admin_jwt()
 
-    backend = EmbeddedBackend(settings)
     try:
-        url = backend.start()
-    except Exception as exc:
+        with local_backend(settings) as backend:
+            CorralApp(
+                backend.url, asyncio.run(token()), embedded=backend.embedded, config=config
+            ).run()
+    except (BackendDidNotStart, DataDirBusy) as exc:
         # The console still opens, and says what is wrong and how to fix it.
         CorralApp(
             "http://127.0.0.1:0",
@@ -84,10 +90,6 @@ def _console_embedded(args: argparse.Namespace, config: Any) -> int:
             startup_error=f"The embedded backend did not start: {exc}",
         ).run()
         return 1
-    try:
-        CorralApp(url, asyncio.run(token()), embedded=True, config=config).run()
-    finally:
-        backend.stop()  # containers keep running: only the backend stops
     return 0
 
 
@@ -103,6 +105,7 @@ def _log_to_file(path: Path) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from backend.app import RuntimeMissing
+    from backend.data_dir_lock import DataDirBusy
     from backend.server import serve
 
     overrides: dict[str, Any] = {}
@@ -113,6 +116,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args, **overrides)
     try:
         serve(settings)
+    except DataDirBusy as exc:
+        use = f"corral --server {exc.address.url}" if exc.address else "corral --server URL"
+        print(
+            f"corral serve: {exc}. One data directory has one backend: stop that one first, or "
+            f"use it ({use}; commands without --server find it by themselves).",
+            file=sys.stderr,
+        )
+        return 1
     except RuntimeMissing as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 2
@@ -234,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="corral",
         description="A console for per-user sandboxed containers (Docker + gVisor). With no "
-        "command, opens the console on an embedded backend.",
+        "command, opens the console on the data directory's backend (the running one, else "
+        "one embedded in this process).",
     )
     _add_data_dir(parser)
     add_server_options(parser)

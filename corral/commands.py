@@ -2,8 +2,9 @@
 ``settings``, ``shell``, ``events``), for people and scripts, all on ``corral.client``.
 
 They talk to ``--server URL --token TOKEN`` (or ``$CORRAL_SERVER``/``$CORRAL_TOKEN``), or, with no
-server given, to a backend started in this process on the local data directory, signed in as the
-local admin. Exit codes: 0 success, 1 the server refused (``error: <message>`` on stderr; with
+server given, to the local data directory's backend, signed in as the local admin: the one already
+serving it (found through its lock, ``backend.data_dir_lock``), else one started in this process
+for the command. Exit codes: 0 success, 1 the server refused (``error: <message>`` on stderr; with
 ``--json`` the error body also goes to stdout), 2 wrong usage.
 """
 
@@ -36,7 +37,8 @@ class Usage(Exception):
 
 @contextlib.contextmanager
 def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
-    """The server URL and token to use: the ones given, or an embedded backend's."""
+    """The server URL and token to use: the ones given, or else the local data directory's
+    backend (the one already serving it, or one started in this process), as the local admin."""
     server = getattr(args, "server", None) or os.environ.get("CORRAL_SERVER")
     token = getattr(args, "token", None) or os.environ.get("CORRAL_TOKEN")
     if server:
@@ -47,25 +49,24 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
     from pathlib import Path
 
     from backend.admin import Admin
-    from backend.server import EmbeddedBackend
+    from backend.data_dir_lock import DataDirBusy
+    from backend.server import BackendDidNotStart, local_backend
     from backend.settings import load_settings
 
     data_dir = getattr(args, "data_dir", None)
     settings = load_settings(data_dir=Path(data_dir).expanduser() if data_dir else None, port=0)
-    backend = EmbeddedBackend(settings)
-    try:
-        url = backend.start()
-    except Exception as exc:
-        raise CorralClientError(f"the embedded backend did not start: {exc}") from exc
-    try:
 
-        async def local_token() -> str:
-            async with Admin(settings) as admin:
-                return await admin.local_admin_jwt()
+    async def local_token() -> str:
+        async with Admin(settings) as admin:
+            return await admin.local_admin_jwt()
 
-        yield url, asyncio.run(local_token())
-    finally:
-        backend.stop()
+    try:
+        with local_backend(settings) as backend:
+            yield backend.url, asyncio.run(local_token())
+    except DataDirBusy as exc:
+        raise CorralClientError(f"{exc}, and has not said where it listens") from exc
+    except BackendDidNotStart as exc:
+        raise CorralClientError(f"the local backend did not start: {exc}") from exc
 
 
 def run(args: argparse.Namespace, action: Action) -> int:
@@ -251,8 +252,8 @@ def _client_options(add_data_dir: Callable[[argparse.ArgumentParser], None]) -> 
         "--server",
         metavar="URL",
         default=argparse.SUPPRESS,
-        help="the backend's URL (default: $CORRAL_SERVER; without one, a backend is started "
-        "in this process on the local data directory)",
+        help="the backend's URL (default: $CORRAL_SERVER; without one, the backend already "
+        "serving the local data directory, else one started in this process)",
     )
     group.add_argument(
         "--token",

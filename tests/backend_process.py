@@ -72,6 +72,10 @@ class BackendProcess:
                 raise RuntimeError("the backend did not answer in time")
             time.sleep(0.05)
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def kill(self) -> None:
         """SIGKILL: no cleanup, as in a crash."""
         if self._proc is not None:
