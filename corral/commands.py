@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
@@ -208,10 +209,53 @@ async def shell(client: CorralClient, args: argparse.Namespace) -> int:
     return EXIT_API_ERROR if end.code is None else int(end.code)
 
 
+class _ConnectionNotes:
+    """What ``corral events`` says on stderr about its connection: that it was lost (and why),
+    each retry with its delay, and that it is back; events alone go to stdout."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.connected_once = False
+        self.lost_at: float | None = None
+        self.last_reason = ""
+
+    def state(self, state: str) -> None:
+        if state != "connected":
+            return
+        if self.lost_at is not None:
+            down = time.monotonic() - self.lost_at
+            _note(
+                f"connected again to {self.server} after {down:.1f} s; resuming where it left off"
+            )
+        self.connected_once = True
+        self.lost_at = None
+
+    def retry(self, delay_s: float, reason: str) -> None:
+        """Every retry is said (a silent wait looks like a hang); a reason only when new."""
+        if self.lost_at is None:
+            self.lost_at = time.monotonic()
+            lost = "lost the connection to" if self.connected_once else "cannot connect to"
+            _note(f"{lost} {self.server}: {reason}")
+            _note(f"retrying in {delay_s:.1f} s")
+        elif reason != self.last_reason:
+            _note(f"retrying in {delay_s:.1f} s ({reason})")
+        else:
+            _note(f"retrying in {delay_s:.1f} s")
+        self.last_reason = reason
+
+
+def _note(text: str) -> None:
+    print(f"corral events: {text}", file=sys.stderr, flush=True)
+
+
 async def events(client: CorralClient, args: argparse.Namespace) -> int:
     """Follow the stream, reconnecting as needed, until Ctrl+C (or ``--count`` messages)."""
     printed = 0
-    async with client.events(since=args.since, all_users=args.all) as stream:
+    notes = _ConnectionNotes(client.server)
+    stream = client.events(
+        since=args.since, all_users=args.all, on_state=notes.state, on_retry=notes.retry
+    )
+    async with stream:
         async for message in stream:
             if args.json:
                 _print_json(message)
@@ -346,7 +390,8 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
         "events",
         "follow container events",
         "Print every change as it happens (first a list), until Ctrl+C. Reconnects on its own "
-        "and resumes where it left off.",
+        "and resumes where it left off; says on stderr when the connection is lost (a silent "
+        "server within seconds), each retry and its delay, and when it is back.",
     )
     p.add_argument("--since", type=int, metavar="SEQ", help="resume after this seq")
     p.add_argument("--all", action="store_true", help="every user's events (admins only)")

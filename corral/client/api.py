@@ -295,10 +295,22 @@ class CorralClient:
         backoff: Backoff | None = None,
         auth: WsAuth = "header",
         on_state: Callable[[str], None] | None = None,
+        on_retry: Callable[[float, str], None] | None = None,
+        heartbeat_s: float = 5.0,
     ) -> EventStream:
         """The event stream as an async iterator that survives disconnects: it reconnects with
         backoff and resumes with ``since=<last seq>``, so each event is yielded once, in order
-        (or a fresh ``list`` when the server no longer has the gap)."""
+        (or a fresh ``list`` when the server no longer has the gap). ``on_state`` hears
+        "connecting", "connected" and "reconnecting"; ``on_retry`` hears each wait before a
+        new attempt (seconds, and why); a silent server is given up after about 1.5 times
+        ``heartbeat_s``."""
         return EventStream(
-            self, since=since, all_users=all_users, backoff=backoff, auth=auth, on_state=on_state
+            self,
+            since=since,
+            all_users=all_users,
+            backoff=backoff,
+            auth=auth,
+            on_state=on_state,
+            on_retry=on_retry,
+            heartbeat_s=heartbeat_s,
         )
