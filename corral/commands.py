@@ -65,7 +65,7 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
         with local_backend(settings) as backend:
             yield backend.url, asyncio.run(local_token())
     except DataDirBusy as exc:
-        raise CorralClientError(f"{exc}, and has not said where it listens") from exc
+        raise CorralClientError(f"{exc}, and has not published its address yet") from exc
     except BackendDidNotStart as exc:
         raise CorralClientError(f"the local backend did not start: {exc}") from exc
 
