@@ -48,8 +48,10 @@ ID_PARAM = {
     "in": "path",
     "required": True,
     "schema": STR,
-    "description": "Database ID (UUID), Docker ID, or a unique Docker ID prefix of 12+ characters; "
-    "agent:<uuid> names an agent.",
+    "description": "The container, by (in this order) its database ID (UUID), its full Docker ID, "
+    "its exact name (the caller's own first), or a unique Docker ID prefix of 12+ characters; "
+    "agent:<uuid> names an agent. The database ID and the name survive rebuilds; the Docker ID "
+    "does not.",
 }
 
 

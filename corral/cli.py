@@ -1,9 +1,10 @@
 """The ``corral`` command.
 
-``corral`` opens the console on an embedded backend; ``corral serve`` runs the backend headless;
+``corral`` opens the console on the data directory's backend (the running one, else an embedded
+one); ``corral serve`` runs the backend headless;
 ``corral user`` and ``corral token`` administer the local database; ``corral ls``, ``create``,
 ``start``, ``stop``, ``rm``, ``settings`` and ``events`` manage containers through the API client
-(``corral.commands``), against ``--server`` or the embedded backend.
+(``corral.commands``), against ``--server`` or the data directory's backend.
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def _console_embedded(args: argparse.Namespace, config: Any) -> int:
+    """The console on the local data directory's backend: the one already serving it (another
+    console, ``corral serve``, a command), or one embedded in this process."""
     from backend.admin import Admin
-    from backend.server import EmbeddedBackend
+    from backend.data_dir_lock import DataDirBusy
+    from backend.server import BackendDidNotStart, local_backend
     from tui.app import CorralApp
 
     settings = _settings(args, port=0)
@@ -71,10 +75,12 @@ def _console_embedded(args: argparse.Namespace, config: Any) -> int:
         async with Admin(settings) as admin:
             return await admin.local_admin_jwt()
 
-    backend = EmbeddedBackend(settings)
     try:
-        url = backend.start()
-    except Exception as exc:
+        with local_backend(settings) as backend:
+            CorralApp(
+                backend.url, asyncio.run(token()), embedded=backend.embedded, config=config
+            ).run()
+    except (BackendDidNotStart, DataDirBusy) as exc:
         # The console still opens, and says what is wrong and how to fix it.
         CorralApp(
             "http://127.0.0.1:0",
@@ -84,10 +90,6 @@ def _console_embedded(args: argparse.Namespace, config: Any) -> int:
             startup_error=f"The embedded backend did not start: {exc}",
         ).run()
         return 1
-    try:
-        CorralApp(url, asyncio.run(token()), embedded=True, config=config).run()
-    finally:
-        backend.stop()  # containers keep running: only the backend stops
     return 0
 
 
@@ -103,6 +105,7 @@ def _log_to_file(path: Path) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from backend.app import RuntimeMissing
+    from backend.data_dir_lock import DataDirBusy
     from backend.server import serve
 
     overrides: dict[str, Any] = {}
@@ -113,23 +116,68 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args, **overrides)
     try:
         serve(settings)
+    except DataDirBusy as exc:
+        use = f"corral --server {exc.address.url}" if exc.address else "corral --server URL"
+        print(
+            f"corral serve: {exc}. One data directory has one backend: stop that one first, or "
+            f"use it ({use}; commands without --server find it by themselves).",
+            file=sys.stderr,
+        )
+        return 1
     except RuntimeMissing as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
+class _Refused(Exception):
+    """A command line that cannot be carried out as given (exit 2, one line, no traceback)."""
+
+
+def _new_password(args: argparse.Namespace) -> str | None:
+    """The new user's password: given, read from stdin, from $CORRAL_PASSWORD, or asked for, but
+    only on a terminal: a script without one gets a clear refusal, never a prompt at EOF."""
+    if args.no_password:
+        return None
+    if args.password_stdin:
+        line = sys.stdin.readline() if sys.stdin is not None else ""
+        password = line.rstrip("\r\n")
+        if not password:
+            raise _Refused("--password-stdin: no password on standard input (one line)")
+        return password
+    password = args.password or os.environ.get("CORRAL_PASSWORD")
+    if password:
+        return password
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise _Refused(
+            f"no terminal to ask for {args.name}'s password: pipe it to --password-stdin, set "
+            "$CORRAL_PASSWORD, or add a token-only user with --no-password"
+        )
+    try:
+        password = getpass.getpass(f"Password for {args.name}: ")
+    except EOFError:
+        password = ""
+    if not password:
+        raise _Refused("no password given (--no-password adds a token-only user)")
+    return password
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     from backend.admin import Admin, AdminError
 
-    password = args.password
-    if password is None and not args.no_password:
-        password = os.environ.get("CORRAL_PASSWORD") or getpass.getpass(
-            f"Password for {args.name}: "
-        )
+    settings = _settings(args)
+    try:
+        if args.tier not in settings.tiers:
+            raise _Refused(
+                f"unknown tier {args.tier!r}; the configured tiers are {', '.join(settings.tiers)}"
+            )
+        password = _new_password(args)
+    except _Refused as exc:
+        print(f"corral user add: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
     async def run() -> None:
-        async with Admin(_settings(args)) as admin:
+        async with Admin(settings) as admin:
             user = await admin.add_user(args.name, password, args.tier, args.admin)
             print(
                 f"added user {user.username} (tier {user.tier}{', admin' if user.is_admin else ''})"
@@ -197,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="corral",
         description="A console for per-user sandboxed containers (Docker + gVisor). With no "
-        "command, opens the console on an embedded backend.",
+        "command, opens the console on the data directory's backend (the running one, else "
+        "one embedded in this process).",
     )
     _add_data_dir(parser)
     add_server_options(parser)
@@ -218,9 +267,23 @@ def build_parser() -> argparse.ArgumentParser:
     user_sub = user.add_subparsers(title="user commands", metavar="COMMAND", required=True)
     add = user_sub.add_parser("add", help="add a user", description="Add a registered user.")
     add.add_argument("name")
-    add.add_argument("--password", help="the password (default: $CORRAL_PASSWORD, or prompt)")
-    add.add_argument("--no-password", action="store_true", help="token sign-in only")
-    add.add_argument("--tier", default="free", help="free, pro, enterprise (default free)")
+    secret = add.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password",
+        help="the password (visible to other users of this host: prefer --password-stdin; "
+        "default: $CORRAL_PASSWORD, else asked for on a terminal)",
+    )
+    secret.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    secret.add_argument("--no-password", action="store_true", help="token sign-in only")
+    add.add_argument(
+        "--tier",
+        default="free",
+        metavar="TIER",
+        help="one of the configured tiers: guest, free, pro, enterprise, and any that "
+        "config.toml adds (default free)",
+    )
     add.add_argument("--admin", action="store_true", help="make the user an administrator")
     _add_data_dir(add)
     add.set_defaults(func=cmd_user_add)

@@ -2,8 +2,9 @@
 ``settings``, ``shell``, ``events``), for people and scripts, all on ``corral.client``.
 
 They talk to ``--server URL --token TOKEN`` (or ``$CORRAL_SERVER``/``$CORRAL_TOKEN``), or, with no
-server given, to a backend started in this process on the local data directory, signed in as the
-local admin. Exit codes: 0 success, 1 the server refused (``error: <message>`` on stderr; with
+server given, to the local data directory's backend, signed in as the local admin: the one already
+serving it (found through its lock, ``backend.data_dir_lock``), else one started in this process
+for the command. Exit codes: 0 success, 1 the server refused (``error: <message>`` on stderr; with
 ``--json`` the error body also goes to stdout), 2 wrong usage.
 """
 
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
@@ -38,7 +40,8 @@ class Usage(Exception):
 
 @contextlib.contextmanager
 def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
-    """The server URL and token to use: the ones given, or an embedded backend's."""
+    """The server URL and token to use: the ones given, or else the local data directory's
+    backend (the one already serving it, or one started in this process), as the local admin."""
     server = getattr(args, "server", None) or os.environ.get("CORRAL_SERVER")
     token = getattr(args, "token", None) or os.environ.get("CORRAL_TOKEN")
     if server:
@@ -49,25 +52,24 @@ def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
     from pathlib import Path
 
     from backend.admin import Admin
-    from backend.server import EmbeddedBackend
+    from backend.data_dir_lock import DataDirBusy
+    from backend.server import BackendDidNotStart, local_backend
     from backend.settings import load_settings
 
     data_dir = getattr(args, "data_dir", None)
     settings = load_settings(data_dir=Path(data_dir).expanduser() if data_dir else None, port=0)
-    backend = EmbeddedBackend(settings)
-    try:
-        url = backend.start()
-    except Exception as exc:
-        raise CorralClientError(f"the embedded backend did not start: {exc}") from exc
-    try:
 
-        async def local_token() -> str:
-            async with Admin(settings) as admin:
-                return await admin.local_admin_jwt()
+    async def local_token() -> str:
+        async with Admin(settings) as admin:
+            return await admin.local_admin_jwt()
 
-        yield url, asyncio.run(local_token())
-    finally:
-        backend.stop()
+    try:
+        with local_backend(settings) as backend:
+            yield backend.url, asyncio.run(local_token())
+    except DataDirBusy as exc:
+        raise CorralClientError(f"{exc}, and has not published its address yet") from exc
+    except BackendDidNotStart as exc:
+        raise CorralClientError(f"the local backend did not start: {exc}") from exc
 
 
 def run(args: argparse.Namespace, action: Action) -> int:
@@ -198,10 +200,53 @@ async def shell(client: CorralClient, args: argparse.Namespace) -> int:
     return EXIT_API_ERROR if end.code is None else int(end.code)
 
 
+class _ConnectionNotes:
+    """What ``corral events`` says on stderr about its connection: that it was lost (and why),
+    each retry with its delay, and that it is back; events alone go to stdout."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.connected_once = False
+        self.lost_at: float | None = None
+        self.last_reason = ""
+
+    def state(self, state: str) -> None:
+        if state != "connected":
+            return
+        if self.lost_at is not None:
+            down = time.monotonic() - self.lost_at
+            _note(
+                f"connected again to {self.server} after {down:.1f} s; resuming where it left off"
+            )
+        self.connected_once = True
+        self.lost_at = None
+
+    def retry(self, delay_s: float, reason: str) -> None:
+        """Every retry is said (a silent wait looks like a hang); a reason only when new."""
+        if self.lost_at is None:
+            self.lost_at = time.monotonic()
+            lost = "lost the connection to" if self.connected_once else "cannot connect to"
+            _note(f"{lost} {self.server}: {reason}")
+            _note(f"retrying in {delay_s:.1f} s")
+        elif reason != self.last_reason:
+            _note(f"retrying in {delay_s:.1f} s ({reason})")
+        else:
+            _note(f"retrying in {delay_s:.1f} s")
+        self.last_reason = reason
+
+
+def _note(text: str) -> None:
+    print(f"corral events: {text}", file=sys.stderr, flush=True)
+
+
 async def events(client: CorralClient, args: argparse.Namespace) -> int:
     """Follow the stream, reconnecting as needed, until Ctrl+C (or ``--count`` messages)."""
     printed = 0
-    async with client.events(since=args.since, all_users=args.all) as stream:
+    notes = _ConnectionNotes(client.server)
+    stream = client.events(
+        since=args.since, all_users=args.all, on_state=notes.state, on_retry=notes.retry
+    )
+    async with stream:
         async for message in stream:
             if args.json:
                 _print_json(message)
@@ -242,8 +287,8 @@ def _client_options(add_data_dir: Callable[[argparse.ArgumentParser], None]) -> 
         "--server",
         metavar="URL",
         default=argparse.SUPPRESS,
-        help="the backend's URL (default: $CORRAL_SERVER; without one, a backend is started "
-        "in this process on the local data directory)",
+        help="the backend's URL (default: $CORRAL_SERVER; without one, the backend already "
+        "serving the local data directory, else one started in this process)",
     )
     group.add_argument(
         "--token",
@@ -307,12 +352,12 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
     p.set_defaults(func=command(create))
 
     for verb, text in (("start", "start a container"), ("stop", "stop a container")):
-        p = parser(verb, text, f"{text.capitalize()} (by ID, Docker ID prefix or database ID).")
-        p.add_argument("id", metavar="ID")
+        p = parser(verb, text, f"{text.capitalize()}.")
+        _id_argument(p)
         p.set_defaults(func=command(_lifecycle(verb)))
 
     p = parser("rm", "delete a container", "Delete a container and, unless kept, its volume.")
-    p.add_argument("id", metavar="ID")
+    _id_argument(p)
     p.add_argument("--keep-volume", action="store_true", help="keep the data volume")
     p.set_defaults(func=command(_lifecycle("rm")))
 
@@ -321,7 +366,7 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
         "rename or resize a container",
         "Change a container's name or resources. Resizing a running container restarts it.",
     )
-    p.add_argument("id", metavar="ID")
+    _id_argument(p)
     p.add_argument("--name", help="the new name")
     _resource_options(p)
     p.set_defaults(func=command(settings))
@@ -332,14 +377,15 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
         "An interactive shell (TTY) in a running container, or on an agent (agent:<uuid>). "
         "ctrl+] detaches; the exit code is the shell's.",
     )
-    p.add_argument("id", metavar="ID")
+    _id_argument(p)
     p.set_defaults(func=command(shell))
 
     p = parser(
         "events",
         "follow container events",
         "Print every change as it happens (first a list), until Ctrl+C. Reconnects on its own "
-        "and resumes where it left off.",
+        "and resumes where it left off; says on stderr when the connection is lost (a silent "
+        "server within seconds), each retry and its delay, and when it is back.",
     )
     p.add_argument("--since", type=int, metavar="SEQ", help="resume after this seq")
     p.add_argument("--all", action="store_true", help="every user's events (admins only)")
@@ -347,6 +393,15 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
     p.set_defaults(func=command(events))
 
     add_logs_and_volumes(sub, parent, command)
+
+
+def _id_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "id",
+        metavar="ID",
+        help="the container's name, database ID, Docker ID or a unique Docker ID prefix (12+); "
+        "the name and the database ID survive rebuilds",
+    )
 
 
 def _resource_options(p: argparse.ArgumentParser) -> None:

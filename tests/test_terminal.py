@@ -114,6 +114,23 @@ async def test_two_terminals_at_once_and_closing_ends_the_shell(
     await second.ws.close()
 
 
+async def test_large_output_arrives_whole_and_uncompressed(api: Api) -> None:
+    """Half a megabyte of output (past the exec stream's pause threshold) arrives complete and
+    in order; and frames are not deflated even when the client offers it (browsers always do):
+    compressing a one-byte echo costs more than it saves."""
+    _, headers = await api.user(tier="test")
+    made = await api.create(headers)
+    ws = await api.client.ws_connect(f"/ws/terminal/{made['id']}", headers=headers, compress=15)
+    assert ws.compress == 0
+    term = Term(ws)
+    await term._receive_once(10)
+    await term.send("stty -echo; seq 1 80000; echo end-$((6*7))\n")
+    await term.expect(r"end-42", timeout_s=60)
+    numbers = re.findall(r"^(\d+)\r?$", term.output, flags=re.MULTILINE)
+    assert [int(n) for n in numbers] == list(range(1, 80001))
+    await term.ws.close()
+
+
 async def test_refusals_before_the_upgrade(api: Api) -> None:
     _, headers = await api.user(tier="test")
     _, other = await api.user(tier="test")

@@ -28,6 +28,7 @@ from backend.auth.principal import Principal
 from backend.containers.catalog import Catalog
 from backend.containers.kept import KeptVolumes, missing_message
 from backend.containers.locks import KeyedLocks
+from backend.containers.lookup import UUID_RE, find_container, names_row
 from backend.containers.packages import PackageCache
 from backend.containers.recreate import Rebuilder
 from backend.containers.role_images import RoleImages
@@ -68,10 +69,6 @@ from backend.validation import (
 )
 
 log = logging.getLogger(__name__)
-
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-DOCKER_ID_RE = re.compile(r"^[0-9a-f]{64}$")
-DOCKER_PREFIX_RE = re.compile(r"^[0-9a-f]{12,63}$")
 
 
 @dataclass
@@ -152,25 +149,15 @@ class ContainerService:
         return int(value or 0)
 
     async def resolve(self, principal: Principal, ident: str) -> Container:
-        """Find a container by database ID, Docker ID or a unique Docker ID prefix (12+)."""
-        ident = ident.strip().lower()
-        if UUID_RE.match(ident):
-            condition = Container.id == ident
-        elif DOCKER_ID_RE.match(ident):
-            condition = Container.docker_id == ident
-        elif DOCKER_PREFIX_RE.match(ident):
-            condition = Container.docker_id.startswith(ident, autoescape=True)
-        else:
-            raise ContainerNotFound()
-        query = select(Container).where(condition).limit(2)
-        if not principal.is_admin:
-            query = query.where(Container.user_id == principal.user_id)
+        """The container ``ident`` names: a database ID, a Docker ID, a name or a unique Docker
+        ID prefix, in that order (``backend.containers.lookup``); 404 when none, or when it is
+        not the caller's."""
         async with self.sessions() as session:
-            rows = (await session.execute(query)).scalars().all()
-        if len(rows) != 1:
+            row = await find_container(session, principal, ident)
+        if row is None:
             raise ContainerNotFound()
-        self._remember(rows[0])
-        return rows[0]
+        self._remember(row)
+        return row
 
     async def reload(self, db_id: str) -> Container:
         async with self.sessions() as session:
@@ -205,21 +192,32 @@ class ContainerService:
     async def held(self, principal: Principal, ident: str) -> AsyncIterator[Container]:
         """The container ``ident`` names, locked, and read fresh inside the lock.
 
-        Full Docker IDs are remembered (they never move to another row), so the common case
-        costs one query; a remembered ID whose row changed or vanished gives the same 404 as an
-        unknown one, because the row read inside the lock is always checked again."""
+        Database IDs and full Docker IDs (remembered: they never move to another row) take the
+        lock at once, so the common case costs one query; anything else, or one of those that
+        does not name a container of the caller (it may still be a name), is looked up first.
+        The row read inside the lock is always checked again, so a rename, a rebuild or a
+        delete in between gives the same 404 as an unknown ID."""
         key = ident.strip().lower()
-        db_id = key if UUID_RE.match(key) else self._docker_ids.get(key)
-        if db_id is None:
-            db_id = (await self.resolve(principal, ident)).id
+        known = key if UUID_RE.match(key) else self._docker_ids.get(key)
+        if known is not None:
+            async with self.locks.hold(known):
+                row = await self._visible_row(principal, known, ident)
+                if row is not None:
+                    yield row
+                    return
+        db_id = (await self.resolve(principal, ident)).id
         async with self.locks.hold(db_id):
-            async with self.sessions() as session:
-                row = await session.get(Container, db_id)
-            if row is None or not (principal.is_admin or row.user_id == principal.user_id):
-                raise ContainerNotFound()
-            if not (UUID_RE.match(key) or (row.docker_id or "").startswith(key)):
+            row = await self._visible_row(principal, db_id, ident)
+            if row is None:
                 raise ContainerNotFound()
             yield row
+
+    async def _visible_row(self, principal: Principal, db_id: str, ident: str) -> Container | None:
+        async with self.sessions() as session:
+            row = await session.get(Container, db_id)
+        if row is None or not (principal.is_admin or row.user_id == principal.user_id):
+            return None
+        return row if names_row(row, ident) else None
 
     def _remember(self, row: Container) -> None:
         if row.docker_id:

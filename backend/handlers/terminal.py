@@ -44,7 +44,7 @@ async def terminal(request: web.Request) -> web.StreamResponse:
         await docker_shell.open(*_initial_size(request))
         await service.touch(row)
         shell = docker_shell
-    ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_SUBPROTOCOL,))
+    ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_SUBPROTOCOL,), compress=False)
     try:
         await ws.prepare(request)
     except BaseException:

@@ -4,15 +4,14 @@ interface only, so a sandbox's shell and an agent's shell behave the same to cli
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import uuid
 from typing import Protocol
 
 from backend.containers.sandbox import MOUNT_POINT
 from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerUnavailable
+from backend.terminal.exec_stream import ExecStream
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +46,14 @@ class DockerShell:
         self._container = container_id
         self._pidfile = f"/tmp/.corral-term-{uuid.uuid4().hex}.pid"
         self._exec_id = ""
-        self._sock: socket.socket | None = None
+        self._stream: ExecStream | None = None
 
     async def open(self, cols: int, rows: int) -> None:
         script = (
             f"echo $$ > {self._pidfile}; "
             "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"
         )
-        self._exec_id, self._sock = await self._docker.exec_tty(
+        self._exec_id, sock = await self._docker.exec_tty(
             self._container,
             ["/bin/sh", "-c", script],
             environment={"TERM": "xterm-256color", "HOME": MOUNT_POINT},
@@ -62,18 +61,18 @@ class DockerShell:
             cols=cols,
             rows=rows,
         )
+        try:
+            self._stream = await ExecStream.over(sock)
+        except BaseException:
+            sock.close()
+            raise
 
     async def read(self) -> bytes:
-        if self._sock is None:
-            return b""
-        try:
-            return await asyncio.get_running_loop().sock_recv(self._sock, 65536)
-        except OSError:
-            return b""
+        return b"" if self._stream is None else await self._stream.read()
 
     async def write(self, data: bytes) -> None:
-        if self._sock is not None and data:
-            await asyncio.get_running_loop().sock_sendall(self._sock, data)
+        if self._stream is not None and data:
+            await self._stream.write(data)
 
     async def resize(self, cols: int, rows: int) -> None:
         await self._docker.exec_resize(self._exec_id, cols, rows)
@@ -87,10 +86,9 @@ class DockerShell:
         return None
 
     async def close(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
         if not self._exec_id:
             return
         try:

@@ -287,13 +287,25 @@ class CorralClient:
     def stats(
         self,
         *,
-        all_users: bool = False,
         on_state: Callable[[str], None] | None = None,
+        all_users: bool = False,
         backoff: Backoff | None = None,
+        auth: WsAuth = "header",
+        on_retry: Callable[[float, str], None] | None = None,
+        heartbeat_s: float = 5.0,
     ) -> StatsStream:
         """The stats stream (every running container's latest sample, every couple of
-        seconds) as an async iterator that reconnects with backoff; use it in ``async with``."""
-        return StatsStream(self, all_users=all_users, backoff=backoff, on_state=on_state)
+        seconds) as an async iterator that reconnects with backoff like ``events()`` (same
+        ``on_state``, ``on_retry`` and heartbeat); use it in ``async with``."""
+        return StatsStream(
+            self,
+            all_users=all_users,
+            backoff=backoff,
+            auth=auth,
+            on_state=on_state,
+            on_retry=on_retry,
+            heartbeat_s=heartbeat_s,
+        )
 
     async def logs(
         self, ident: str, *, tail: int = 200, follow: bool = False, timestamps: bool = False
@@ -360,12 +372,24 @@ class CorralClient:
         backoff: Backoff | None = None,
         auth: WsAuth = "header",
         on_state: Callable[[str], None] | None = None,
+        on_retry: Callable[[float, str], None] | None = None,
+        heartbeat_s: float = 5.0,
     ) -> EventStream:
         """The event stream as an async iterator that survives disconnects: it reconnects with
         backoff and resumes with ``since=<last seq>``, so each event is yielded once, in order
-        (or a fresh ``list`` when the server no longer has the gap)."""
+        (or a fresh ``list`` when the server no longer has the gap). ``on_state`` hears
+        "connecting", "connected" and "reconnecting"; ``on_retry`` hears each wait before a
+        new attempt (seconds, and why); a silent server is given up after about 1.5 times
+        ``heartbeat_s``."""
         return EventStream(
-            self, since=since, all_users=all_users, backoff=backoff, auth=auth, on_state=on_state
+            self,
+            since=since,
+            all_users=all_users,
+            backoff=backoff,
+            auth=auth,
+            on_state=on_state,
+            on_retry=on_retry,
+            heartbeat_s=heartbeat_s,
         )
 
 
