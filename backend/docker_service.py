@@ -3,7 +3,9 @@
 Every SDK call is blocking, so each runs in a thread pool sized for concurrent work and never on the
 event loop. Docker's own errors are translated here, once, into ``DockerUnavailable`` (the engine
 cannot be reached: 503), ``DockerNotFound``, ``DockerConflict`` and ``DockerError``, with messages
-stripped of host paths, sockets and addresses so they are safe to show to a client.
+stripped of host paths, sockets and addresses so they are safe to show to a client. Long-lived
+streams (stats, logs) are read on the event loop instead, over the engine's socket
+(``backend.docker_http``), with the same errors.
 """
 
 from __future__ import annotations
