@@ -121,7 +121,7 @@ async def test_the_stream_carries_running_sandboxes_only(
         await api.create(other, name="theirs")
         await api.client.post(f"/api/containers/{off['id']}/stop", headers=headers)
         sampler = api.app[STATS]
-        assert sampler.streams == 0  # nobody watches: nothing runs
+        assert sampler.tasks == sampler.streams == 0  # nobody watches: nothing runs
 
         async with api.corral(headers) as client, client.stats() as stream:
             both = {one["db_id"], two["db_id"]}
@@ -137,7 +137,9 @@ async def test_the_stream_carries_running_sandboxes_only(
             await api.client.post(f"/api/containers/{off['id']}/start", headers=headers)
             await next_matching(stream, lambda m: ids(m) == {one["db_id"], off["db_id"]})
 
-        await wait_for(lambda: sampler.streams == 0 and len(sampler) == 0, what="streams closed")
+        await wait_for(
+            lambda: sampler.tasks == sampler.streams == len(sampler) == 0, what="streams closed"
+        )
 
 
 async def test_admins_may_follow_everyone_and_others_may_not(fast: Settings) -> None:
@@ -198,7 +200,7 @@ async def test_a_subscriber_that_does_not_read_holds_one_message(fast: Settings)
             assert isinstance(sub.pending, str)  # one message, the newest: never a queue
         finally:
             sampler.unsubscribe(sub)
-        assert sampler.streams == 0
+        await wait_for(lambda: sampler.tasks == sampler.streams == 0, what="streams closed")
 
 
 async def test_the_client_stream_reconnects_after_a_backend_restart(

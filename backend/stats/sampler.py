@@ -21,7 +21,6 @@ the newest samples and never a queue.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Coroutine
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.db.models import Container, iso, utcnow
 from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerNotFound, DockerUnavailable
+from backend.events.hub import wire
 from backend.events.log import Event
 from backend.stats.sample import Sample, is_stopped, usage_of
 
@@ -51,10 +51,6 @@ CONTAINER_EVENTS = frozenset(
 )
 RESYNC_S = 30.0
 FRESH_S = 2.5  # a sample at most this old answers GET .../stats without asking the engine
-
-
-def wire(message: object) -> str:
-    return json.dumps(message, separators=(",", ":"))
 
 
 class StatsSubscription:
@@ -117,8 +113,13 @@ class StatsSampler:
 
     @property
     def streams(self) -> int:
-        """How many engine stats streams are open now."""
+        """How many running sandboxes are followed (each by one engine stats stream)."""
         return len(self._followed)
+
+    @property
+    def tasks(self) -> int:
+        """How many of the sampler's tasks (the publisher, the streams' readers) still run."""
+        return sum(not task.done() for task in self._tasks)
 
     # -- subscribers ------------------------------------------------------------------------------
 
