@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import App, SuspendNotSupported, SystemCommand
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from corral.client import ApiError, CorralClient, CorralClientError, TransportError
+from tui import actions
 from tui.config import ConsoleConfig
-from tui.messages import BackendEvent, ConnectionChanged, ProfileLoaded
+from tui.messages import BackendEvent, ConnectionChanged, ProfileLoaded, StatsUpdate
 from tui.model import Fleet
 from tui.screens.main import MainScreen
 
@@ -82,6 +83,7 @@ class CorralApp(App[None]):
             return
         self.load_profile()
         self.follow_events()
+        self.follow_stats()
 
     async def on_unmount(self) -> None:
         await self.api.close()
@@ -92,7 +94,7 @@ class CorralApp(App[None]):
 
     # -- workers --------------------------------------------------------------------------------
 
-    @work(group="profile", exclusive=True)
+    @work(group="profile", exclusive=True, exit_on_error=False)
     async def load_profile(self) -> None:
         """Who we are, and the catalogs. Only ``/api/me`` must answer: with the engine down the
         image list cannot be checked, and the console still opens and says why."""
@@ -114,7 +116,7 @@ class CorralApp(App[None]):
                 f"The Docker engine is not reachable. {ENGINE_HINT}", severity="warning", timeout=20
             )
 
-    @work(group="events", exclusive=True)
+    @work(group="events", exclusive=True, exit_on_error=False)
     async def follow_events(self) -> None:
         def state(value: str) -> None:
             self.main_screen.post_message(ConnectionChanged(value))
@@ -127,8 +129,28 @@ class CorralApp(App[None]):
             state("failed")
             raise
 
+    @work(group="stats", exclusive=True, exit_on_error=False)
+    async def follow_stats(self) -> None:
+        """Live usage (CPU, memory used) of running containers, from the backend's stats
+        stream. A backend without one leaves the limits shown, and says nothing."""
+        open_stream = getattr(self.api, "stats", None)  # a client from before the stream
+        if open_stream is None:
+            return
+        try:
+            async with open_stream() as stream:
+                async for message in stream:
+                    samples = message.get("stats")
+                    if isinstance(samples, list):
+                        self.main_screen.post_message(StatsUpdate(list(samples)))
+        except (ApiError, CorralClientError, AttributeError):
+            return
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place a failed worker becomes a notification (forms show their own)."""
+        self.worker_failed(event)
+
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker becomes a notification (the app's own workers, and
+        every screen's through ``ReportsWorkerErrors``; forms also show their own)."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.notify(
                 describe_error(event.worker.error), title="Error", severity="error", timeout=10
@@ -137,16 +159,27 @@ class CorralApp(App[None]):
     # -- the shell ------------------------------------------------------------------------------
 
     async def open_shell(self, container: dict[str, Any]) -> None:
-        """Suspend the dashboard, attach this terminal to the shell, come back when it ends."""
+        """Suspend the dashboard, attach this terminal to the shell, come back when it ends.
+
+        The session runs on this event loop (the embedded backend shares it), so the app keeps
+        running while suspended: ``batch_update`` holds every repaint until the shell ends.
+        Without it, a blinking cursor or an event's repaint queues output for a writer that
+        is not running, and once its queue fills the console hangs for good."""
         from corral.client.terminal import attach
 
         name = container.get("name")
         try:
-            with self.suspend():
-                print(f"\r\nShell in {name}; ctrl+] comes back to the console.\r\n", flush=True)
-                end = await attach(self.api, str(container["id"]))
+            with self.batch_update(), self.suspend():
+                # A clean screen, so the shell does not open over the last one's output.
+                print(
+                    f"\x1b[H\x1b[2JShell in {name}; ctrl+] comes back to the console.\r", flush=True
+                )
+                end = await attach(self.api, str(container.get("db_id") or container["id"]))
         except (ApiError, TransportError) as exc:
             self.notify(describe_error(exc), severity="error")
+            return
+        except SuspendNotSupported:
+            self.notify(f"A shell needs a real terminal: run 'corral shell {name}'.")
             return
         if end.detached:
             self.notify(f"Detached from {name}")
@@ -156,24 +189,29 @@ class CorralApp(App[None]):
     # -- command palette ------------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Corral's actions that apply now, each with its key as it is now; of Textual's own,
+        only the theme switch (its key list, screenshot and maximize are not Corral's)."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Theme":
+                yield command
         if not isinstance(screen, MainScreen):
             return
-        commands = [
-            ("New container", "Create a container (n)", "create"),
-            ("Start", "Start the selected container (s)", "start"),
-            ("Stop", "Stop the selected container or disconnect the agent (x)", "stop"),
-            ("Restart", "Stop then start the selected container (r)", "restart"),
-            ("Delete", "Delete the selected container or forget the agent (d)", "delete"),
-            ("Settings", "Rename or resize the selected container (e)", "settings"),
-            ("Shell", "Open a shell in the selected container or agent (enter)", "shell"),
-            ("Filter", "Filter the table (/)", "filter"),
-            ("Sort", "Sort by the next column (o)", "sort"),
-            ("Copy ID", "Copy the selected row's ID (c)", "copy_id"),
-            ("Toggle event log", "Show or hide the event log (l)", "toggle_log"),
-            ("Toggle details", "Show or hide the details pane (i)", "toggle_details"),
-            ("Help", "Every key binding and what it does (?)", "help"),
-        ]
-        for title, help_text, action in commands:
-            if screen.check_action(action, ()):
-                yield SystemCommand(title, help_text, getattr(screen, f"action_{action}"))
+        for action in actions.ACTIONS:
+            if screen.check_action(action.id, ()):
+                yield SystemCommand(
+                    action.title,
+                    f"{action.help} ({actions.key_display(self, action)})",
+                    getattr(screen, f"action_{action.id}"),
+                )
+
+    # -- views ----------------------------------------------------------------------------------
+
+    def open_logs(self, container: dict[str, Any]) -> None:
+        from tui.screens.logs import LogsScreen
+
+        self.push_screen(LogsScreen(container))
+
+    def open_volumes(self) -> None:
+        from tui.screens.volumes import VolumesScreen
+
+        self.push_screen(VolumesScreen(self.main_screen.limits))

@@ -26,8 +26,8 @@ TEMPLATE = """\
 theme = "{theme}"
 
 [keys]
-# Override a binding: its ID = the keys, comma-separated. IDs: create, start, stop, restart,
-# delete, settings, shell, filter, sort, copy_id, toggle_log, help, quit.
+# Override a binding: its ID = the keys, comma-separated. IDs:
+{ids}
 # start = "s,f5"
 """
 
@@ -67,7 +67,7 @@ class ConsoleConfig:
         """Write the commented defaults once, so there is a file to edit."""
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(TEMPLATE.format(theme=self.theme))
+            self.path.write_text(TEMPLATE.format(theme=self.theme, ids=_wrapped_ids()))
 
     def save_theme(self, theme: str) -> None:
         """Remember the theme, changing only that line of the user's file."""
@@ -81,3 +81,12 @@ class ConsoleConfig:
         else:
             lines.insert(0, f'theme = "{theme}"')
         self.path.write_text("\n".join(lines) + "\n")
+
+
+def _wrapped_ids() -> str:
+    """The binding IDs from the action registry, as comment lines."""
+    import textwrap
+
+    from tui.actions import key_ids
+
+    return "\n".join(f"# {line}" for line in textwrap.wrap(key_ids(), 94))

@@ -48,6 +48,16 @@ def megabytes(value: Any) -> str:
     return f"{value} MB"
 
 
+def compact_megabytes(value: Any) -> str:
+    """A short size for tight cells: ``512M``, ``1G``, ``1.5G``."""
+    if not isinstance(value, int | float):
+        return "—"
+    if value >= 1024:
+        text = f"{value / 1024:.1f}".removesuffix(".0")
+        return f"{text}G"
+    return f"{value:.0f}M"
+
+
 def millicores(value: Any) -> str:
     """CPUs from millicores: 1000 → ``1``, 500 → ``0.5``, 250 → ``0.25``."""
     if not isinstance(value, int):
@@ -116,3 +126,17 @@ def short_image(image: Any) -> str:
 
 def short_event(kind: str) -> str:
     return kind.removeprefix("container_")
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], ceiling: float | None = None) -> str:
+    """A one-line chart of ``values`` (scaled to ``ceiling``, or to their largest)."""
+    if not values:
+        return ""
+    top = ceiling if ceiling else max(values)
+    if top <= 0:
+        return SPARKS[0] * len(values)
+    last = len(SPARKS) - 1
+    return "".join(SPARKS[max(0, min(last, round(v / top * last)))] for v in values)

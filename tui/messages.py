@@ -40,3 +40,11 @@ class ProfileLoaded(Message):
         self.roles = roles
         self.health = health
         super().__init__()
+
+
+class StatsUpdate(Message):
+    """The latest usage samples of running containers (from the stats stream)."""
+
+    def __init__(self, samples: list[dict[str, Any]]) -> None:
+        self.samples = samples
+        super().__init__()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RECENT_EVENTS = 12
+STATS_HISTORY = 60  # samples kept per container, for the details pane's sparkline
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,32 @@ class Fleet:
     recent: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
     limit: int | None = None
     last_seq: int | None = None
+    # What the console itself is doing to a row ("stopping…"), until the events say the rest.
+    activity: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
+
+    def shown_progress(self, key: str) -> dict[str, Any] | None:
+        """The operation a row shows: the backend's progress, else the console's own activity
+        (with no percentage: the backend did not say one)."""
+        progress = self.progress.get(key)
+        if progress is not None:
+            return progress
+        label = self.activity.get(key)
+        return {"activity": label, "message": label} if label else None
+
+    def set_activity(self, key: str, label: str | None) -> None:
+        if label:
+            self.activity[key] = label
+        else:
+            self.activity.pop(key, None)
+
+    def add_stats(self, key: str, sample: dict[str, Any]) -> None:
+        self.stats[key] = sample
+        self.history.setdefault(key, deque(maxlen=STATS_HISTORY)).append(sample)
+
+    def stats_history(self, key: str) -> list[dict[str, Any]]:
+        return list(self.history.get(key, []))
 
     @staticmethod
     def key_of(container: dict[str, Any]) -> str:
@@ -50,6 +77,8 @@ class Fleet:
         if kind == "container_deleted" or payload.get("status") == "deleted":
             self.items.pop(key, None)
             self.progress.pop(key, None)
+            self.stats.pop(key, None)
+            self.history.pop(key, None)
             return [Change("remove", key)]
         if "status" not in payload:
             return []

@@ -46,4 +46,4 @@ def row_of(app: CorralApp, name: str) -> dict[str, Any] | None:
 
 def status_cell(app: CorralApp, key: str) -> str:
     table = app.main_screen.query_one(ContainerTable)
-    return str(table.get_cell(key, "status").plain)
+    return table.cell_text(key, "status")

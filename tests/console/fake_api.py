@@ -129,11 +129,25 @@ class FakeApi:
     server = "http://corral.example:8420"
 
     def __init__(
-        self, fleet: list[dict[str, Any]] | None = None, events: list[dict[str, Any]] | None = None
+        self,
+        fleet: list[dict[str, Any]] | None = None,
+        events: list[dict[str, Any]] | None = None,
+        with_stats: bool = True,
     ) -> None:
+        self.with_stats = with_stats
         self.fleet = sample_fleet() if fleet is None else fleet
         self.log = busy_log(self.fleet) if events is None else events
         self.calls: list[str] = []
+        self.kept: list[dict[str, Any]] = [
+            {
+                "name": "corral-vol-0000000a-0000-4000-8000-00000000000a",
+                "size_mb": 2048,
+                "used_mb": 312.5,
+                "container_name": "old-notes",
+                "container_db_id": "0000000a-0000-4000-8000-00000000000a",
+                "kept_at": STAMP,
+            }
+        ]
 
     async def me(self) -> dict[str, Any]:
         return {
@@ -183,6 +197,32 @@ class FakeApi:
     def events(self, *, on_state: Callable[[str], None] | None = None, **_: Any) -> FakeStream:
         return FakeStream(self, on_state)
 
+    def stats(self, *, on_state: Callable[[str], None] | None = None, **_: Any) -> FakeStats:
+        return FakeStats(self)
+
+    async def logs(
+        self, ident: str, *, tail: int = 200, follow: bool = False, **_: Any
+    ) -> AsyncIterator[str]:
+        self.calls.append("logs")
+        for line in LOG_LINES:
+            yield line
+        if follow:
+            await asyncio.Event().wait()  # a follow that sees nothing new
+
+    async def get_container(self, ident: str) -> dict[str, Any]:
+        for item in self.fleet:
+            if ident in (item.get("db_id"), item.get("id"), item.get("name")):
+                return dict(item)
+        raise KeyError(ident)
+
+    async def volumes(self) -> dict[str, Any]:
+        return {"volumes": [dict(v) for v in self.kept], "count": len(self.kept)}
+
+    async def delete_volume(self, name: str) -> dict[str, Any]:
+        self.calls.append("delete_volume")
+        self.kept = [v for v in self.kept if v["name"] != name]
+        return {"message": "volume deleted", "name": name}
+
     async def close(self) -> None:
         return None
 
@@ -192,6 +232,53 @@ class FakeApi:
             return {"message": f"{name} done", "id": args[0] if args else "", "name": ""}
 
         return record
+
+
+LOG_LINES = [
+    "corral: sandbox started (corral/debian:bookworm, role python, 2048 MB, 2 CPUs)",
+    "serving on :8000",
+    "GET / 200",
+    "GET /favicon.ico 404",
+]
+
+
+def stats_sample(item: dict[str, Any], index: int) -> dict[str, Any]:
+    """Fixed usage for a running container (pictures must not change between runs)."""
+    return {
+        "id": item["id"],
+        "db_id": item["db_id"],
+        "name": item["name"],
+        "cpu_percent": 12.0 * index,
+        "memory_used_mb": 128.0 * index,
+        "memory_limit_mb": item["resources"]["memory_mb"],
+        "pids": 3,
+        "timestamp": STAMP,
+    }
+
+
+class FakeStats:
+    """The stats stream: one message with every running container's usage, then silence."""
+
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
+
+    async def __aenter__(self) -> FakeStats:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        running = [c for c in self.api.fleet if c.get("status") == "running"]
+        running = [c for c in running if c.get("session_type") != "agent"]
+        if not self.api.with_stats:
+            running = []
+        yield {
+            "type": "stats",
+            "timestamp": STAMP,
+            "stats": [stats_sample(c, i) for i, c in enumerate(running, start=1)],
+        }
+        await asyncio.Event().wait()
 
 
 class FakeStream:

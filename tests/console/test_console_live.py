@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import docker
-from textual.widgets import Checkbox, Input, Static
+from textual.widgets import Input, Static, Switch
 
 from tests.conftest import Api, sh
 from tests.console.conftest import make_app, row_of, status_cell, until
@@ -63,7 +63,7 @@ async def test_create_stop_start_and_delete_from_the_keyboard(
 
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDelete), what="the confirmation")
-        app.screen.query_one("#keep", Checkbox).value = True
+        app.screen.query_one("#keep", Switch).value = True
         app.screen.query_one("#confirm").focus()
         await pilot.press("enter")
         await until(pilot, lambda: row_of(app, "web-1") is None, what="the row to go")
@@ -90,8 +90,8 @@ async def test_settings_form_validates_inline_and_restarts_with_data_kept(
         memory.value = "99999"
         await pilot.pause()
         hint = memory.parent.parent.query_one(".field-hint", Static)  # type: ignore[union-attr]
-        assert hint.has_class("invalid")
-        assert "between 64 and 2048" in str(hint.render())
+        assert hint.display
+        assert "Memory must be between 64 and 2048 MB" in str(hint.render())
         memory.focus()
         await pilot.press("enter")
         await pilot.pause()
@@ -100,7 +100,7 @@ async def test_settings_form_validates_inline_and_restarts_with_data_kept(
 
         memory.value = "256"
         await pilot.pause()
-        assert not hint.has_class("invalid")
+        assert not hint.display
         memory.focus()
         await pilot.press("enter")
         await until(

@@ -10,16 +10,14 @@ from tests.console.fake_api import FakeApi, container
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
 from tui.messages import BackendEvent
-from tui.widgets.table import COLUMNS, ContainerTable
+from tui.widgets.columns import COLUMNS
+from tui.widgets.table import ContainerTable
 
 COUNT = 1000
 
 
 def _snapshot(table: ContainerTable) -> dict[str, list[str]]:
-    return {
-        str(row.value): [str(getattr(c, "plain", c)) for c in table.get_row(row)]
-        for row in table.rows
-    }
+    return {key: table.row_texts(key) for key in table.row_keys}
 
 
 async def test_one_event_repaints_only_its_row(tmp_path: Path) -> None:
@@ -33,7 +31,7 @@ async def test_one_event_repaints_only_its_row(tmp_path: Path) -> None:
         await until(pilot, lambda: table.row_count == COUNT, what="1,000 rows")
         table.move_cursor(row=500)
         await pilot.pause()
-        cursor_before = table.cursor_coordinate
+        cursor_before = table.selected_key()
         before = _snapshot(table)
         writes_before = table.cell_writes
 
@@ -49,7 +47,7 @@ async def test_one_event_repaints_only_its_row(tmp_path: Path) -> None:
         app.main_screen.post_message(BackendEvent(message))
         await until(
             pilot,
-            lambda: "running" in str(table.get_cell(target["db_id"], "status")),
+            lambda: "running" in table.cell_text(target["db_id"], "status"),
             what="the event",
         )
 
@@ -60,6 +58,6 @@ async def test_one_event_repaints_only_its_row(tmp_path: Path) -> None:
         changed = {key for key in before if before[key] != after[key]}
         assert changed == {target["db_id"]}
         assert table.cell_writes - writes_before == 1  # only the status cell of that row
-        assert table.cursor_coordinate == cursor_before
+        assert table.selected_key() == cursor_before
         assert table.row_count == COUNT
         assert len(COLUMNS) == len(after[target["db_id"]])

@@ -9,10 +9,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, ProgressBar, Static
 
 from corral.client import ApiError
-from tui.widgets.fields import Field
+from tui.app_access import ReportsWorkerErrors
+from tui.widgets.fields import Field, humanize
 
 
-class FormScreen(ModalScreen[Any]):
+class FormScreen(ReportsWorkerErrors, ModalScreen[Any]):
     BINDINGS = [("escape", "cancel", "Cancel")]
 
     def fields_valid(self) -> bool:
@@ -30,22 +31,28 @@ class FormScreen(ModalScreen[Any]):
     def show_api_error(self, error: ApiError) -> None:
         """A refusal appears in the form, next to its field when it names one."""
         self.busy(False)
-        self.query_one("#form-error", Static).update(f"{error.error}: {error.message}")
+        self.query_one("#form-error", Static).update(humanize(f"{error.error}: {error.message}"))
         if error.field:
             for field in self.query(Field):
                 if field.input.id == error.field:
                     field.show_error(error.message)
+                    field.input.focus()
 
     def show_error(self, text: str) -> None:
         self.busy(False)
         self.query_one("#form-error", Static).update(text)
 
+    def clear_error(self) -> None:
+        self.query_one("#form-error", Static).update("")
+
     def busy(self, running: bool, text: str = "", progress: int | None = None) -> None:
+        """Show what runs: a bar when the backend says how far it is, the words alone when it
+        does not (an indeterminate bar would show "--%")."""
         bar = self.query_one("#form-progress", ProgressBar)
-        bar.display = running
+        bar.display = running and progress is not None
         if running:
-            bar.update(total=100 if progress is not None else None, progress=progress or 0)
-            self.query_one("#form-error", Static).update("")
+            bar.update(total=100, progress=progress or 0)
+            self.clear_error()
         self.query_one("#form-status", Static).update(text)
         for button in self.query("Button.submit"):
             button.disabled = running

@@ -1,12 +1,16 @@
-"""Help: every key binding (with the user's overrides) and what it does."""
+"""Help: every key (with the user's overrides, as they are now) and what it does."""
 
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
+
+from tui import actions
+from tui.app_access import corral_app
 
 
 class HelpScreen(ModalScreen[None]):
@@ -16,23 +20,25 @@ class HelpScreen(ModalScreen[None]):
         ("q", "close", "Close"),
     ]
 
-    def __init__(self, bindings: list[tuple[str, str]]) -> None:
-        super().__init__()
-        self.bindings = bindings
-
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
-        for key, description in self.bindings:
-            table.add_row(key, description)
-        with Vertical(id="dialog"):
+        app = corral_app(self)
+        for action in actions.ACTIONS:
+            table.add_row(actions.key_display(app, action), action.help)
+        for keys, what in actions.NAVIGATION:
+            table.add_row(keys, what)
+        path = app.config.path
+        with VerticalScroll(id="dialog"):
             yield Label("Keys", classes="title")
             yield Static(table)
             yield Static(
-                "Click a column header to sort by it. Actions that do not apply to the "
-                "selected row are greyed out in the footer. Keys can be changed in "
-                "~/.config/corral/console.toml ([keys]).",
+                Text(
+                    "Click a column header to sort by it (again to reverse). Actions that do "
+                    "not apply to the selected row are greyed out. Keys can be changed in "
+                    f"{path}, section [keys], by the IDs: {actions.key_ids()}."
+                ),
                 classes="hint",
             )
             yield Static("esc closes", classes="hint")

@@ -1,7 +1,8 @@
 """The dashboard: header, containers table, details pane, live event log, footer.
 
 Everything on it changes from the event stream alone; the user's actions go out through the
-client in workers, and their results come back as events like anyone else's changes."""
+client in workers, and their results come back as events like anyone else's changes. While an
+action runs, its row says so ("stopping…") until the events tell what happened."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from typing import Any
 
 from textual import events, on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import Footer, Input, Static
 
-from tui.messages import BackendEvent, ConnectionChanged, ProfileLoaded
+from tui import actions
+from tui.app_access import ReportsWorkerErrors, corral_app
+from tui.changes import describe_change
+from tui.commands import CommandLine
+from tui.messages import BackendEvent, ConnectionChanged, ProfileLoaded, StatsUpdate
 from tui.model import Fleet
 from tui.widgets.details import DetailsPane
 from tui.widgets.event_log import EventLogPanel
@@ -24,33 +28,23 @@ from tui.widgets.table import ContainerTable
 NARROW = 130
 STARTABLE = {"stopped", "missing", "error"}
 STOPPABLE = {"running", "configuring"}
+VERBS = {
+    "start": ("Starting", "started"),
+    "stop": ("Stopping", "stopped"),
+    "restart": ("Restarting", "restarted"),
+    "delete": ("Deleting", "deleted"),
+}
 
 
-class MainScreen(Screen[None]):
-    BINDINGS = [
-        Binding("n", "create", "New", id="create"),
-        Binding("s", "start", "Start", id="start"),
-        Binding("x", "stop", "Stop", id="stop"),
-        Binding("r", "restart", "Restart", id="restart"),
-        Binding("d", "delete", "Delete", id="delete"),
-        Binding("e", "settings", "Settings", id="settings"),
-        Binding("enter", "shell", "Shell", id="shell", priority=True),
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("o", "sort", "Sort", id="sort"),
-        Binding("c", "copy_id", "Copy ID", id="copy_id"),
-        Binding("l", "toggle_log", "Log", id="toggle_log"),
-        Binding("i", "toggle_details", "Details", id="toggle_details"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
-    ]
+class MainScreen(ReportsWorkerErrors, Screen[None]):
+    BINDINGS = actions.bindings()
 
     def __init__(self, fleet: Fleet) -> None:
         super().__init__()
         self.fleet = fleet
         self.limits: dict[str, Any] = {}
         self.me: dict[str, Any] = {}
-        self._bindings_for: tuple[Any, Any] | None = None
+        self._bindings_for: tuple[Any, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
@@ -60,12 +54,15 @@ class MainScreen(Screen[None]):
         with Horizontal(id="body"):
             yield ContainerTable(id="containers")
             yield DetailsPane(id="details")
+        yield Static(id="bulk")
         yield EventLogPanel(id="events")
-        yield Footer()
+        yield CommandLine(id="command")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#table-filter").display = False
-        self.set_interval(30, self._tick)
+        self.query_one("#bulk").display = False
+        self.set_interval(1, self._tick)
         self.table.focus()
         self._show_selected()
 
@@ -86,21 +83,31 @@ class MainScreen(Screen[None]):
     @on(BackendEvent)
     def apply_event(self, event: BackendEvent) -> None:
         message = event.message
+        payload = message.get("container") or {}
+        before = self.fleet.items.get(self.fleet.key_of(payload)) if payload else None
         changes = self.fleet.apply(message)
         for change in changes:
             if change.kind == "remove":
                 self.table.drop(change.key)
             else:
                 container = self.fleet.items[change.key]
-                self.table.upsert(change.key, container, self.fleet.progress.get(change.key))
-        self.query_one(EventLogPanel).add(message)
+                self.table.upsert(change.key, container, self.fleet.shown_progress(change.key))
+        after = self.fleet.items.get(self.fleet.key_of(payload)) if payload else None
+        self.query_one(EventLogPanel).add(message, describe_change(message, before, after))
         self._update_usage()
-        selected = self.table.selected_key()
-        if selected is None or any(c.key == selected for c in changes):
+        if any(c.key == self.table.selected_key() for c in changes):
             self._show_selected()
         self._refresh_bindings_if_needed()
         if self.app.screen is not self:
             self.app.screen.post_message(BackendEvent(message))
+
+    @on(StatsUpdate)
+    def apply_stats(self, event: StatsUpdate) -> None:
+        for sample in event.samples:
+            key = str(sample.get("db_id") or sample.get("id"))
+            self.fleet.add_stats(key, sample)
+            self.table.set_stats(key, sample)
+        self._show_selected()
 
     @on(ConnectionChanged)
     def connection_changed(self, event: ConnectionChanged) -> None:
@@ -114,8 +121,7 @@ class MainScreen(Screen[None]):
         admin = " (admin)" if user.get("admin") else ""
         self.header.user = f"{user.get('username', '?')}{admin}"
         self.header.tier = str(event.me.get("tier", ""))
-        health = event.health
-        if health.get("docker") != "ok":
+        if event.health.get("docker") != "ok":
             self.header.engine = "engine down: run just engine"
         self._update_usage()
         self._show_selected()
@@ -125,35 +131,39 @@ class MainScreen(Screen[None]):
         if limit:
             self.header.usage = f"{self.fleet.container_count()}/{limit}"
 
-    @on(DataTable.RowHighlighted)
-    def row_highlighted(self, _: DataTable.RowHighlighted) -> None:
+    @on(ContainerTable.CursorMoved)
+    def row_highlighted(self, _: ContainerTable.CursorMoved) -> None:
         self._show_selected()
         self._refresh_bindings_if_needed()
 
+    @on(ContainerTable.MarksChanged)
+    def marks_changed(self, event: ContainerTable.MarksChanged) -> None:
+        count = len(event.keys)
+        self.header.marked = f"{count} marked" if count else ""
+        self._refresh_bindings_if_needed()
+
     def _refresh_bindings_if_needed(self) -> None:
-        """Refresh the footer only when what applies to the selected row changed: rebuilding
-        the footer on every event would cost more than everything else an event does."""
-        container = self.selected()
-        signature = (
-            None if container is None else (container.get("status"), container.get("session_type"))
-        )
+        """Refresh the footer only when what applies changed: rebuilding the footer on every
+        event would cost more than everything else an event does."""
+        states = [(c.get("status"), c.get("session_type")) for c in self._targets()]
+        signature = (*states, len(self.table.marked))
         if signature != self._bindings_for:
             self._bindings_for = signature
             self.refresh_bindings()
-
-    @on(DataTable.HeaderSelected)
-    def header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self.table.sort_on(str(event.column_key.value))
 
     def _show_selected(self) -> None:
         key = self.table.selected_key()
         container = self.fleet.items.get(key) if key else None
         recent = list(self.fleet.recent.get(key, [])) if key else []
-        progress = self.fleet.progress.get(key) if key else None
-        self.query_one(DetailsPane).show(container, self.limits, recent, progress)
+        progress = self.fleet.shown_progress(key) if key else None
+        stats = self.fleet.stats_history(key) if key else []
+        self.query_one(DetailsPane).show(container, self.limits, recent, progress, stats)
 
     def _tick(self) -> None:
-        self.table.tick(self.fleet.items)
+        self.table.tick()
+        selected = self.selected()
+        if selected is not None and selected.get("status") == "running":
+            self._show_selected()  # its uptime moves on
 
     # -- which actions apply --------------------------------------------------------------------
 
@@ -161,26 +171,22 @@ class MainScreen(Screen[None]):
         key = self.table.selected_key()
         return self.fleet.items.get(key) if key else None
 
+    def _targets(self) -> list[dict[str, Any]]:
+        """The marked rows, or the cursor's row."""
+        return [self.fleet.items[k] for k in self.table.selected_keys() if k in self.fleet.items]
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Actions that do not apply to the selected row are disabled (greyed in the footer)."""
-        needs_row = {"start", "stop", "restart", "delete", "settings", "shell", "copy_id"}
-        if action not in needs_row:
+        """Actions that apply to no selected row are disabled (greyed in the footer)."""
+        single = {"settings", "shell", "copy_id", "logs", "inspect"}
+        bulk = {"start", "stop", "restart", "delete"}
+        if action not in single | bulk:
             return True
-        container = self.selected()
-        if container is None:
+        targets = self._targets()
+        if action in single:
+            targets = targets[:1] if not self.table.marked else [self.selected() or {}]
+        if not targets or not targets[0]:
             return None
-        status = container.get("status")
-        agent = container.get("session_type") == "agent"
-        applies = {
-            "start": not agent and status in STARTABLE,
-            "stop": status in STOPPABLE or (agent and status == "running"),
-            "restart": not agent and status == "running",
-            "delete": True,
-            "settings": not agent and status not in ("creating",),
-            "shell": status in STOPPABLE,
-            "copy_id": True,
-        }
-        return True if applies[action] else None
+        return True if any(_applies(action, c) for c in targets) else None
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -202,32 +208,75 @@ class MainScreen(Screen[None]):
     def action_delete(self) -> None:
         from tui.screens.confirm_delete import ConfirmDelete
 
-        container = self.selected()
-        if container is None:
+        targets = [c for c in self._targets() if _applies("delete", c)]
+        if not targets:
             return
 
         def done(answer: tuple[bool, bool] | None) -> None:
             if answer and answer[0]:
-                self._delete(container, keep_volume=answer[1])
+                self._bulk("delete", targets, keep_volume=answer[1])
 
-        self.app.push_screen(ConfirmDelete(container), done)
+        self.app.push_screen(ConfirmDelete(targets), done)
 
     def action_start(self) -> None:
-        if (container := self.selected()) is not None:
-            self._lifecycle("start", container)
+        self._confirm_then("start")
 
     def action_stop(self) -> None:
-        if (container := self.selected()) is not None:
-            self._lifecycle("stop", container)
+        self._confirm_then("stop")
 
     def action_restart(self) -> None:
-        if (container := self.selected()) is not None:
-            self._lifecycle("restart", container)
+        self._confirm_then("restart")
+
+    def _confirm_then(self, verb: str) -> None:
+        """One container: at once. Several marked: one confirmation naming them all."""
+        from tui.screens.confirm import Confirm
+
+        targets = [c for c in self._targets() if _applies(verb, c)]
+        if not targets:
+            return
+        if len(targets) == 1:
+            self._bulk(verb, targets)
+            return
+        names = ", ".join(str(c.get("name")) for c in targets)
+        question = f"{verb.capitalize()} {len(targets)} containers?"
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._bulk(verb, targets)
+
+        self.app.push_screen(Confirm(question, names, verb.capitalize()), done)
 
     def action_shell(self) -> None:
+        from tui.screens.confirm import Confirm
+
         container = self.selected()
-        if container is not None:
-            self.app.call_later(self.app.open_shell, container)  # type: ignore[attr-defined]
+        if container is None:
+            return
+        if container.get("status") in STOPPABLE:
+            self._open_shell(container)
+            return
+        if container.get("session_type") == "agent" or container.get("status") not in STARTABLE:
+            self.notify(f"{container.get('name')} is {container.get('status')}: no shell now.")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._start_then_shell(container)
+
+        self.app.push_screen(
+            Confirm(
+                f"{container.get('name')} is {container.get('status')}.",
+                "Start it and open a shell?",
+                "Start",
+            ),
+            done,
+        )
+
+    def _open_shell(self, container: dict[str, Any]) -> None:
+        # Leave any input first: a focused input's blinking cursor would keep repainting a
+        # suspended screen.
+        self.table.focus()
+        self.app.call_later(corral_app(self).open_shell, container)
 
     def action_filter(self) -> None:
         box = self.query_one("#table-filter", Input)
@@ -240,12 +289,17 @@ class MainScreen(Screen[None]):
             box.value = ""
             box.display = False
             self.table.focus()
+        else:
+            self.table.clear_marks()
+
+    def key_escape(self) -> None:
+        self.action_clear_filter()
 
     @on(Input.Changed, "#table-filter")
     def filter_changed(self, event: Input.Changed) -> None:
         self.table.filter_text = event.value.strip()
         self.table.show(
-            (key, c, self.fleet.progress.get(key)) for key, c in self.fleet.items.items()
+            (key, c, self.fleet.shown_progress(key)) for key, c in self.fleet.items.items()
         )
         self._show_selected()
 
@@ -255,13 +309,25 @@ class MainScreen(Screen[None]):
 
     def action_sort(self) -> None:
         column = self.table.cycle_sort()
-        self.notify(f"Sorted by {column}", timeout=2)
+        self.notify(f"Sorted by {column} (O reverses)", timeout=2)
+
+    def action_reverse_sort(self) -> None:
+        self.table.reverse_sort()
+
+    def action_mark(self) -> None:
+        self.table.action_toggle_mark()
 
     def action_copy_id(self) -> None:
         container = self.selected()
-        if container is not None:
-            self.app.copy_to_clipboard(str(container["id"]))
-            self.notify(f"Copied {container['id']}", timeout=3)
+        if container is None:
+            return
+        ident = str(container.get("db_id") or container["id"])
+        self.app.copy_to_clipboard(ident)
+        self.notify(
+            f"Copied {ident}: the database ID, which stays the same when the container is "
+            "rebuilt (the Docker ID changes).",
+            timeout=5,
+        )
 
     def action_toggle_details(self) -> None:
         pane = self.query_one(DetailsPane)
@@ -274,45 +340,128 @@ class MainScreen(Screen[None]):
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
 
-        self.app.push_screen(HelpScreen(self.active_bindings_help()))
+        self.app.push_screen(HelpScreen())
 
-    def active_bindings_help(self) -> list[tuple[str, str]]:
-        rows = []
-        keymap = getattr(self.app, "keymap", {}) or {}
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.show:
-                keys = keymap.get(binding.id or "", binding.key)
-                rows.append((self.app.get_key_display(Binding(keys, "")), binding.description))
-        rows.append(("ctrl+p", "Command palette: every action, searchable"))
-        return rows
+    def action_logs(self) -> None:
+        container = self.selected()
+        if container is not None:
+            corral_app(self).open_logs(container)
+
+    def action_inspect(self) -> None:
+        from tui.screens.inspect import InspectScreen
+
+        container = self.selected()
+        if container is not None:
+            self.app.push_screen(InspectScreen(container))
+
+    def action_volumes(self) -> None:
+        corral_app(self).open_volumes()
+
+    def action_command(self) -> None:
+        self.query_one(CommandLine).open()
 
     async def action_quit(self) -> None:
         self.app.exit()
 
+    def find(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        """A row by database ID, Docker ID or name, else by a unique prefix of a name or an
+        ID (for commands)."""
+        for key, container in self.fleet.items.items():
+            if name in (key, container.get("id"), container.get("name")):
+                return key, container
+        found = [
+            (k, c)
+            for k, c in self.fleet.items.items()
+            if any(str(v).startswith(name) for v in (k, c.get("id"), c.get("name")))
+        ]
+        return found[0] if len(found) == 1 else None
+
+    def select(self, key: str) -> None:
+        if key in self.table.row_keys:
+            self.table.move_cursor(self.table.get_row_index(key))
+
     # -- workers --------------------------------------------------------------------------------
 
-    @work(group="actions")
-    async def _lifecycle(self, verb: str, container: dict[str, Any]) -> None:
-        api = self.app.api  # type: ignore[attr-defined]
-        name = container.get("name")
-        ident = str(container["id"])
-        if verb == "restart":
-            self.notify(f"Restarting {name}…", timeout=3)
-            await api.stop_container(ident)
-            result = await api.start_container(ident)
-            self.notify(f"{name}: restarted ({result['message']})")
-            return
-        self.notify(
-            f"{verb.capitalize()}ing {name}…" if verb == "stop" else f"Starting {name}…", timeout=3
-        )
-        call = api.start_container if verb == "start" else api.stop_container
-        result = await call(ident)
-        self.notify(f"{name}: {result['message']}")
+    @work(group="actions", exit_on_error=False)
+    async def _bulk(
+        self, verb: str, targets: list[dict[str, Any]], keep_volume: bool = False
+    ) -> None:
+        """Run one verb over containers, one after another, with one progress line."""
+        api = corral_app(self).api
+        doing, done_word = VERBS[verb]
+        line = self.query_one("#bulk", Static)
+        many = len(targets) > 1
+        failures: list[str] = []
+        for number, container in enumerate(targets, start=1):
+            key = self.fleet.key_of(container)
+            name = str(container.get("name"))
+            self.show_activity(key, f"{doing.lower()}…")
+            if many:
+                line.display = True
+                line.update(
+                    f"{doing} {len(targets)} containers: {number} of {len(targets)} ({name})"
+                )
+            else:
+                self.notify(f"{doing} {name}…", timeout=3)
+            try:
+                await self._one(api, verb, container, keep_volume)
+            except Exception as exc:
+                if not many:
+                    raise
+                failures.append(f"{name}: {exc}")
+            finally:
+                self.show_activity(key, None)
+        line.display = False
+        self.table.clear_marks()
+        if failures:
+            self.notify("; ".join(failures), title=f"{verb} failed for some", severity="error")
+        elif many:
+            self.notify(f"{len(targets)} containers {done_word}")
+        else:
+            kept = " (volume kept)" if verb == "delete" and keep_volume else ""
+            self.notify(f"{targets[0].get('name')} {done_word}{kept}")
 
-    @work(group="actions")
-    async def _delete(self, container: dict[str, Any], keep_volume: bool) -> None:
-        api = self.app.api  # type: ignore[attr-defined]
-        self.notify(f"Deleting {container.get('name')}…", timeout=3)
-        result = await api.delete_container(str(container["id"]), keep_volume=keep_volume)
-        kept = " (volume kept)" if keep_volume else ""
-        self.notify(f"{container.get('name')}: {result['message']}{kept}")
+    async def _one(self, api: Any, verb: str, container: dict[str, Any], keep_volume: bool) -> None:
+        ident = str(container.get("db_id") or container["id"])
+        if verb == "restart":
+            await api.stop_container(ident)
+            await api.start_container(ident)
+        elif verb == "start":
+            await api.start_container(ident)
+        elif verb == "stop":
+            await api.stop_container(ident)
+        else:
+            await api.delete_container(ident, keep_volume=keep_volume)
+
+    def show_activity(self, key: str, label: str | None) -> None:
+        """Show (or clear) what the console is doing to a row, until the events tell."""
+        self.fleet.set_activity(key, label)
+        container = self.fleet.items.get(key)
+        if container is not None:
+            self.table.upsert(key, container, self.fleet.shown_progress(key))
+
+    @work(group="actions", exit_on_error=False)
+    async def _start_then_shell(self, container: dict[str, Any]) -> None:
+        key = self.fleet.key_of(container)
+        self.show_activity(key, "starting…")
+        try:
+            await corral_app(self).api.start_container(str(container.get("db_id")))
+        finally:
+            self.show_activity(key, None)
+        self._open_shell(self.fleet.items.get(key, container))
+
+
+def _applies(action: str, container: dict[str, Any]) -> bool:
+    status = container.get("status")
+    agent = container.get("session_type") == "agent"
+    return {
+        "start": not agent and status in STARTABLE,
+        "stop": status in STOPPABLE or (agent and status == "running"),
+        "restart": not agent and status == "running",
+        "delete": True,
+        "settings": not agent and status != "creating",
+        "shell": status in STOPPABLE or (not agent and status in STARTABLE),
+        "copy_id": True,
+        "logs": not agent,
+        "inspect": True,
+    }.get(action, True)

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from corral.client import ApiError
+from tui.app_access import corral_app
 from tui.model import Fleet
 from tui.screens.forms import FormScreen
 from tui.widgets.fields import name_field, resource_field
@@ -33,7 +34,8 @@ class SettingsScreen(FormScreen):
     def compose(self) -> ComposeResult:
         resources = self.container.get("resources") or {}
         with Vertical(id="dialog"):
-            yield Label(f"Settings · {self.container.get('name')}", classes="title")
+            yield Label(f"Settings · {self.container.get('name')}", classes="title", markup=False)
+            yield Static(id="form-error", classes="form-error")
             yield name_field(str(self.container.get("name", "")))
             for resource in RESOURCES:
                 yield resource_field(resource, self.limits, resources.get(resource))
@@ -44,12 +46,13 @@ class SettingsScreen(FormScreen):
                 else "The container is stopped: new limits apply when it next starts.",
                 id="restart-warning",
             )
-            yield Static(id="form-error", classes="form-error")
             yield Static(id="form-status")
-            yield ProgressBar(total=None, show_eta=False, id="form-progress")
+            yield ProgressBar(total=100, show_eta=False, id="form-progress")
             with Horizontal(classes="buttons"):
-                yield Button("Apply", variant="primary", id="submit", classes="submit")
-                yield Button("Cancel", id="cancel")
+                yield Button(
+                    "Apply", variant="primary", id="submit", classes="submit", compact=True
+                )
+                yield Button("Cancel", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#form-progress").display = False
@@ -77,19 +80,25 @@ class SettingsScreen(FormScreen):
             return
         self._apply(changes)
 
-    @work(group="form")
+    @work(group="form", exit_on_error=False)
     async def _apply(self, changes: dict[str, Any]) -> None:
         resizing = bool(set(changes) & set(RESOURCES))
         running = self.container.get("status") in ("running", "configuring")
         text = "Rebuilding with the new limits…" if resizing and running else "Saving…"
         self.busy(True, text)
+        main = corral_app(self).main_screen
+        key = self.fleet.key_of(self.container)
+        if resizing and running:
+            main.show_activity(key, "rebuilding…")
         try:
-            result = await self.app.api.update_settings(  # type: ignore[attr-defined]
-                str(self.container["id"]), **changes
+            result = await corral_app(self).api.update_settings(
+                str(self.container.get("db_id") or self.container["id"]), **changes
             )
         except ApiError as exc:
             self.show_api_error(exc)
             return
+        finally:
+            main.show_activity(key, None)
         restarted = " and restarted" if result.get("restarted") else ""
         self.app.notify(f"{result['container']['name']}: settings updated{restarted}")
         self.dismiss(result)

@@ -22,51 +22,32 @@ def _range(limits: dict[str, Any], resource: str, value: Any, unit: Any) -> str:
     return shown
 
 
-def describe(
-    container: dict[str, Any] | None, limits: dict[str, Any], recent: list[dict[str, Any]]
-) -> Table | Text:
-    if container is None:
-        return Text("No container selected. Press n to create one.", style="dim")
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold dim", no_wrap=True)
-    table.add_column()
-    resources = container.get("resources") or {}
-    is_agent = container.get("session_type") == "agent"
-    table.add_row("Name", str(container.get("name")))
-    table.add_row("Status", fmt.status_cell(str(container.get("status"))))
-    if container.get("error"):
-        table.add_row("Problem", Text(str(container["error"]), style="red"))
-    table.add_row("ID", str(container.get("id")))
-    if is_agent:
-        agent = container.get("agent") or {}
-        table.add_row("Host", f"{agent.get('hostname', '—')} ({agent.get('os', '—')})")
-        table.add_row(
-            "Machine",
-            f"{agent.get('arch', '—')}, {agent.get('cpus', '—')} CPU, "
-            f"{fmt.megabytes(agent.get('memory_mb'))}",
-        )
-        load = agent.get("load") or {}
-        if load:
-            table.add_row("Load", " ".join(f"{load.get(k, 0):.2f}" for k in ("1m", "5m", "15m")))
-    else:
-        table.add_row("Image", str(container.get("image")))
-        role = fmt.role_cell(container)
-        if container.get("role_error"):
-            role += f" — {container['role_error']}"
-        table.add_row("Role", role)
-        table.add_row(
-            "Memory", _range(limits, "memory_mb", resources.get("memory_mb"), fmt.megabytes)
-        )
-        table.add_row(
-            "CPUs", _range(limits, "cpu_shares", resources.get("cpu_shares"), fmt.millicores)
-        )
-        table.add_row("Disk", _range(limits, "disk_mb", resources.get("disk_mb"), fmt.megabytes))
-        table.add_row("Volume", str(container.get("volume", "—")))
-        table.add_row("Runtime", str(container.get("runtime", "—")))
-    table.add_row("Created", fmt.local_time(container.get("created_at")))
-    table.add_row("Last used", fmt.local_time(container.get("last_used_at")))
-    if container.get("status") == "running":
-        table.add_row("Uptime", fmt.uptime(container))
+def _usage(table: Table, container: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """Live usage from the stats stream: the latest sample, and a sparkline of the recent ones."""
+    if container.get("status") != "running" or not history:
+        return
+    latest = history[-1]
+    cpus = history[-30:]
+    cpu = [float(s.get("cpu_percent") or 0) for s in cpus]
+    memory = [float(s.get("memory_used_mb") or 0) for s in cpus]
+    limit = (container.get("resources") or {}).get("memory_mb")
+    cores = ((container.get("resources") or {}).get("cpu_shares") or 1000) / 10
+    table.add_row(
+        "CPU used",
+        Text.assemble(
+            f"{latest.get('cpu_percent', 0):.0f}%  ", (fmt.sparkline(cpu, cores), "green")
+        ),
+    )
+    table.add_row(
+        "Memory used",
+        Text.assemble(
+            f"{fmt.megabytes(round(latest.get('memory_used_mb') or 0))}  ",
+            (fmt.sparkline(memory, float(limit) if limit else None), "cyan"),
+        ),
+    )
+
+
+def _recent(recent: list[dict[str, Any]]) -> Text:
     lines = []
     for message in recent[-6:]:
         time = fmt.parse_time(message.get("timestamp"))
@@ -87,7 +68,62 @@ def describe(
         )
     events = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
     events.no_wrap, events.overflow = True, "ellipsis"
-    table.add_row("Recent", events if recent else Text("—", style="dim"))
+    return events if recent else Text("—", style="dim")
+
+
+def describe(
+    container: dict[str, Any] | None,
+    limits: dict[str, Any],
+    recent: list[dict[str, Any]],
+    history: list[dict[str, Any]] | None = None,
+) -> Table | Text:
+    if container is None:
+        return Text("No container selected. Press n to create one.", style="dim")
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold dim", no_wrap=True)
+    table.add_column()
+    resources = container.get("resources") or {}
+    is_agent = container.get("session_type") == "agent"
+    table.add_row("Name", str(container.get("name")))
+    table.add_row("Status", fmt.status_cell(str(container.get("status"))))
+    if container.get("error"):
+        table.add_row("Problem", Text(str(container["error"]), style="red"))
+    if is_agent:
+        table.add_row("ID", str(container.get("id")))
+        agent = container.get("agent") or {}
+        table.add_row("Host", f"{agent.get('hostname', '—')} ({agent.get('os', '—')})")
+        table.add_row(
+            "Machine",
+            f"{agent.get('arch', '—')}, {agent.get('cpus', '—')} CPU, "
+            f"{fmt.megabytes(agent.get('memory_mb'))}",
+        )
+        load = agent.get("load") or {}
+        if load:
+            table.add_row("Load", " ".join(f"{load.get(k, 0):.2f}" for k in ("1m", "5m", "15m")))
+    else:
+        # Which ID is which: the database ID never changes; the Docker ID does at every rebuild.
+        table.add_row("ID (stable)", Text(str(container.get("db_id", "—"))))
+        table.add_row("Docker ID", Text(str(container.get("id")), style="dim"))
+        table.add_row("Image", str(container.get("image")))
+        role = fmt.role_cell(container)
+        if container.get("role_error"):
+            role += f" — {container['role_error']}"
+        table.add_row("Role", role)
+        table.add_row(
+            "Memory", _range(limits, "memory_mb", resources.get("memory_mb"), fmt.megabytes)
+        )
+        table.add_row(
+            "CPUs", _range(limits, "cpu_shares", resources.get("cpu_shares"), fmt.millicores)
+        )
+        table.add_row("Disk", _range(limits, "disk_mb", resources.get("disk_mb"), fmt.megabytes))
+        _usage(table, container, history or [])
+        table.add_row("Volume", str(container.get("volume", "—")))
+        table.add_row("Runtime", str(container.get("runtime", "—")))
+    table.add_row("Created", fmt.local_time(container.get("created_at")))
+    table.add_row("Last used", fmt.local_time(container.get("last_used_at")))
+    if container.get("status") == "running":
+        table.add_row("Uptime", fmt.uptime(container))
+    table.add_row("Recent", _recent(recent))
     return table
 
 
@@ -102,10 +138,16 @@ class DetailsPane(VerticalScroll):
         limits: dict[str, Any],
         recent: list[dict[str, Any]],
         progress: dict[str, Any] | None,
+        history: list[dict[str, Any]] | None = None,
     ) -> None:
-        self.query_one("#details-body", Static).update(describe(container, limits, recent))
+        body = describe(container, limits, recent, history)
+        self.query_one("#details-body", Static).update(body)
         bar = self.query_one("#details-progress", ProgressBar)
-        active = progress is not None and not progress.get("complete")
+        active = (
+            progress is not None
+            and not progress.get("complete")
+            and isinstance(progress.get("progress"), int)
+        )
         bar.display = active
         if active and progress is not None:
             bar.update(progress=int(progress.get("progress", 0)))

@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input, RichLog
@@ -19,7 +20,7 @@ KEEP = 2000  # lines remembered, for the filter
 SHOWN = 500  # lines in the scrollable view: once full, a new line no longer re-lays out the screen
 
 
-def event_line(message: dict[str, Any]) -> Text:
+def event_line(message: dict[str, Any], change: str | None = None) -> Text:
     moment = fmt.parse_time(message.get("timestamp"))
     stamp = moment.astimezone().strftime("%H:%M:%S") if moment else "--:--:--"
     kind = str(message.get("type", ""))
@@ -32,7 +33,8 @@ def event_line(message: dict[str, Any]) -> Text:
         if kind == "container_progress":
             detail = f"{payload.get('progress', 0)}% {payload.get('message', '')}"
         else:
-            detail = str(payload.get("message") or payload.get("status") or "")
+            said = payload.get("message")
+            detail = ", ".join(p for p in (said, change) if p) or str(payload.get("status") or "")
         if payload.get("error") and kind != "container_progress":
             detail += f" ({payload['error']})"
     return Text.assemble(
@@ -56,8 +58,9 @@ class EventLogPanel(Vertical):
         yield Input(placeholder="filter the log (type, name, text)", id="log-filter")
         yield RichLog(max_lines=SHOWN, wrap=False, id="log")
 
-    def add(self, message: dict[str, Any]) -> None:
-        line = event_line(message)
+    def add(self, message: dict[str, Any], change: str | None = None) -> None:
+        """Log one event; ``change`` says what it changed, in words."""
+        line = event_line(message, change)
         self._lines.append(line)
         if self._filter in line.plain.lower():
             self.query_one(RichLog).write(line)
@@ -72,6 +75,12 @@ class EventLogPanel(Vertical):
         for line in self._lines:
             if self._filter in line.plain.lower():
                 log.write(line)
+
+    def on_key(self, event: events.Key) -> None:
+        """esc leaves the log's filter (it keeps what was typed) and goes back to the table."""
+        if event.key == "escape" and self.query_one("#log-filter", Input).has_focus:
+            event.stop()
+            self.screen.query_one("#containers").focus()
 
     @property
     def line_count(self) -> int:

@@ -22,6 +22,7 @@ class StatusHeader(Static):
     usage = reactive("")
     connection = reactive("connecting")
     engine = reactive("")
+    marked = reactive("")
 
     def render(self) -> Text:
         """Most important first, so a narrow terminal cuts only the backend's address."""
@@ -35,5 +36,7 @@ class StatusHeader(Static):
             parts += ["  ", ("tier ", "dim"), self.tier]
         if self.usage:
             parts += ["  ", self.usage, (" containers", "dim")]
+        if self.marked:
+            parts += ["  ", (self.marked, "bold")]
         parts += ["  ", (self.backend, "cyan")]
         return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
