@@ -132,18 +132,15 @@ class CorralApp(App[None]):
     @work(group="stats", exclusive=True, exit_on_error=False)
     async def follow_stats(self) -> None:
         """Live usage (CPU, memory used) of running containers, from the backend's stats
-        stream. A backend without one leaves the limits shown, and says nothing."""
-        open_stream = getattr(self.api, "stats", None)  # a client from before the stream
-        if open_stream is None:
-            return
+        stream (it reconnects by itself). A backend without one leaves the limits shown."""
         try:
-            async with open_stream() as stream:
+            async with self.api.stats() as stream:
                 async for message in stream:
                     samples = message.get("stats")
                     if isinstance(samples, list):
-                        self.main_screen.post_message(StatsUpdate(list(samples)))
-        except (ApiError, CorralClientError, AttributeError):
-            return
+                        self.main_screen.post_message(StatsUpdate([dict(s) for s in samples]))
+        except ApiError:
+            return  # an older backend: no stats stream
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.worker_failed(event)
