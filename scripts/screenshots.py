@@ -87,8 +87,22 @@ async def history(client: CorralClient) -> None:
         ("scratch", {"memory_mb": 512}),
         ("old-db", {}),
         ("ci-runner", {"cpu_shares": 1500}),
+        ("notes", {}),
     ):
         made[name] = await client.create_container("corral/busybox", name=name, wait=True, **body)
+    made["py-lab"] = await client.create_container(
+        "corral/debian:bookworm", name="py-lab", role="python", wait=True, memory_mb=1024
+    )
+    script = (
+        "for i in 1 2 3; do echo \"GET /items/$i 200 ($((i * 7)) ms)\"; done >/proc/1/fd/1; "
+        "echo 'worker: queue drained' >/proc/1/fd/1"
+    )
+    subprocess.run(
+        ["docker", "exec", made["api-server"]["id"], "sh", "-c", script],
+        check=True,
+        capture_output=True,
+    )
+    await client.delete_container(made["notes"]["id"], keep_volume=True)
     await client.stop_container(made["scratch"]["id"])
     await client.update_settings(made["worker-1"]["id"], memory_mb=1536)
     subprocess.run(["docker", "rm", "-f", made["old-db"]["id"]], check=True, capture_output=True)
@@ -136,6 +150,14 @@ async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> li
         await pilot.pause(0.5)
         save("palette")
         await pilot.press("escape")
+        await pilot.press("g", "l")  # api-server is the first row
+        await pilot.pause(1.0)
+        save("logs")
+        await pilot.press("escape")
+        await pilot.press("v")
+        await pilot.pause(1.0)
+        save("volumes")
+        await pilot.press("escape")
     return shots
 
 
@@ -163,6 +185,8 @@ async def main() -> None:
                 shots = await shoot(client, url, token, Path(tmp))
                 for container in (await client.list_containers())["containers"]:
                     await client.delete_container(container["id"])
+                for volume in (await client.volumes())["volumes"]:
+                    await client.delete_volume(volume["name"])
         finally:
             backend.stop()
             unmount_volumes(data)

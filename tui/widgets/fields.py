@@ -111,7 +111,7 @@ class Field(Vertical):
 def name_field(value: str = "", optional: bool = False) -> Field:
     check = Function(lambda text: (optional and text == "") or valid_name(text), NAME_RULE)
     return Field(
-        "Name", "name", value, [check], NAME_HELP + (" (empty: made up)" if optional else "")
+        "Name", "name", value, [check], "empty: made up" if optional else NAME_HELP
     )
 
 
