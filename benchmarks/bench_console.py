@@ -189,6 +189,9 @@ async def idle_cpu() -> dict[str, float]:
 
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
         data = Path(tmp)
+        (data / "config.toml").write_text(
+            f"[tiers.enterprise]\ncontainers = {IDLE_SANDBOXES + 5}\n"
+        )
         token = (await seed_users(data, {"idle": 0}))["idle"]
         async with server_process(data, f"bench-{uuid.uuid4().hex[:8]}") as server:
             async with CorralClient(server.url, token) as client:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 from textual.widgets import Footer, Input, Select, Static
 from textual.widgets._footer import FooterKey
 
@@ -27,6 +28,7 @@ from tui.screens.volumes import VolumesScreen
 from tui.widgets.columns import layout
 from tui.widgets.event_log import EventLogPanel
 from tui.widgets.table import ContainerTable
+from tui.widgets.tail_log import TailLog
 
 
 def _app(
@@ -191,8 +193,9 @@ async def test_details_follow_the_clock_and_deletions_and_c_copies_the_stable_id
         table.move_cursor(0)
         await pilot.pause()
         body = app.main_screen.query_one("#details-body", Static)
+        live = app.main_screen.query_one("#details-live", Static)
         await until(pilot, lambda: "1m" in table.cell_text(fleet[0]["db_id"], "uptime"), 5)
-        await until(pilot, lambda: "1m" in _plain(body), 3, what="the details' uptime")
+        await until(pilot, lambda: "1m" in _plain(live), 3, what="the details' uptime")
         assert "ID (stable)" in _plain(body)
         await pilot.press("c")
         assert app.clipboard == fleet[0]["db_id"]
@@ -340,7 +343,7 @@ async def test_usage_from_the_stats_stream_shows_in_the_row_and_the_details(
         await until(pilot, lambda: key in app.fleet.stats, what="a stats sample")
         assert _table(app).cell_text(key, "cpu") == "12%"
         assert _table(app).cell_text(key, "memory") == "128M/2G"
-        body = _plain(app.main_screen.query_one("#details-body", Static))
+        body = _plain(app.main_screen.query_one("#details-live", Static))
         assert "CPU used" in body and "Memory used" in body
 
 
@@ -373,3 +376,23 @@ async def test_a_failed_action_is_a_notification_and_the_console_goes_on(tmp_pat
         assert app.is_running
         key = "00000001-0000-4000-8000-000000000001"
         assert "stopping" not in _table(app).cell_text(key, "status")  # the row says the truth
+
+
+async def test_the_event_log_scrolls_back_and_holds_its_place(tmp_path: Path) -> None:
+    app, _ = _app(tmp_path, [container(1, "one", "stopped")])
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _ready(app, pilot, 1)
+        log = app.main_screen.query_one(TailLog)
+        for n in range(40):
+            log.write(Text(f"line {n:02d}"))
+        await pilot.pause()
+        height = log.size.height
+        assert log.render_line(height - 1).text.startswith("line 39")
+        log.focus()
+        await pilot.press("pageup")
+        assert log.back == height - 1
+        bottom = log.render_line(height - 1).text
+        log.write(Text("line 40"))  # a new line does not move what is being read
+        assert log.render_line(height - 1).text == bottom
+        await pilot.press("end")
+        assert log.render_line(height - 1).text.startswith("line 40")

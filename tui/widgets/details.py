@@ -22,14 +22,25 @@ def _range(limits: dict[str, Any], resource: str, value: Any, unit: Any) -> str:
     return shown
 
 
-def _usage(table: Table, container: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    """Live usage from the stats stream: the latest sample, and a sparkline of the recent ones."""
-    if container.get("status") != "running" or not history:
-        return
+LABEL_WIDTH = 11
+
+
+def live(container: dict[str, Any] | None, history: list[dict[str, Any]]) -> Table | Text:
+    """What changes by the second: uptime, and the usage from the stats stream (the latest
+    sample, and a sparkline of the recent ones). Drawn apart from the rest of the pane, so the
+    clock and a new sample redraw these lines only."""
+    if container is None or container.get("status") != "running":
+        return Text("")
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold dim", no_wrap=True, width=LABEL_WIDTH)
+    table.add_column(no_wrap=True)
+    table.add_row("Uptime", fmt.uptime(container))
+    if not history:
+        return table
     latest = history[-1]
-    cpus = history[-30:]
-    cpu = [float(s.get("cpu_percent") or 0) for s in cpus]
-    memory = [float(s.get("memory_used_mb") or 0) for s in cpus]
+    recent = history[-30:]
+    cpu = [float(s.get("cpu_percent") or 0) for s in recent]
+    memory = [float(s.get("memory_used_mb") or 0) for s in recent]
     limit = (container.get("resources") or {}).get("memory_mb")
     cores = ((container.get("resources") or {}).get("cpu_shares") or 1000) / 10
     table.add_row(
@@ -45,6 +56,7 @@ def _usage(table: Table, container: dict[str, Any], history: list[dict[str, Any]
             (fmt.sparkline(memory, float(limit) if limit else None), "cyan"),
         ),
     )
+    return table
 
 
 def _recent(recent: list[dict[str, Any]]) -> Text:
@@ -80,7 +92,7 @@ def describe(
     if container is None:
         return Text("No container selected. Press n to create one.", style="dim")
     table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold dim", no_wrap=True)
+    table.add_column(style="bold dim", no_wrap=True, width=LABEL_WIDTH)
     table.add_column()
     resources = container.get("resources") or {}
     is_agent = container.get("session_type") == "agent"
@@ -116,20 +128,39 @@ def describe(
             "CPUs", _range(limits, "cpu_shares", resources.get("cpu_shares"), fmt.millicores)
         )
         table.add_row("Disk", _range(limits, "disk_mb", resources.get("disk_mb"), fmt.megabytes))
-        _usage(table, container, history or [])
         table.add_row("Volume", str(container.get("volume", "—")))
         table.add_row("Runtime", str(container.get("runtime", "—")))
     table.add_row("Created", fmt.local_time(container.get("created_at")))
     table.add_row("Last used", fmt.local_time(container.get("last_used_at")))
-    if container.get("status") == "running":
-        table.add_row("Uptime", fmt.uptime(container))
+    return table
+
+
+def recent_events(container: dict[str, Any] | None, recent: list[dict[str, Any]]) -> Table | Text:
+    if container is None:
+        return Text("")
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold dim", no_wrap=True, width=LABEL_WIDTH)
+    table.add_column()
     table.add_row("Recent", _recent(recent))
     return table
 
 
 class DetailsPane(VerticalScroll):
+    """Redrawn only when what it shows changed, and laid out again only when its height did:
+    a layout of the whole screen costs far more than drawing the pane (the clock and the
+    usage samples ask for a redraw every second or two)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shown: tuple[Any, ...] | None = None
+        self._moving: tuple[Any, ...] | None = None
+        self._latest: tuple[Any, ...] | None = None
+        self._lines: dict[str, int] = {}
+
     def compose(self) -> ComposeResult:
         yield Static(id="details-body")
+        yield Static(id="details-live")
+        yield Static(id="details-recent")
         yield ProgressBar(total=100, show_eta=False, id="details-progress")
 
     def show(
@@ -140,8 +171,22 @@ class DetailsPane(VerticalScroll):
         progress: dict[str, Any] | None,
         history: list[dict[str, Any]] | None = None,
     ) -> None:
-        body = describe(container, limits, recent, history)
-        self.query_one("#details-body", Static).update(body)
+        history = history or []
+        if (id(container), id(limits)) != self._shown:
+            self._shown = (id(container), id(limits))
+            self._draw("#details-body", describe(container, limits, recent, history))
+        latest = (id(container), len(recent), id(recent[-1]) if recent else None)
+        if latest != self._latest:
+            self._latest = latest
+            self._draw("#details-recent", recent_events(container, recent))
+        moving = (
+            id(container),
+            id(history[-1]) if history else None,
+            fmt.uptime(container) if container else None,
+        )
+        if moving != self._moving:
+            self._moving = moving
+            self._draw("#details-live", live(container, history))
         bar = self.query_one("#details-progress", ProgressBar)
         active = (
             progress is not None
@@ -152,3 +197,14 @@ class DetailsPane(VerticalScroll):
         if active and progress is not None:
             bar.update(progress=int(progress.get("progress", 0)))
             bar.tooltip = str(progress.get("message", ""))
+
+    def _draw(self, selector: str, body: Table | Text) -> None:
+        static = self.query_one(selector, Static)
+        width = static.content_region.width
+        if width <= 0:
+            static.update(body)
+            return
+        console = self.app.console
+        lines = len(console.render_lines(body, console.options.update_width(width), pad=False))
+        static.update(body, layout=lines != self._lines.get(selector))
+        self._lines[selector] = lines

@@ -12,9 +12,10 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, RichLog
+from textual.widgets import Input
 
 from tui import formatting as fmt
+from tui.widgets.tail_log import TailLog
 
 KEEP = 2000  # lines remembered, for the filter
 SHOWN = 500  # lines in the scrollable view: once full, a new line no longer re-lays out the screen
@@ -56,25 +57,24 @@ class EventLogPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter the log (type, name, text)", id="log-filter")
-        yield RichLog(max_lines=SHOWN, wrap=False, id="log")
+        yield TailLog(SHOWN, id="log")
 
     def add(self, message: dict[str, Any], change: str | None = None) -> None:
         """Log one event; ``change`` says what it changed, in words."""
         line = event_line(message, change)
         self._lines.append(line)
         if self._filter in line.plain.lower():
-            self.query_one(RichLog).write(line)
+            self.query_one(TailLog).write(line)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "log-filter":
             return
         event.stop()
         self._filter = event.value.strip().lower()
-        log = self.query_one(RichLog)
+        log = self.query_one(TailLog)
         log.clear()
-        for line in self._lines:
-            if self._filter in line.plain.lower():
-                log.write(line)
+        for line in [line for line in self._lines if self._filter in line.plain.lower()][-SHOWN:]:
+            log.write(line)
 
     def on_key(self, event: events.Key) -> None:
         """esc leaves the log's filter (it keeps what was typed) and goes back to the table."""

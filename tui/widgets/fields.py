@@ -110,9 +110,7 @@ class Field(Vertical):
 
 def name_field(value: str = "", optional: bool = False) -> Field:
     check = Function(lambda text: (optional and text == "") or valid_name(text), NAME_RULE)
-    return Field(
-        "Name", "name", value, [check], "empty: made up" if optional else NAME_HELP
-    )
+    return Field("Name", "name", value, [check], "empty: made up" if optional else NAME_HELP)
 
 
 def resource_field(resource: str, limits: dict[str, Any], value: int | None) -> Field:

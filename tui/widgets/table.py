@@ -33,6 +33,7 @@ from textual.strip import Strip
 from tui.widgets.columns import BY_KEY, COLUMNS, SORTABLE, RowData, layout, now
 
 GAP = 1  # cells between columns
+USAGE_COLUMNS = ("cpu", "memory")  # the cells a usage sample changes
 MARK = "▌"
 
 
@@ -134,6 +135,9 @@ class ContainerTable(ScrollView, can_focus=True):
         self._values: list[Any] = []  # the sort values of _order's rows, when sorted
         self._index: dict[str, int] = {}
         self._strips: dict[str, Strip] = {}
+        # Each cell's rendering, by the cell object it was made from and its width: a row
+        # whose CPU changed renders that cell again, not the other eight.
+        self._cell_cache: dict[tuple[int, int], tuple[Text, list[Segment]]] = {}
         self._widths = [c.width for c in COLUMNS]
         self.filter_text = ""
         self.sort_column: str | None = None
@@ -203,7 +207,8 @@ class ContainerTable(ScrollView, can_focus=True):
         if not changed:
             return
         self.cell_writes += len(changed)
-        row.cells = cells
+        for column in changed:  # unchanged cells keep their object, and their rendering
+            row.cells[column] = cells[column]
         self._strips.pop(key, None)
         if self.sort_column in changed:
             self._reposition(key)
@@ -241,9 +246,27 @@ class ContainerTable(ScrollView, can_focus=True):
             self.drop(key)
 
     def set_stats(self, key: str, stats: dict[str, Any] | None) -> None:
+        """A usage sample: only the usage cells are computed (samples come for hundreds of
+        rows at once, every couple of seconds)."""
         row = self._rows.get(key)
-        if row is not None:
-            self.upsert(key, row.data.container, row.data.progress, stats)
+        if row is None:
+            return
+        row.data = RowData(row.data.container, row.data.progress, stats)
+        moment = now()
+        changed = []
+        for column in USAGE_COLUMNS:
+            cell = BY_KEY[column].cell(row.data, moment)
+            if cell != row.cells[column]:
+                row.cells[column] = cell
+                changed.append(column)
+        if not changed:
+            return
+        self.cell_writes += len(changed)
+        self._strips.pop(key, None)
+        if self.sort_column in changed:
+            self._reposition(key)
+        else:
+            self._refresh_row(key)
 
     def _stats_of(self, key: str) -> dict[str, Any] | None:
         row = self._rows.get(key)
@@ -447,29 +470,39 @@ class ContainerTable(ScrollView, can_focus=True):
         if 1 <= y < self.size.height:
             self.refresh(Region(0, y, self.size.width, 1))
 
+    def _cell(self, text: Text, width: int, justify: str) -> list[Segment]:
+        cached = self._cell_cache.get((id(text), width))
+        if cached is not None and cached[0] is text:
+            return cached[1]
+        cell = text.copy()
+        cell.truncate(width, overflow="ellipsis")
+        pad = " " * (width - cell.cell_len)
+        if justify == "right":
+            cell = Text.assemble(pad, cell)
+        else:
+            cell.append(pad)
+        segments = list(cell.render(self.app.console))
+        if len(self._cell_cache) > 50_000:
+            self._cell_cache.clear()
+        self._cell_cache[(id(text), width)] = (text, segments)
+        return segments
+
     def _line(self, cells: list[Text], style: Style | None = None) -> Strip:
-        line = Text(no_wrap=True, end="")
         shown = [
             (text, width, column)
             for text, width, column in zip(cells, self._widths, COLUMNS, strict=True)
             if width
         ]
+        gap = Segment(" " * GAP)
+        segments: list[Segment] = []
         for index, (text, width, column) in enumerate(shown):
-            cell = text.copy()
-            cell.truncate(width, overflow="ellipsis")
-            pad = width - cell.cell_len
-            if column.justify == "right":
-                line.append(" " * pad)
-                line.append_text(cell)
-            else:
-                line.append_text(cell)
-                line.append(" " * pad)
-            if index < len(shown) - 1:
-                line.append(" " * GAP)
-        segments = list(line.render(self.app.console))
+            if index:
+                segments.append(gap)
+            segments.extend(self._cell(text, width, column.justify))
+        length = sum(width for _, width, _ in shown) + GAP * (len(shown) - 1)
         if style is not None:
             segments = list(Segment.apply_style(segments, post_style=style))
-        return Strip(segments, line.cell_len)
+        return Strip(segments, length)
 
     def _header(self) -> Strip:
         labels = []
