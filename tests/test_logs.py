@@ -11,7 +11,7 @@ import docker
 import pytest
 
 from corral.client import ContainerNotFound, CorralClient, InvalidParameters
-from tests.conftest import Api, sh
+from tests.conftest import Api, sh, wait_for
 from tests.test_cli import corral, remote
 
 STARTED = (
@@ -49,9 +49,17 @@ async def test_output_written_to_pid_1_is_in_the_logs_and_tail_limits_it(
 ) -> None:
     _, headers = await api.user(tier="test")
     made = await api.create(headers, name="writer")
-    script = "for i in 1 2 3 4 5; do echo line-$i >/proc/1/fd/1; done; echo oops >/proc/1/fd/2"
+    script = "for i in 1 2 3 4 5; do echo line-$i >/proc/1/fd/1; done"
     assert sh(docker_client, made["id"], script)[0] == 0
     async with api.corral(headers) as client:
+        # stdout and stderr reach Docker's log on two pipes: written back to back, either may
+        # be logged first. stderr is written once stdout's lines are in.
+        async def logged(line: str) -> bool:
+            return line in await lines_of(client, made["id"])
+
+        await wait_for(lambda: logged("line-5"), 10, what="stdout's lines in the log")
+        assert sh(docker_client, made["id"], "echo oops >/proc/1/fd/2")[0] == 0
+        await wait_for(lambda: logged("oops"), 10, what="stderr's line in the log")
         every = await lines_of(client, made["id"])
         assert every == [STARTED, *(f"line-{i}" for i in range(1, 6)), "oops"]
         assert await lines_of(client, made["id"], tail=2) == ["line-5", "oops"]
