@@ -29,9 +29,7 @@ TOKEN_FILE = "release-0.1.token"  # ada's API token, in plain text beside the da
 
 
 async def _populate(data_dir: Path) -> str:
-    settings = load_settings(
-        data_dir=data_dir, instance_label=INSTANCE, disk_quotas="none", port=0
-    )
+    settings = load_settings(data_dir=data_dir, instance_label=INSTANCE, disk_quotas="none", port=0)
     async with Admin(settings) as admin:
         await admin.add_user("ada", PASSWORD, "free", admin=False)
         await admin.add_user("root", PASSWORD, "enterprise", admin=True)
