@@ -32,6 +32,7 @@ from backend.containers.role_images import RoleImages
 from backend.docker_service import DockerService
 from backend.settings import Settings, load_settings
 from benchmarks.common import admin_token, server_process, summary, verdict
+from devkit.waiting import wait_for
 
 IMAGE = "corral/debian:bookworm"
 CREATES = 5
@@ -41,15 +42,14 @@ SIZE = {"memory_mb": 1024, "cpu_shares": 2000}
 
 async def _answers(client: docker.APIClient, container: str, command: list[str]) -> None:
     """Exec ``command`` until it exits 0 (a deadline of a minute)."""
-    deadline = time.monotonic() + 60
-    while True:
+
+    async def answered() -> bool:
         exec_id = await asyncio.to_thread(client.exec_create, container, command)
         await asyncio.to_thread(client.exec_start, exec_id["Id"])
         info = await asyncio.to_thread(client.exec_inspect, exec_id["Id"])
-        if info.get("ExitCode") == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{command} did not answer in {container[:12]}")
+        return bool(info.get("ExitCode") == 0)
+
+    await wait_for(answered, 60, 0, f"{command} to answer in {container[:12]}")
 
 
 PYTHON = ["python3", "-c", "print(1)"]

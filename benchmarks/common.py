@@ -18,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import docker
 from aiohttp import web
 
 from backend.admin import Admin
@@ -27,7 +26,8 @@ from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import Container, User
 from backend.settings import Settings, load_settings
 from backend.state import SESSIONS, SIGNER
-from tests.backend_process import BackendProcess, unmount_volumes
+from devkit.backend_process import BackendProcess
+from devkit.engine import clean_up
 
 
 @dataclass
@@ -61,8 +61,7 @@ async def running_backend(**overrides: object) -> AsyncIterator[Backend]:
             yield Backend(f"http://127.0.0.1:{port}", app, settings, instance)
         finally:
             await runner.cleanup()
-            remove_instance(instance)
-            unmount_volumes(Path(tmp))
+            clean_up(instance, Path(tmp))
 
 
 @dataclass
@@ -82,23 +81,12 @@ async def server_process(data_dir: Path, instance: str) -> AsyncIterator[ServerP
         yield ServerProcess(proc.url, load_settings(data_dir=data_dir), instance, proc.pid)
     finally:
         await asyncio.to_thread(proc.stop)
-        remove_instance(instance)
-        unmount_volumes(data_dir)
+        clean_up(instance, data_dir)
 
 
 async def admin_token(settings: Settings) -> str:
     async with Admin(settings) as admin:
         return await admin.local_admin_jwt()
-
-
-def remove_instance(instance: str) -> None:
-    client = docker.from_env(version="auto")
-    label = f"corral.instance={instance}"
-    for container in client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
-    client.close()
 
 
 def percentile(values: list[float], pct: float) -> float:

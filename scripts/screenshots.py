@@ -27,7 +27,8 @@ from backend.db.models import User  # noqa: E402
 from backend.server import EmbeddedBackend  # noqa: E402
 from backend.settings import load_settings  # noqa: E402
 from corral.client import CorralClient  # noqa: E402
-from tests.backend_process import unmount_volumes  # noqa: E402
+from devkit.engine import unmount_volumes  # noqa: E402
+from devkit.waiting import wait_for  # noqa: E402
 from tui.app import CorralApp  # noqa: E402
 from tui.config import ConsoleConfig  # noqa: E402
 
@@ -94,7 +95,7 @@ async def history(client: CorralClient) -> None:
         "corral/debian:bookworm", name="py-lab", role="python", wait=True, memory_mb=1024
     )
     script = (
-        "for i in 1 2 3; do echo \"GET /items/$i 200 ($((i * 7)) ms)\"; done >/proc/1/fd/1; "
+        'for i in 1 2 3; do echo "GET /items/$i 200 ($((i * 7)) ms)"; done >/proc/1/fd/1; '
         "echo 'worker: queue drained' >/proc/1/fd/1"
     )
     subprocess.run(
@@ -106,10 +107,11 @@ async def history(client: CorralClient) -> None:
     await client.stop_container(made["scratch"]["id"])
     await client.update_settings(made["worker-1"]["id"], memory_mb=1536)
     subprocess.run(["docker", "rm", "-f", made["old-db"]["id"]], check=True, capture_output=True)
-    for _ in range(100):  # the watcher notices within a second
-        if (await client.get_container(made["old-db"]["db_id"]))["status"] == "missing":
-            break
-        await asyncio.sleep(0.05)
+
+    async def noticed() -> bool:  # the watcher notices within a second
+        return (await client.get_container(made["old-db"]["db_id"]))["status"] == "missing"
+
+    await wait_for(noticed, 10, 0.05, "old-db missing")
 
 
 async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> list[Path]:
@@ -118,11 +120,12 @@ async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> li
     shots: list[Path] = []
     async with app.run_test(size=SIZE) as pilot:
         await history(client)
-        for _ in range(200):
+
+        def shown() -> bool:
             statuses = {c.get("name"): c.get("status") for c in app.fleet.items.values()}
-            if statuses.get("old-db") == "missing" and app.main_screen.me and app.images:
-                break
-            await pilot.pause(0.05)
+            return statuses.get("old-db") == "missing" and bool(app.main_screen.me and app.images)
+
+        await wait_for(shown, 10, 0.05, "the history on screen", pause=pilot.pause)
         await pilot.pause(0.5)
 
         def save(name: str) -> None:

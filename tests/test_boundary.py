@@ -55,3 +55,16 @@ def test_the_client_never_imports_the_backend() -> None:
 def test_the_check_sees_imports() -> None:
     """Guard against a check that passes because it reads nothing."""
     assert any("aiohttp" in names for names in _imports("backend").values())
+
+
+def test_benchmarks_scripts_and_devkit_import_nothing_from_the_tests() -> None:
+    """What they share with the tests lives in ``devkit`` (the backend as a process, engine
+    clean-up, waiting with a deadline, the console's fake API), never in ``tests/``."""
+    outside = {
+        path: names
+        for package in ("benchmarks", "scripts", "devkit")
+        for path, names in _imports(package).items()
+    }
+    assert {path for path, names in outside.items() if "tests" in names} == set()
+    assert any("devkit" in names for names in _imports("benchmarks").values())
+    assert any("devkit" in names for names in _imports("scripts").values())

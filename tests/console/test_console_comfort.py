@@ -9,9 +9,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from backend.app import create_app
 from backend.settings import Settings
+from devkit.fake_api import FakeApi
 from tests.conftest import Api
 from tests.console.conftest import make_app, until
-from tests.console.fake_api import FakeApi
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
 from tui.widgets.table import ContainerTable

@@ -20,7 +20,8 @@ import pytest
 
 from backend.settings import Settings
 from backend.state import EVENTS
-from tests.conftest import Api, serve, sh, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api, serve, sh
 
 DEBIAN = "corral/debian:bookworm"
 DISTRIBUTION = "debian-bookworm"

@@ -19,8 +19,9 @@ from backend.admin import Admin
 from backend.containers.role_images import BUILD_PREFIX, LABEL_BASE_ID, LABEL_PACKAGES
 from backend.settings import Settings, load_settings
 from backend.state import DOCKER
-from tests.backend_process import BackendProcess
-from tests.conftest import Api, containers_of, sh, wait_for
+from devkit.backend_process import BackendProcess
+from devkit.waiting import wait_for
+from tests.conftest import Api, containers_of, sh
 from tests.roles.conftest import (
     DEBIAN,
     OPERATOR_ROLES,
