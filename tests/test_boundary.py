@@ -1,12 +1,15 @@
-"""The architecture's one hard line: the backend never imports the console, and the console
-reaches the backend only over HTTP/WebSocket (never by importing it)."""
+"""The architecture's hard lines: the backend never imports the console or the client, and the
+console reaches the backend only over HTTP/WebSocket (never by importing it). What both sides
+share without crossing them: ``corral.aio`` (backoff, task ownership; standard library only)."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED = ("corral.aio",)
 
 
 def _imports(package: str) -> dict[str, set[str]]:
@@ -15,11 +18,19 @@ def _imports(package: str) -> dict[str, set[str]]:
         names: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
+                names.update(_top(alias.name) for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
+                names.add(_top(node.module))
         found[str(path.relative_to(ROOT))] = names
     return found
+
+
+def _top(module: str) -> str:
+    """A module's top-level package; a shared module counts as its own."""
+    for shared in SHARED:
+        if module == shared or module.startswith(shared + "."):
+            return shared
+    return module.split(".")[0]
 
 
 def test_backend_never_imports_the_console() -> None:
@@ -29,6 +40,17 @@ def test_backend_never_imports_the_console() -> None:
         if names & {"textual", "tui", "corral", "rich"}
     }
     assert offenders == {}
+    assert any("corral.aio" in names for names in _imports("backend").values())
+
+
+def test_the_shared_building_blocks_import_only_the_standard_library() -> None:
+    offenders = {
+        path: sorted(names - set(sys.stdlib_module_names) - set(SHARED))
+        for path, names in _imports("corral/aio").items()
+        if names - set(sys.stdlib_module_names) - set(SHARED)
+    }
+    assert offenders == {}
+    assert _imports("corral/aio"), "the check must read the shared modules"
 
 
 def test_console_never_imports_the_backend() -> None:

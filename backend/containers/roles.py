@@ -41,6 +41,7 @@ from backend.containers.role_images import Progress, RoleImageFailed, RoleImages
 from backend.db.models import Container
 from backend.docker_service import ContainerState, read_exec_output
 from backend.errors import DockerError, DockerUnavailable, UnsupportedImage, sanitize
+from corral.aio import TaskOwner
 
 if TYPE_CHECKING:
     from backend.containers.service import ContainerService
@@ -89,7 +90,8 @@ class RoleInstaller:
         self._cache = cache
         self.images = images
         self._settings = service.settings
-        self._tasks: dict[str, _Install] = {}
+        self._tasks: dict[str, _Install] = {}  # the install under way, by row
+        self._owner = TaskOwner("role-install")
         self._slots = asyncio.Semaphore(max(1, self._settings.role_installs))
         self.progress_interval_s = 1.0
 
@@ -167,7 +169,7 @@ class RoleInstaller:
         progress."""
         assert row.docker_id is not None
         self.cancel(row.id)
-        task = asyncio.ensure_future(self._run(row.id, row.docker_id, reason))
+        task = self._owner.spawn(self._run(row.id, row.docker_id, reason), f"role-{row.id}")
         self._tasks[row.id] = _Install(row.docker_id, reason, task)
 
     def cancel(self, db_id: str) -> None:
@@ -186,11 +188,8 @@ class RoleInstaller:
     async def close(self) -> None:
         """At shutdown: stop waiting (an apt already running in a sandbox goes on by itself;
         the next start of the backend resumes or finishes the bookkeeping)."""
-        tasks = [install.task for install in self._tasks.values()]
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._owner.close()
 
     # -- the task -------------------------------------------------------------------------------
 

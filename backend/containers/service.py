@@ -15,7 +15,7 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +67,7 @@ from backend.validation import (
     check_name,
     check_string_map,
 )
+from corral.aio import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class ContainerService:
         self.instance = instance
         self.locks = KeyedLocks()
         self._user_locks = KeyedLocks()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("provision")
         self._docker_ids: dict[str, str] = {}
         self._provisioning: set[str] = set()  # rows whose create runs in the background
         self.packages = PackageCache(settings)
@@ -257,7 +258,7 @@ class ContainerService:
                 raise NameTaken() from exc
 
         self._provisioning.add(row.id)
-        task = self._spawn(self._provision(row.id))
+        task = self._tasks.spawn(self._provision(row.id), name=f"provision-{row.id}")
         return CreateResult(container=row, task=task)
 
     async def _new_row(
@@ -327,12 +328,6 @@ class ContainerService:
     def _generated_name(self, image: str) -> str:
         base = re.sub(r"[^A-Za-z0-9]+", "-", image.rsplit("/", 1)[-1].split(":")[0]).strip("-")
         return f"{base or 'sandbox'}-{secrets.token_hex(3)}"
-
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     async def _progress(
         self, row: Container, stage: str, message: str, progress: int, **extra: Any
@@ -887,13 +882,7 @@ class ContainerService:
         """Let background work finish (bounded), then cancel what is left. Role installs are
         not waited for (they take minutes); they are resumed at the next start."""
         await self.roles.close()
-        if not self._tasks:
-            return
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._tasks.drain(timeout_s)
 
 
 # The message a sandbox's start event carries about its role, by role_state.

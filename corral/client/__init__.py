@@ -1,6 +1,7 @@
 """The Python client of the Corral backend: the one way the console, the command line and the
 tests talk to it (over HTTP and WebSocket; this package never imports ``backend``)."""
 
+from corral.aio import Backoff
 from corral.client.api import CorralClient
 from corral.client.errors import (
     ERRORS,
@@ -32,7 +33,7 @@ from corral.client.errors import (
     VolumeNotFound,
     api_error,
 )
-from corral.client.events import Backoff, EventConnection, EventStream
+from corral.client.events import EventConnection, EventStream
 from corral.client.stats import StatsStream
 from corral.client.types import (
     Container,
