@@ -31,7 +31,8 @@ from backend.containers.packages import PackageCache
 from backend.containers.role_images import RoleImages
 from backend.docker_service import DockerService
 from backend.settings import Settings, load_settings
-from benchmarks.common import admin_token, server_process, summary, verdict
+from benchmarks.common import server_process, summary, verdict
+from corral.local import local_admin_token
 from devkit.waiting import wait_for
 
 IMAGE = "corral/debian:bookworm"
@@ -93,7 +94,7 @@ async def _sandboxes(settings: Settings) -> dict[str, Any]:
         data_dir = Path(tmp)
         instance = f"bench-{uuid.uuid4().hex[:10]}"
         async with server_process(data_dir, instance) as server:
-            token = await admin_token(server.settings)
+            token = await local_admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
             client = docker.APIClient(version="auto")
             async with aiohttp.ClientSession(headers=headers) as http:

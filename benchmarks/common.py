@@ -84,11 +84,6 @@ async def server_process(data_dir: Path, instance: str) -> AsyncIterator[ServerP
         clean_up(instance, data_dir)
 
 
-async def admin_token(settings: Settings) -> str:
-    async with Admin(settings) as admin:
-        return await admin.local_admin_jwt()
-
-
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:
