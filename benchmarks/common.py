@@ -28,6 +28,7 @@ from backend.settings import Settings, load_settings
 from backend.state import SESSIONS, SIGNER
 from devkit.backend_process import BackendProcess
 from devkit.engine import clean_up
+from devkit.users import add_user
 
 
 @dataclass
@@ -38,11 +39,14 @@ class Backend:
     instance: str
 
     async def user(self, tier: str = "enterprise", admin: bool = False) -> tuple[User, str]:
-        user = User(username=f"bench-{uuid.uuid4().hex[:8]}", tier=tier, is_admin=admin)
-        async with self.app[SESSIONS]() as session:
-            session.add(user)
-            await session.commit()
-        return user, self.app[SIGNER].issue(user, timedelta(hours=2)).token
+        return await add_user(
+            self.app[SESSIONS],
+            self.app[SIGNER],
+            f"bench-{uuid.uuid4().hex[:8]}",
+            tier=tier,
+            admin=admin,
+            lifetime=timedelta(hours=2),
+        )
 
 
 @asynccontextmanager

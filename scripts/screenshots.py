@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,11 +22,11 @@ sys.path.insert(0, str(ROOT))
 
 from backend.admin import Admin  # noqa: E402
 from backend.auth.tokens import JwtSigner, load_or_create_secret  # noqa: E402
-from backend.db.models import User  # noqa: E402
 from backend.server import EmbeddedBackend  # noqa: E402
 from backend.settings import load_settings  # noqa: E402
 from corral.client import CorralClient  # noqa: E402
 from devkit.engine import unmount_volumes  # noqa: E402
+from devkit.users import add_user  # noqa: E402
 from devkit.waiting import wait_for  # noqa: E402
 from tui.app import CorralApp  # noqa: E402
 from tui.config import ConsoleConfig  # noqa: E402
@@ -171,16 +170,9 @@ async def main() -> None:
         settings = load_settings(
             data_dir=data, port=0, instance_label=f"shots-{uuid.uuid4().hex[:8]}"
         )
+        signer = JwtSigner(load_or_create_secret(settings.secret_path))
         async with Admin(settings) as admin:
-            user = User(username="ada", tier="pro")
-            async with admin.sessions() as session:
-                session.add(user)
-                await session.commit()
-        token = (
-            JwtSigner(load_or_create_secret(settings.secret_path))
-            .issue(user, timedelta(hours=1))
-            .token
-        )
+            _, token = await add_user(admin.sessions, signer, "ada", tier="pro")
         backend = EmbeddedBackend(settings)
         url = backend.start()
         try:

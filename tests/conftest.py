@@ -17,13 +17,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from backend.app import create_app
-from backend.auth.passwords import hash_password
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import User
 from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_settings
 from backend.state import SESSIONS, SIGNER
 from corral.client import CorralClient
 from devkit.engine import clean_up
+from devkit.users import add_user
 
 BUSYBOX = "corral/busybox"
 
@@ -86,18 +86,14 @@ class Api:
         admin: bool = False,
         password: str | None = None,
     ) -> tuple[User, dict[str, str]]:
-        user = User(
-            username=username or f"u{uuid.uuid4().hex[:8]}",
+        user, token = await add_user(
+            self.app[SESSIONS],
+            self.app[SIGNER],
+            username,
             tier=tier,
-            is_admin=admin,
-            password_hash=hash_password(password) if password else None,
+            admin=admin,
+            password=password,
         )
-        async with self.app[SESSIONS]() as session:
-            session.add(user)
-            await session.commit()
-        from datetime import timedelta
-
-        token = self.app[SIGNER].issue(user, timedelta(hours=1)).token
         return user, {"Authorization": f"Bearer {token}"}
 
     async def create(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:
