@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from textual.widgets import Input  # noqa: E402
+
 from backend.admin import Admin  # noqa: E402
 from backend.auth.tokens import JwtSigner, load_or_create_secret  # noqa: E402
 from backend.server import EmbeddedBackend  # noqa: E402
@@ -133,8 +135,7 @@ async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> li
         save("main")
         await pilot.press("e")
         await pilot.pause(0.3)
-        memory = app.screen.query_one("#memory_mb")
-        memory.value = "9000"  # type: ignore[attr-defined]
+        app.screen.query_one("#memory_mb", Input).value = "9000"
         await pilot.pause(0.3)
         save("settings")
         await pilot.press("escape")
