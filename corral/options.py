@@ -13,10 +13,16 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from backend.settings import Settings
+
+
+class Declares(Protocol):
+    """What an option is declared on: a parser, an argument group, a mutually exclusive one."""
+
+    def add_argument(self, *name_or_flags: str, **kwargs: Any) -> argparse.Action: ...
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class Option:
     def dest(self) -> str:
         return self.flag.removeprefix("--").replace("-", "_")
 
-    def add(self, parser: argparse._ActionsContainer, help: str | None = None) -> None:
+    def add(self, parser: Declares, help: str | None = None) -> None:
         """Declare it on ``parser`` (or a group of it); ``help`` replaces the usual text."""
         parser.add_argument(
             self.flag, metavar=self.metavar, default=argparse.SUPPRESS, help=help or self.help
