@@ -9,7 +9,7 @@ from backend.agents.service import AgentService
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner
 from backend.containers.catalog import Catalog
-from backend.containers.service import ContainerService
+from backend.containers.service import ContainerServices
 from backend.containers.watcher import DockerWatcher
 from backend.docker_service import DockerService
 from backend.events.hub import EventHub
@@ -26,7 +26,7 @@ DOCKER = web.AppKey("docker", DockerService)
 EVENTS = web.AppKey("events", EventLog)
 EVENT_HUB = web.AppKey("event_hub", EventHub)
 CATALOG = web.AppKey("catalog", Catalog)
-CONTAINERS = web.AppKey("containers", ContainerService)
+CONTAINERS = web.AppKey("containers", ContainerServices)
 INSTANCE = web.AppKey("instance", str)
 WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)

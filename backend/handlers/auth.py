@@ -91,7 +91,7 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     principal = principal_of(request)
     tier = request.app[SETTINGS].tier(principal.user.tier)
-    count = await request.app[CONTAINERS].count_for(principal.user_id)
+    count = await request.app[CONTAINERS].repository.count_for(principal.user_id)
     return web.json_response(
         {
             "user": principal.user.as_json(),

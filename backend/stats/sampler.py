@@ -23,13 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from backend.containers.repository import SandboxRef
 from backend.db.models import Container, iso, utcnow
 from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerNotFound, DockerUnavailable
@@ -51,6 +49,12 @@ CONTAINER_EVENTS = frozenset(
 )
 RESYNC_S = 30.0
 FRESH_S = 2.5  # a sample at most this old answers GET .../stats without asking the engine
+
+
+class SandboxRows(Protocol):
+    """Where the running sandboxes are read from (``ContainerRepository``)."""
+
+    async def with_sandbox(self, statuses: Iterable[str]) -> Sequence[SandboxRef]: ...
 
 
 class StatsSubscription:
@@ -94,11 +98,11 @@ class StatsSampler:
     def __init__(
         self,
         docker: DockerService,
-        sessions: async_sessionmaker[AsyncSession],
+        rows: SandboxRows,
         interval_s: float,
     ) -> None:
         self._docker = docker
-        self._sessions = sessions
+        self._rows = rows
         self.interval_s = max(0.2, interval_s)
         self._subs: set[StatsSubscription] = set()
         self._followed: dict[str, _Followed] = {}
@@ -220,17 +224,12 @@ class StatsSampler:
             self._publish()
 
     async def _resync(self) -> None:
-        query = select(Container.id, Container.docker_id, Container.user_id, Container.name).where(
-            Container.status.in_(RUNNING), Container.docker_id.is_not(None)
-        )
-        async with self._sessions() as session:
-            rows = (await session.execute(query)).all()
-        running = {row[0] for row in rows}
+        rows = await self._rows.with_sandbox(RUNNING)
+        running = {row.db_id for row in rows}
         for db_id in [d for d in self._followed if d not in running]:
             self._unfollow(db_id)
-        for db_id, docker_id, user_id, name in rows:
-            if docker_id is not None:
-                self._follow(db_id, docker_id, user_id, name)
+        for row in rows:
+            self._follow(row.db_id, row.docker_id, row.user_id, row.name)
 
     def _follow(self, db_id: str, docker_id: str, user_id: str, name: str) -> None:
         current = self._followed.get(db_id)
