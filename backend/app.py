@@ -18,6 +18,7 @@ from aiohttp import web
 from backend.agents.service import AgentService
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.auth.users import UserService
 from backend.containers.catalog import Catalog
 from backend.containers.service import ContainerServices
 from backend.containers.volumes import VolumeManager
@@ -44,6 +45,7 @@ from backend.state import (
     SETTINGS,
     SIGNER,
     STATS,
+    USERS,
     WATCHER,
 )
 from backend.stats.sampler import StatsSampler
@@ -78,6 +80,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = make_sessionmaker(engine)
     app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))
     app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER])
+    app[USERS] = UserService(app[SESSIONS])
     app[INSTANCE] = instance_id(settings)
     yield
     await engine.dispose()
