@@ -6,12 +6,13 @@ flood that log (fifty sandboxes: 1,500 rows a minute) and every replay, for valu
 worthless a few seconds later. Samples are kept only as "the latest", in memory.
 
 How: while at least one subscriber is connected, the sampler keeps one Docker stats stream per
-running sandbox (the engine sends a reading about every second; see ``backend.docker_http``: no
-thread per stream) and remembers the latest sample of each. Every ``stats_interval_s`` it hands
-each subscriber one message with the latest samples of the containers it may see. Streams open
-and close with the container service's own events (a start, a stop, a rebuild's new Docker ID),
-and a resync from the database every ``RESYNC_S`` catches anything missed (an engine that came
-back). When the last subscriber leaves, every stream is closed: nothing runs for nobody.
+running sandbox (the engine sends a reading about every second; see
+``backend.docker_service.engine_http``: no thread per stream) and remembers the latest sample of
+each. Every ``stats_interval_s`` it hands each subscriber one message with the latest samples of
+the containers it may see. Streams open and close with the container services' own events (a
+start, a stop, a rebuild's new Docker ID), and a resync from the repository every ``RESYNC_S``
+catches anything missed (an engine that came back). When the last subscriber leaves, every
+stream is closed: nothing runs for nobody.
 
 Memory is bounded: one sample per running sandbox, and at most one unsent message per
 subscriber. A slow subscriber's unsent message is replaced by the newer one, so it always gets

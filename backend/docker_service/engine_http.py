@@ -8,7 +8,7 @@ thread, cancelled like any task. Errors are translated into the same classes as 
 (``DockerUnavailable``, ``DockerNotFound``, ``DockerConflict``, ``DockerError``), with the
 engine's message sanitized.
 
-Only ``DockerService`` uses this module.
+Only ``DockerService`` (its ``streams``) uses this module.
 """
 
 from __future__ import annotations
