@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.auth.users import UserService
-from backend.db.engine import create_schema, make_engine, make_sessionmaker
+from backend.db.engine import make_engine, make_sessionmaker
 from backend.db.models import ApiToken, User
+from backend.db.schema import upgrade_schema
 from backend.errors import UsernameTaken
 from backend.settings import Settings
 
@@ -33,7 +34,7 @@ class Admin:
 
     async def __aenter__(self) -> Admin:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await create_schema(self._engine)
+        await upgrade_schema(self._engine)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
@@ -27,10 +26,10 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.widgets.columns import BY_KEY, COLUMNS, SORTABLE, layout, now
+from tui.widgets.columns import BY_KEY, COLUMNS, SORTABLE, now
 from tui.widgets.rows import Change, Rows, matches
+from tui.widgets.table_paint import GAP, LinePainter
 
-GAP = 1  # cells between columns
 MARK = "▌"
 
 
@@ -54,30 +53,6 @@ class ContainerTable(ScrollView, can_focus=True):
         "container-table--odd",
         "container-table--marked",
     }
-    DEFAULT_CSS = """
-    ContainerTable {
-        background: $surface;
-    }
-    ContainerTable > .container-table--header {
-        text-style: bold;
-        background: $panel;
-        color: $text;
-    }
-    ContainerTable > .container-table--cursor {
-        background: $block-cursor-background;
-        color: $block-cursor-foreground;
-    }
-    ContainerTable:blur > .container-table--cursor {
-        background: $block-cursor-blurred-background;
-    }
-    ContainerTable > .container-table--odd {
-        background: $surface-lighten-1;
-    }
-    ContainerTable > .container-table--marked {
-        color: $accent;
-        text-style: bold;
-    }
-    """
 
     cursor_row: reactive[int] = reactive(0, init=False)
 
@@ -96,11 +71,7 @@ class ContainerTable(ScrollView, can_focus=True):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rows = Rows()
-        self._strips: dict[str, Strip] = {}
-        # Each cell's rendering, by the cell object it was made from and its width: a row
-        # whose CPU changed renders that cell again, not the other eight.
-        self._cell_cache: dict[tuple[int, int], tuple[Text, list[Segment]]] = {}
-        self._widths = [c.width for c in COLUMNS]
+        self.painter = LinePainter()
         self.marked: set[str] = set()
         self._cursor_key: str | None = None
 
@@ -199,7 +170,7 @@ class ContainerTable(ScrollView, can_focus=True):
         """Repaint what a write changed: its row, or every row from where the order moved."""
         if change is None:
             return
-        self._strips.pop(change.key, None)
+        self.painter.forget(change.key)
         if change.key not in self.rows and change.key in self.marked:
             self.marked.discard(change.key)
             self.post_message(self.MarksChanged(frozenset(self.marked)))
@@ -230,7 +201,7 @@ class ContainerTable(ScrollView, can_focus=True):
 
     def _after_rows_changed(self, from_index: int) -> None:
         """Keep the cursor on its row, resize the scroll area, repaint from ``from_index``."""
-        self.virtual_size = Size(self._content_width(), len(self.rows) + 1)
+        self.virtual_size = Size(1 + self.painter.content_width, len(self.rows) + 1)
         if self._cursor_key is not None and self._cursor_key in self.rows:
             target = self.rows.index_of(self._cursor_key)
         else:
@@ -328,7 +299,7 @@ class ContainerTable(ScrollView, can_focus=True):
 
     def _column_at(self, x: int) -> str | None:
         left = 1  # the mark column
-        for column, width in zip(COLUMNS, self._widths, strict=True):
+        for column, width in zip(COLUMNS, self.painter.widths, strict=True):
             if not width:
                 continue
             if left <= x < left + width + GAP:
@@ -339,16 +310,9 @@ class ContainerTable(ScrollView, can_focus=True):
     # -- drawing ------------------------------------------------------------------------------
 
     def on_resize(self, _: events.Resize) -> None:
-        widths = layout(max(0, self.size.width - 2), GAP)  # the mark, and a scrollbar's room
-        if widths != self._widths:
-            self._widths = widths
-            self._strips.clear()
-        self.virtual_size = Size(self._content_width(), len(self.rows) + 1)
+        self.painter.fit(self.size.width - 2)  # the mark, and a scrollbar's room
+        self.virtual_size = Size(1 + self.painter.content_width, len(self.rows) + 1)
         self._scroll_cursor_into_view()
-
-    def _content_width(self) -> int:
-        shown = [w for w in self._widths if w]
-        return 1 + sum(shown) + GAP * (len(shown) - 1)
 
     def _refresh_row(self, key: str) -> None:
         if key not in self.rows:
@@ -358,59 +322,16 @@ class ContainerTable(ScrollView, can_focus=True):
         if 1 <= y < self.size.height:
             self.refresh(Region(0, y, self.size.width, 1))
 
-    def _cell(self, text: Text, width: int, justify: str) -> list[Segment]:
-        cached = self._cell_cache.get((id(text), width))
-        if cached is not None and cached[0] is text:
-            return cached[1]
-        cell = text.copy()
-        cell.truncate(width, overflow="ellipsis")
-        pad = " " * (width - cell.cell_len)
-        if justify == "right":
-            cell = Text.assemble(pad, cell)
-        else:
-            cell.append(pad)
-        segments = list(cell.render(self.app.console))
-        if len(self._cell_cache) > 50_000:
-            self._cell_cache.clear()
-        self._cell_cache[(id(text), width)] = (text, segments)
-        return segments
-
-    def _line(self, cells: list[Text], style: Style | None = None) -> Strip:
-        shown = [
-            (text, width, column)
-            for text, width, column in zip(cells, self._widths, COLUMNS, strict=True)
-            if width
-        ]
-        gap = Segment(" " * GAP)
-        segments: list[Segment] = []
-        for index, (text, width, column) in enumerate(shown):
-            if index:
-                segments.append(gap)
-            segments.extend(self._cell(text, width, column.justify))
-        length = sum(width for _, width, _ in shown) + GAP * (len(shown) - 1)
-        if style is not None:
-            segments = list(Segment.apply_style(segments, post_style=style))
-        return Strip(segments, length)
-
     def _header(self) -> Strip:
         labels = []
-        for column in COLUMNS:
+        for column, width in zip(COLUMNS, self.painter.widths, strict=True):
             label = column.label
             if column.key == self.sort_column:
-                width = self._widths[COLUMNS.index(column)]
                 label = label[: max(0, width - 1)] + ("▼" if self.sort_reverse else "▲")
             labels.append(Text(label))
         style = self.get_component_rich_style("container-table--header")
-        strip = self._line(labels, style)
+        strip = self.painter.line(self.app.console, labels, style)
         return Strip([Segment(" ", style), *strip], strip.cell_length + 1)
-
-    def _row_strip(self, key: str) -> Strip:
-        strip = self._strips.get(key)
-        if strip is None:
-            row = self.rows.row(key)
-            strip = self._line([row.cells[c.key] for c in COLUMNS])
-            self._strips[key] = strip
-        return strip
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
@@ -429,7 +350,7 @@ class ContainerTable(ScrollView, can_focus=True):
         marked = key in self.marked
         mark_style = self.get_component_rich_style("container-table--marked")
         mark = Segment(MARK if marked else " ", base + mark_style if marked else base)
-        body = self._row_strip(key)
+        body = self.painter.row(self.app.console, key, self.rows.row(key))
         line = Strip([mark, *body], body.cell_length + 1).apply_style(base)
         if marked:
             line = line.apply_style(mark_style)
