@@ -24,13 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from backend.containers.repository import SandboxRef
 from backend.db.models import Container, iso, utcnow
-from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerNotFound, DockerUnavailable
 from backend.events.hub import wire
 from backend.events.log import Event
@@ -56,6 +55,14 @@ class SandboxRows(Protocol):
     """Where the running sandboxes are read from (``ContainerRepository``)."""
 
     async def with_sandbox(self, statuses: Iterable[str]) -> Sequence[SandboxRef]: ...
+
+
+class StatsSource(Protocol):
+    """Where the samples come from (``DockerService``, its engine streams)."""
+
+    async def stats_once(self, container_id: str) -> dict[str, Any]: ...
+
+    def stats_stream(self, container_id: str) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class StatsSubscription:
@@ -98,7 +105,7 @@ class _Followed:
 class StatsSampler:
     def __init__(
         self,
-        docker: DockerService,
+        docker: StatsSource,
         rows: SandboxRows,
         interval_s: float,
     ) -> None:
@@ -194,7 +201,7 @@ class StatsSampler:
         self._followed.clear()
         self._latest.clear()
 
-    # -- following the container service ----------------------------------------------------------
+    # -- following the running sandboxes ----------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
         """The ``EventLog`` listener: open a stream when a sandbox starts (or is rebuilt under a
