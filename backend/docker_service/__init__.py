@@ -7,7 +7,10 @@ event loop. Docker's own errors are translated in one place (``EngineClient._tra
 ``DockerUnavailable`` (the engine cannot be reached: 503), ``DockerNotFound``, ``DockerConflict``
 and ``DockerError``, with messages stripped of host paths, sockets and addresses so they are safe
 to show to a client. Long-lived streams (stats, logs) are read on the event loop instead, over
-the engine's socket (``engine_http``), with the same errors.
+the engine's socket (``engine_http``), with the same errors; so are the two answers the SDK
+gives only through its private parts, a start's or a stop's status (304: nothing to do) and a
+hijacked exec or attach connection (``engine_socket``). Nothing here touches the SDK's private
+attributes.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import docker.utils
 import requests.exceptions
 
 from backend.docker_service.engine_http import EngineHttp
+from backend.docker_service.engine_socket import EngineSocket
 from backend.errors import (
     DockerConflict,
     DockerError,
@@ -39,6 +40,7 @@ class EngineClient:
         self._client_lock = threading.Lock()
         base_url = base_url or docker.utils.kwargs_from_env().get("base_url")
         self._http = EngineHttp(base_url, float(timeout_s))
+        self._socket = EngineSocket(base_url, float(timeout_s))
         self._version: str | None = None
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -97,6 +99,13 @@ class EngineClient:
         return await loop.run_in_executor(
             self._pool, functools.partial(self._blocking, fn, *args, **kwargs)
         )
+
+    async def _path(self, path: str, *ids: str) -> str:
+        """``path`` with ``ids`` filled in, under the API version the SDK settled on (for the
+        calls made without the SDK: ``engine_http``, ``engine_socket``)."""
+        if self._version is None:
+            self._version = await self.run(lambda: str(self._api().api_version))
+        return f"/v{self._version}" + path.format(*ids)
 
     async def aclose(self) -> None:
         """Close the streams' connection pool (before ``close``, on the loop)."""

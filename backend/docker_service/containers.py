@@ -97,17 +97,11 @@ class ContainerCalls(EngineClient):
 
     async def attach_output(self, container_id: str) -> socket.socket:
         """The raw, non-blocking socket of a (not yet started) container's stdout and stderr,
-        in Docker's multiplexed framing (see ``read_exec_output``)."""
-
-        def attach() -> socket.socket:
-            wrapped: Any = self._api().attach_socket(
-                container_id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
-            )
-            raw: socket.socket = getattr(wrapped, "_sock", wrapped)
-            raw.setblocking(False)
-            return raw
-
-        return await self.run(attach)
+        in Docker's multiplexed framing (see ``read_exec_output``); hijacked by
+        ``engine_socket``, as ``docker attach`` does."""
+        path = await self._path("/containers/{0}/attach", container_id)
+        params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+        return await self._socket.hijack(path, params, None)
 
     async def wait(self, container_id: str, timeout_s: int) -> int:
         """Wait for a container to exit; its exit code."""
@@ -129,20 +123,17 @@ class ContainerCalls(EngineClient):
     async def start(self, container_id: str) -> bool:
         """Start a container; False when it was already running (the engine's 304).
 
-        The engine's answer decides "already running", so no inspect is needed beforehand."""
-
-        status = await self.run(self._post_status, "/containers/{0}/start", container_id)
-        return status != 304
+        The engine's answer decides "already running", so no inspect is needed beforehand. The
+        SDK's ``start`` hides that answer, so this one request goes through ``engine_socket``."""
+        path = await self._path("/containers/{0}/start", container_id)
+        return await self._socket.request("POST", path) != 304
 
     async def stop(self, container_id: str, timeout_s: int) -> bool:
         """Stop a container (SIGKILL after ``timeout_s``); False when it was not running."""
 
-        status = await self.run(
-            self._post_status,
-            "/containers/{0}/stop",
-            container_id,
-            params={"t": timeout_s},
-            timeout=self._timeout + timeout_s,
+        path = await self._path("/containers/{0}/stop", container_id)
+        status = await self._socket.request(
+            "POST", path, {"t": timeout_s}, timeout_s=self._timeout + timeout_s
         )
         return status != 304
 
@@ -153,13 +144,6 @@ class ContainerCalls(EngineClient):
         except DockerNotFound:
             return False
         return True
-
-    def _post_status(self, path: str, container_id: str, **kwargs: Any) -> int:
-        """POST to an endpoint whose status code the SDK's wrapper hides (304: no change)."""
-        api: Any = self._api()
-        res = api._post(api._url(path, container_id), **kwargs)
-        api._raise_for_status(res)
-        return int(res.status_code)
 
     async def rename(self, container_id: str, name: str) -> None:
         await self.run(lambda: self._api().rename(container_id, name))

@@ -60,10 +60,8 @@ class ExecCalls(ContainerCalls):
     ) -> tuple[str, socket.socket]:
         """Start an interactive exec with a TTY; its ID and the raw, non-blocking socket that
         carries its input and output."""
-
-        def start() -> tuple[str, socket.socket]:
-            api = self._api()
-            created = api.exec_create(
+        created: dict[str, Any] = await self.run(
+            lambda: self._api().exec_create(
                 container_id,
                 cmd,
                 tty=True,
@@ -71,14 +69,15 @@ class ExecCalls(ContainerCalls):
                 environment=environment,
                 workdir=workdir,
             )
-            exec_id = str(created["Id"])
-            wrapped: Any = api.exec_start(exec_id, socket=True, tty=True)
-            raw: socket.socket = getattr(wrapped, "_sock", wrapped)
-            api.exec_resize(exec_id, height=rows, width=cols)
-            raw.setblocking(False)
-            return exec_id, raw
-
-        return await self.run(start)
+        )
+        exec_id = str(created["Id"])
+        sock = await self._start_exec(exec_id, tty=True)
+        try:
+            await self.exec_resize(exec_id, cols, rows)
+        except BaseException:
+            sock.close()
+            raise
+        return exec_id, sock
 
     async def exec_stream(
         self,
@@ -91,10 +90,8 @@ class ExecCalls(ContainerCalls):
         """Start a non-interactive exec (no TTY, no stdin) whose output is read as it comes: its
         ID and the raw, non-blocking socket carrying Docker's multiplexed stream (see
         ``read_exec_output``). The process keeps running if the socket is closed early."""
-
-        def start() -> tuple[str, socket.socket]:
-            api = self._api()
-            created = api.exec_create(
+        created: dict[str, Any] = await self.run(
+            lambda: self._api().exec_create(
                 container_id,
                 cmd,
                 stdout=True,
@@ -105,13 +102,15 @@ class ExecCalls(ContainerCalls):
                 workdir=workdir,
                 user=user,
             )
-            exec_id = str(created["Id"])
-            wrapped: Any = api.exec_start(exec_id, socket=True)
-            raw: socket.socket = getattr(wrapped, "_sock", wrapped)
-            raw.setblocking(False)
-            return exec_id, raw
+        )
+        exec_id = str(created["Id"])
+        return exec_id, await self._start_exec(exec_id, tty=False)
 
-        return await self.run(start)
+    async def _start_exec(self, exec_id: str, *, tty: bool) -> socket.socket:
+        """Start a created exec and take over its connection (``engine_socket``, as ``docker
+        exec`` does; the SDK hands the socket out only through private attributes)."""
+        path = await self._path("/exec/{0}/start", exec_id)
+        return await self._socket.hijack(path, None, {"Detach": False, "Tty": tty})
 
     async def exec_resize(self, exec_id: str, cols: int, rows: int) -> None:
         await self.run(lambda: self._api().exec_resize(exec_id, height=rows, width=cols))

@@ -13,11 +13,6 @@ log = logging.getLogger(__name__)
 
 
 class StreamCalls(EngineClient):
-    async def _path(self, path: str, container_id: str) -> str:
-        if self._version is None:
-            self._version = await self.run(lambda: str(self._api().api_version))
-        return f"/v{self._version}" + path.format(container_id)
-
     async def stats_stream(self, container_id: str) -> AsyncIterator[dict[str, Any]]:
         """Docker's streaming stats of a container: one raw sample about every second, for as
         long as it is read. A stopped container's stream goes on with empty samples (``read``
