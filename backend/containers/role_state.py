@@ -1,7 +1,7 @@
 """What role work needs of the containers, and the row states it moves through.
 
 Role work (``backend.containers.roles``, ``backend.containers.role_install``) runs in the
-background and never holds the container service: it reads and writes rows through
+background and never holds a container service: it reads and writes rows through
 ``RoleRows``, a small protocol that ``ContainerRepository`` implements.
 """
 

@@ -108,7 +108,7 @@ class RoleInstaller:
         self._tasks: dict[str, _Install] = {}
         self._slots = asyncio.Semaphore(max(1, settings.role_installs))
 
-    # -- what the container service asks ------------------------------------------------------
+    # -- what the container services ask -----------------------------------------------------
 
     def wants_install(self, row: Container) -> bool:
         """Whether the row's role has packages. A role that is no longer in the catalog counts:

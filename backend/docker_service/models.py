@@ -10,7 +10,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """Everything Docker needs to create one sandbox; built by the container service."""
+    """Everything Docker needs to create one sandbox; built by the container services
+    (``backend.containers.sandbox``)."""
 
     name: str
     image: str
