@@ -1,4 +1,4 @@
-"""The container routes: thin handlers over ``ContainerService``."""
+"""The container routes: thin handlers over the container services (``backend.containers``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ async def container_listing(
 ) -> dict[str, Any]:
     """The body of ``GET /api/containers``. The events stream's first message carries exactly
     this, so it is built in one place."""
-    items = await app[CONTAINERS].list_json(principal, all_users)
+    items = await app[CONTAINERS].repository.list_json(principal, all_users)
     items += await app[AGENTS].list_json(principal, all_users)
     limit = app[SETTINGS].tier(principal.user.tier).containers
     return {"containers": items, "count": len(items), "limit": limit}
@@ -36,8 +36,8 @@ async def list_containers(request: web.Request) -> web.Response:
 async def create_container(request: web.Request) -> web.Response:
     principal = principal_of(request)
     wait = query_flag(request, "wait")
-    service = request.app[CONTAINERS]
-    result = await service.create(principal, await read_json(request))
+    containers = request.app[CONTAINERS]
+    result = await containers.provisioner.create(principal, await read_json(request))
     if not wait:
         body = result.container.as_json()
         body["message"] = (
@@ -45,7 +45,7 @@ async def create_container(request: web.Request) -> web.Response:
         )
         return web.json_response(body, status=202)
     await result.task
-    row = await service.reload(result.container.id)
+    row = await containers.repository.reload(result.container.id)
     if row.status not in ("running", "configuring"):
         raise OperationFailed(
             "failed to create container", row.error or "the sandbox did not start", id=row.public_id
@@ -60,7 +60,7 @@ async def get_container(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         agent = await request.app[AGENTS].get(principal_of(request), ident)
         return web.json_response(agent.as_json())
-    row = await request.app[CONTAINERS].resolve(principal_of(request), ident)
+    row = await request.app[CONTAINERS].repository.resolve(principal_of(request), ident)
     return web.json_response(row.as_json())
 
 
@@ -69,7 +69,7 @@ async def start_container(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent is started on its own machine (corral agent).")
-    body = await request.app[CONTAINERS].start(principal_of(request), ident)
+    body = await request.app[CONTAINERS].lifecycle.start(principal_of(request), ident)
     return web.json_response(body)
 
 
@@ -77,7 +77,7 @@ async def stop_container(request: web.Request) -> web.Response:
     ident = request.match_info["id"]
     if is_agent_id(ident):
         return web.json_response(await request.app[AGENTS].stop(principal_of(request), ident))
-    body = await request.app[CONTAINERS].stop(principal_of(request), ident)
+    body = await request.app[CONTAINERS].lifecycle.stop(principal_of(request), ident)
     return web.json_response(body)
 
 
@@ -86,7 +86,7 @@ async def delete_container(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         return web.json_response(await request.app[AGENTS].delete(principal_of(request), ident))
     keep = query_flag(request, "keep_volume")
-    body = await request.app[CONTAINERS].delete(principal_of(request), ident, keep)
+    body = await request.app[CONTAINERS].lifecycle.delete(principal_of(request), ident, keep)
     return web.json_response(body)
 
 
@@ -95,7 +95,7 @@ async def update_settings(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent's machine is not configured through Corral.")
-    body = await request.app[CONTAINERS].update_settings(
+    body = await request.app[CONTAINERS].reconfigure.update_settings(
         principal_of(request), ident, await read_json(request)
     )
     return web.json_response(body)
@@ -108,5 +108,5 @@ async def reinstall_role(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent's machine has no Corral role.")
-    body = await request.app[CONTAINERS].reinstall_role(principal_of(request), ident)
+    body = await request.app[CONTAINERS].reconfigure.reinstall_role(principal_of(request), ident)
     return web.json_response(body, status=202)

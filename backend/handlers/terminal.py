@@ -35,14 +35,14 @@ async def terminal(request: web.Request) -> web.StreamResponse:
     if is_agent_id(ident):
         shell = await request.app[AGENTS].open_shell(principal, ident, *_initial_size(request))
     else:
-        service = request.app[CONTAINERS]
-        row = await service.resolve(principal, ident)
-        state = await service.docker_state_of(row)
+        containers = request.app[CONTAINERS]
+        row = await containers.repository.resolve(principal, ident)
+        state = await containers.lifecycle.docker_state_of(row)
         if state is None or not state.running:
             raise ContainerNotRunning()
         docker_shell = DockerShell(request.app[DOCKER], state.id)
         await docker_shell.open(*_initial_size(request))
-        await service.touch(row)
+        await containers.repository.touch(row)
         shell = docker_shell
     ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_SUBPROTOCOL,), compress=False)
     try:
