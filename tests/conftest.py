@@ -26,6 +26,7 @@ from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_se
 from backend.state import SESSIONS, SIGNER
 from corral.client import CorralClient
 from tests.backend_process import unmount_volumes
+from tests.conformance import Conformance
 
 BUSYBOX = "corral/busybox"
 
@@ -137,9 +138,15 @@ class Api:
 
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Api]:
-    """A backend over ``settings`` (for tests that need settings of their own)."""
-    async with TestClient(TestServer(create_app(settings))) as client:
+    """A backend over ``settings`` (for tests that need settings of their own). Every answer it
+    sends is checked against its OpenAPI document (``tests.conformance``); the test that got
+    one that does not conform fails."""
+    app = create_app(settings)
+    conformance = Conformance()
+    conformance.attach(app)
+    async with TestClient(TestServer(app)) as client:
         yield Api(client)
+    conformance.assert_conforms()
 
 
 @pytest.fixture

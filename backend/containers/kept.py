@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +22,8 @@ from backend.containers.locks import KeyedLocks
 from backend.containers.volumes import VolumeManager
 from backend.db.models import Container, KeptVolume
 from backend.errors import DockerError, InvalidParameters, OperationFailed, VolumeNotFound
+from corral.shapes import KeptVolume as KeptVolumeJson
+from corral.shapes import VolumeDeleted
 
 
 class KeptVolumes:
@@ -37,7 +38,7 @@ class KeptVolumes:
         async with self._locks.hold(name):
             yield
 
-    async def list_json(self, principal: Principal, all_users: bool) -> list[dict[str, Any]]:
+    async def list_json(self, principal: Principal, all_users: bool) -> list[KeptVolumeJson]:
         query = select(KeptVolume).order_by(KeptVolume.kept_at)
         if not all_users:
             query = query.where(KeptVolume.user_id == principal.user_id)
@@ -51,7 +52,7 @@ class KeptVolumes:
             record = await session.get(KeptVolume, name)
         return record if record is not None and record.user_id == user_id else None
 
-    async def delete(self, principal: Principal, name: str) -> dict[str, Any]:
+    async def delete(self, principal: Principal, name: str) -> VolumeDeleted:
         """Remove the volume (the Docker volume, then its image) and its record. Another
         user's volume is the same 404 as an unknown one; an administrator may delete any."""
         async with self.held(name):

@@ -41,13 +41,12 @@ from backend.containers.role_images import Progress, RoleImageFailed, RoleImages
 from backend.db.models import Container
 from backend.docker_service import ContainerState, read_exec_output
 from backend.errors import DockerError, DockerUnavailable, UnsupportedImage, sanitize
+from corral.shapes import ACTIVE_ROLE_STATES, EventType, RoleState, Status
 
 if TYPE_CHECKING:
     from backend.containers.service import ContainerService
 
 log = logging.getLogger(__name__)
-
-ACTIVE_STATES = ("pending", "installing")
 
 
 @dataclass(frozen=True)
@@ -55,18 +54,18 @@ class SandboxImage:
     """What a new sandbox of a row starts from, and the role's state once it runs."""
 
     reference: str
-    role_state: str  # none, installed, failed; pending: the fallback installs in the sandbox
+    role_state: RoleState  # none, installed, failed; pending: the fallback installs in the sandbox
     role_error: str | None = None
     packages_dir: Path | None = None  # the fallback mounts the host's package cache here
 
     @property
     def installs_in_sandbox(self) -> bool:
-        return self.role_state == "pending"
+        return self.role_state == RoleState.PENDING
 
     def values(self) -> dict[str, Any]:
         """The row's values once a sandbox from this image runs."""
         return {
-            "status": "configuring" if self.installs_in_sandbox else "running",
+            "status": Status.CONFIGURING if self.installs_in_sandbox else Status.RUNNING,
             "role_state": self.role_state,
             "role_error": self.role_error,
         }
@@ -117,18 +116,22 @@ class RoleInstaller:
         role = catalog.find_role(row.role)
         if role is None:
             return SandboxImage(
-                base.reference, "failed", f"role {row.role!r} is no longer offered on this host"
+                base.reference,
+                RoleState.FAILED,
+                f"role {row.role!r} is no longer offered on this host",
             )
         if not role.installs:
-            return SandboxImage(base.reference, "none")
+            return SandboxImage(base.reference, RoleState.NONE)
         if not base.distribution:
             return SandboxImage(
-                base.reference, "failed", f"image {base.name!r} has no known distribution"
+                base.reference,
+                RoleState.FAILED,
+                f"image {base.name!r} has no known distribution",
             )
         if not await self.images.usable():
             return SandboxImage(
                 base.reference,
-                "pending",
+                RoleState.PENDING,
                 packages_dir=self._cache.distribution_dir(base.distribution),
             )
         try:
@@ -137,8 +140,8 @@ class RoleInstaller:
             built = await self.images.ensure(base, role, progress)
         except RoleImageFailed as exc:
             log.warning("the role image of %s (%s) failed: %s", row.id, role.id, exc)
-            return SandboxImage(base.reference, "failed", str(exc)[:1024])
-        return SandboxImage(built.reference, "installed")
+            return SandboxImage(base.reference, RoleState.FAILED, str(exc)[:1024])
+        return SandboxImage(built.reference, RoleState.INSTALLED)
 
     def progress_for(self, row: Container) -> Progress:
         """A build's progress as the row's ``container_progress`` events."""
@@ -151,9 +154,9 @@ class RoleInstaller:
     def restart_values(self, row: Container) -> dict[str, Any]:
         """The row values for its existing sandbox started again: work that a stop interrupted
         is resumed."""
-        if row.role_state in ACTIVE_STATES:
-            return {"status": "configuring", "role_state": "pending"}
-        return {"status": "running"}
+        if row.role_state in ACTIVE_ROLE_STATES:
+            return {"status": Status.CONFIGURING, "role_state": RoleState.PENDING}
+        return {"status": Status.RUNNING}
 
     def stop_values(self, row: Container, state: ContainerState | None = None) -> dict[str, Any]:
         """Cancel the row's background work, if any; the row values for its sandbox having
@@ -200,7 +203,7 @@ class RoleInstaller:
             if row is None:
                 return
             choice = await self.image_for(row, self.progress_for(row))
-            if choice.role_state == "failed":
+            if choice.role_state == RoleState.FAILED:
                 await self._finish(db_id, docker_id, reason, choice.role_error)
                 return
             if not choice.installs_in_sandbox:
@@ -235,7 +238,7 @@ class RoleInstaller:
         """The row, if it still expects this install in this sandbox."""
         async with self._service.sessions() as session:
             row = await session.get(Container, db_id)
-        if row is None or row.docker_id != docker_id or row.role_state not in ACTIVE_STATES:
+        if row is None or row.docker_id != docker_id or row.role_state not in ACTIVE_ROLE_STATES:
             return None
         return row
 
@@ -290,7 +293,9 @@ class RoleInstaller:
             if row is None:
                 return
             state = await service.docker.inspect(docker_id)
-            row = await service.save(row, "container_updated", role_state="installing")
+            row = await service.save(
+                row, EventType.CONTAINER_UPDATED, role_state=RoleState.INSTALLING
+            )
 
         error = await self._exec(row, role, docker_id)
         await self._finish(db_id, docker_id, reason, error, state.started_at if state else None)
@@ -399,13 +404,13 @@ class RoleInstaller:
                 message = (
                     "role packages restored" if reason == "recreate" else "role packages installed"
                 )
-                status = "running" if row.status == "configuring" else row.status
+                status = Status.RUNNING if row.status == Status.CONFIGURING else row.status
                 row = await service.save(
                     row,
-                    "container_updated",
+                    EventType.CONTAINER_UPDATED,
                     message=message,
                     status=status,
-                    role_state="installed",
+                    role_state=RoleState.INSTALLED,
                     role_error=None,
                 )
                 await service._progress(
@@ -418,20 +423,22 @@ class RoleInstaller:
                 # install is due again at the next start (or failed, if memory ran out).
                 values = _stopped_values(row, state)
                 if values:
-                    await service.save(row, "container_updated", **values)
+                    await service.save(row, EventType.CONTAINER_UPDATED, **values)
                 return
             if started_at is not None and state.started_at != started_at:
-                row = await service.save(row, "container_updated", role_state="pending")
+                row = await service.save(
+                    row, EventType.CONTAINER_UPDATED, role_state=RoleState.PENDING
+                )
                 self.schedule(row, reason)
                 return
             log.warning("role install of %s failed: %s", db_id, error)
-            status = "running" if row.status == "configuring" else row.status
+            status = Status.RUNNING if row.status == Status.CONFIGURING else row.status
             row = await service.save(
                 row,
-                "container_updated",
+                EventType.CONTAINER_UPDATED,
                 message="role packages failed to install",
                 status=status,
-                role_state="failed",
+                role_state=RoleState.FAILED,
                 role_error=error[:1024],
             )
             await service._progress(
@@ -446,11 +453,11 @@ class RoleInstaller:
 
 
 def _stopped_values(row: Container, state: ContainerState | None) -> dict[str, Any]:
-    if row.role_state not in ACTIVE_STATES:
+    if row.role_state not in ACTIVE_ROLE_STATES:
         return {}
     if state is not None and state.oom_killed:
-        return {"role_state": "failed", "role_error": OOM_REASON}
-    return {"role_state": "pending"}
+        return {"role_state": RoleState.FAILED, "role_error": OOM_REASON}
+    return {"role_state": RoleState.PENDING}
 
 
 OOM_REASON = (

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +32,8 @@ from backend.containers.lookup import UUID_RE, find_container, names_row
 from backend.containers.packages import PackageCache
 from backend.containers.recreate import Rebuilder
 from backend.containers.role_images import RoleImages
-from backend.containers.roles import ACTIVE_STATES, RoleInstaller, SandboxImage
-from backend.containers.sandbox import LABEL_DB_ID, RESERVED_LABEL_PREFIX, instance_labels
+from backend.containers.roles import RoleInstaller, SandboxImage
+from backend.containers.sandbox import LABEL_DB_ID, instance_labels
 from backend.containers.volumes import VolumeManager
 from backend.db.models import (
     LIST_COLUMNS,
@@ -60,13 +60,20 @@ from backend.errors import (
 )
 from backend.events.log import EventLog
 from backend.settings import RESOURCES, Settings, TierLimits
-from backend.validation import (
-    CONTAINER_CREATE,
-    CONTAINER_SETTINGS,
-    ENV_KEY_RE,
-    check_name,
-    check_string_map,
+from corral.shapes import (
+    ACTIVE_ROLE_STATES,
+    RUNNING_STATUSES,
+    STARTABLE_STATUSES,
+    ContainerCreate,
+    ContainerSettings,
+    Deleted,
+    EventType,
+    Lifecycle,
+    RoleState,
+    SettingsChanged,
+    Status,
 )
+from corral.shapes import Container as ContainerJson
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +85,17 @@ class CreateResult:
 
 
 def check_resources(
-    fields: dict[str, Any], tier: TierLimits, *, fill_defaults: bool
+    fields: Mapping[str, Any], tier: TierLimits, *, fill_defaults: bool
 ) -> dict[str, int]:
-    """Each resource given (or its tier default), refused with the field named when out of range."""
+    """Each resource given (or its tier default), refused with the field named when out of range
+    (the tier's ranges are configuration, so they are checked here rather than in the shapes)."""
     result: dict[str, int] = {}
     for resource in RESOURCES:
         if resource not in fields:
             if fill_defaults:
                 result[resource] = tier.default_for(resource)
             continue
-        value = fields[resource]
+        value = int(fields[resource])
         allowed = tier.range_for(resource)
         if not allowed.contains(value):
             if allowed.min == allowed.max:
@@ -132,7 +140,7 @@ class ContainerService:
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def list_json(self, principal: Principal, all_users: bool) -> list[dict[str, Any]]:
+    async def list_json(self, principal: Principal, all_users: bool) -> list[ContainerJson]:
         """The caller's containers as contract objects, from the database alone."""
         query = select(*LIST_COLUMNS).order_by(Container.created_at)
         if not all_users:
@@ -167,7 +175,12 @@ class ContainerService:
         return row
 
     async def save(
-        self, row: Container, event: str | None = None, *, message: str | None = None, **values: Any
+        self,
+        row: Container,
+        event: EventType | None = None,
+        *,
+        message: str | None = None,
+        **values: Any,
     ) -> Container:
         """Write ``values`` to a row read under its lock and, when ``event`` is given, announce
         the change in the same transaction. One UPDATE, no re-read: the caller's copy is fresh.
@@ -227,13 +240,15 @@ class ContainerService:
 
     # -- create -------------------------------------------------------------------------------
 
-    async def create(self, principal: Principal, body: Any) -> CreateResult:
+    async def create(self, principal: Principal, fields: ContainerCreate) -> CreateResult:
+        """Store the new row (announced as ``container_created``) and build its sandbox in the
+        background. ``fields`` passed their shape's checks; what depends on configuration (the
+        catalog, the tier, the caller's kept volumes) is checked here."""
         if principal.guest_session_over():
             raise GuestSessionExpired()
-        fields = CONTAINER_CREATE.parse(body)
         tier = self.settings.tier(principal.user.tier)
         row = await self._new_row(principal, fields, tier)
-        volume: str | None = fields.get("volume")
+        volume = fields.get("volume")
 
         async with self._user_locks.hold(principal.user_id):
             current = await self.count_for(principal.user_id)
@@ -252,7 +267,7 @@ class ContainerService:
                         await KeptVolumes.claim(tx.session, principal.user_id, volume)
                     tx.session.add(row)
                     await tx.session.flush()
-                    await tx.add(row.user_id, "container_created", row.as_json())
+                    await tx.add(row.user_id, EventType.CONTAINER_CREATED, row.as_json())
             except IntegrityError as exc:
                 raise NameTaken() from exc
 
@@ -261,26 +276,16 @@ class ContainerService:
         return CreateResult(container=row, task=task)
 
     async def _new_row(
-        self, principal: Principal, fields: dict[str, Any], tier: TierLimits
+        self, principal: Principal, fields: ContainerCreate, tier: TierLimits
     ) -> Container:
         """The row a create makes (not stored yet), every field checked."""
         image = self.catalog.image(fields["image"])
-        name = check_name(fields["name"]) if "name" in fields else self._generated_name(image.name)
+        name = fields.get("name") or self._generated_name(image.name)
         role = self.catalog.role(fields.get("role", "barebone"), image)
+        given: dict[str, Any] = dict(fields)
         if "volume" in fields:
-            disk_mb = await self._disk_for_volume(principal, fields, tier)
-            fields = {**fields, "disk_mb": disk_mb}
-        resources = check_resources(fields, tier, fill_defaults=True)
-        environment = fields.get("environment", {})
-        check_string_map("environment", environment, ENV_KEY_RE)
-        labels = fields.get("labels", {})
-        check_string_map("labels", labels, None)
-        for key in labels:
-            if key.startswith(RESERVED_LABEL_PREFIX):
-                raise InvalidParameters(
-                    f"label {key!r} uses the reserved prefix {RESERVED_LABEL_PREFIX!r}",
-                    field="labels",
-                )
+            given["disk_mb"] = await self._disk_for_volume(principal, fields, tier)
+        resources = check_resources(given, tier, fill_defaults=True)
         await self.catalog.require_available(image)
         db_id = new_id()
         return Container(
@@ -289,17 +294,17 @@ class ContainerService:
             name=name,
             image=image.name,
             role=role.id,
-            role_state="pending" if role.installs else "none",
-            status="creating",
+            role_state=RoleState.PENDING if role.installs else RoleState.NONE,
+            status=Status.CREATING,
             runtime=self.settings.runtime,
-            environment=environment,
-            labels=labels,
+            environment=fields.get("environment", {}),
+            labels=fields.get("labels", {}),
             volume=fields.get("volume") or volume_name(db_id),
             **resources,
         )
 
     async def _disk_for_volume(
-        self, principal: Principal, fields: dict[str, Any], tier: TierLimits
+        self, principal: Principal, fields: ContainerCreate, tier: TierLimits
     ) -> int:
         """The disk of a container made on a kept volume: at least the volume's size (a larger
         ``disk_mb`` grows the volume when the sandbox is built; omitted, the volume's size)."""
@@ -317,12 +322,12 @@ class ContainerService:
                     field="volume",
                 )
             return max(kept.size_mb, allowed.min)
-        if isinstance(requested, int) and requested < kept.size_mb:
+        if requested < kept.size_mb:
             raise InvalidParameters(
                 f"disk_mb must be at least {kept.size_mb}: the size of volume {name!r}",
                 field="disk_mb",
             )
-        return int(requested)
+        return requested
 
     def _generated_name(self, image: str) -> str:
         base = re.sub(r"[^A-Za-z0-9]+", "-", image.rsplit("/", 1)[-1].split(":")[0]).strip("-")
@@ -346,7 +351,7 @@ class ContainerService:
             "progress": progress,
             **extra,
         }
-        await self.events.publish(row.user_id, "container_progress", payload)
+        await self.events.publish(row.user_id, EventType.CONTAINER_PROGRESS, payload)
 
     async def _provision(self, db_id: str) -> None:
         """Build and start a new row's sandbox in the background, reporting progress. A role
@@ -375,9 +380,12 @@ class ContainerService:
                 row = await self.reload(db_id)
             except ContainerNotFound:
                 return
-            if row.status == "creating":
+            if row.status == Status.CREATING:
                 await self.save(
-                    row, "container_updated", status="configuring", role_state="installing"
+                    row,
+                    EventType.CONTAINER_UPDATED,
+                    status=Status.CONFIGURING,
+                    role_state=RoleState.INSTALLING,
                 )
 
     async def _provision_failed(self, db_id: str, exc: DockerError | DockerUnavailable) -> None:
@@ -387,7 +395,7 @@ class ContainerService:
             return
         message = _failure_text(exc)
         log.warning("creating container %s failed: %s", db_id, message)
-        row = await self.save(row, "container_updated", status="error", error=message)
+        row = await self.save(row, EventType.CONTAINER_UPDATED, status=Status.ERROR, error=message)
         await self._progress(
             row, "failed", f"creation failed: {message}", 100, complete=True, error=message
         )
@@ -409,7 +417,7 @@ class ContainerService:
                 now = utcnow()
                 row = await self.save(
                     row,
-                    "container_started",
+                    EventType.CONTAINER_STARTED,
                     message=_ROLE_MESSAGES.get(image.role_state),
                     started_at=now,
                     last_used_at=now,
@@ -428,7 +436,7 @@ class ContainerService:
                     role=row.role,
                 )
                 self.roles.schedule(row, "create")
-            elif image.role_state == "failed":
+            elif image.role_state == RoleState.FAILED:
                 await self._role_failed_progress(row, image.role_error or "")
             else:
                 await self._progress(row, "running", "container is running", 100, complete=True)
@@ -446,7 +454,7 @@ class ContainerService:
 
     # -- start / stop / delete ----------------------------------------------------------------
 
-    async def start(self, principal: Principal, ident: str) -> dict[str, Any]:
+    async def start(self, principal: Principal, ident: str) -> Lifecycle:
         async with self.held(principal, ident) as row:
             if principal.guest_session_over():
                 state = await self._docker_state(row)
@@ -463,7 +471,7 @@ class ContainerService:
                 raise OperationFailed("failed to start container", _failure_text(exc)) from exc
             row = started[0]
             if not started[1]:
-                if row.status not in ("running", "configuring"):
+                if row.status not in RUNNING_STATUSES:
                     row = await self._mark_started(row, None, stamp=False)
                 return _lifecycle_body("container already running", row)
             row = await self._mark_started(row, None)
@@ -473,7 +481,7 @@ class ContainerService:
         self,
         row: Container,
         image: SandboxImage | None,
-        event: str = "container_started",
+        event: EventType = EventType.CONTAINER_STARTED,
         stamp: bool = True,
         **values: Any,
     ) -> Container:
@@ -491,34 +499,34 @@ class ContainerService:
             row = await self.save(
                 row, event, error=None, **values, **self.roles.restart_values(row)
             )
-            if row.status == "configuring":
+            if row.status == Status.CONFIGURING:
                 self.roles.schedule(row, "resume")
             return row
-        if image.role_state == "installed":
+        if image.role_state == RoleState.INSTALLED:
             row = await self.save(
                 row,
                 event,
                 message="role packages reinstalling",
                 error=None,
-                status="configuring",
-                role_state="installing",
+                status=Status.CONFIGURING,
+                role_state=RoleState.INSTALLING,
                 role_error=None,
                 **values,
             )
             return await self.save(
                 row,
-                "container_updated",
+                EventType.CONTAINER_UPDATED,
                 message="role packages restored",
-                status="running",
-                role_state="installed",
+                status=Status.RUNNING,
+                role_state=RoleState.INSTALLED,
             )
         message = "role packages reinstalling" if image.installs_in_sandbox else None
-        if image.role_state == "failed":
-            message = _ROLE_MESSAGES["failed"]
+        if image.role_state == RoleState.FAILED:
+            message = _ROLE_MESSAGES[RoleState.FAILED]
         row = await self.save(row, event, message=message, error=None, **values, **image.values())
         if image.installs_in_sandbox:
             self.roles.schedule(row, "recreate")
-        elif image.role_state == "failed":
+        elif image.role_state == RoleState.FAILED:
             await self._role_failed_progress(row, image.role_error or "")
         return row
 
@@ -541,7 +549,7 @@ class ContainerService:
             return None
         return row, await self.docker.start(state.id)
 
-    async def _recreate_and_start(self, row: Container) -> dict[str, Any]:
+    async def _recreate_and_start(self, row: Container) -> Lifecycle:
         """Rebuild a container Docker lost, from its row, on the same volume."""
         old_id = row.docker_id
         image = await self._image_for(row)
@@ -550,16 +558,15 @@ class ContainerService:
         try:
             await self.docker.start(docker_id)
         except DockerError:
-            await self.save(row, docker_id=docker_id, status="stopped")
+            await self.save(row, docker_id=docker_id, status=Status.STOPPED)
             raise
         row = await self._mark_started(row, image, docker_id=docker_id)
         if old_id is None:
             return _lifecycle_body("container started", row)
         body = _lifecycle_body("container recreated and started", row)
-        body.update(old_id=old_id, recreated=True, volume_kept=volume_kept)
-        return body
+        return {**body, "old_id": old_id, "recreated": True, "volume_kept": volume_kept}
 
-    async def _rebuild_and_start(self, row: Container) -> dict[str, Any]:
+    async def _rebuild_and_start(self, row: Container) -> Lifecycle:
         """Apply limits changed while the container was stopped: rebuild it, then start."""
         old = await self._docker_state(row)
         image = await self._image_for(row)
@@ -568,35 +575,41 @@ class ContainerService:
         await self.rebuilder.finish(swap)
         return _lifecycle_body("container started", row)
 
-    async def stop(self, principal: Principal, ident: str) -> dict[str, Any]:
+    async def stop(self, principal: Principal, ident: str) -> Lifecycle:
         async with self.held(principal, ident) as row:
             target = row.docker_id or row.docker_name
             try:
                 changed = await self.docker.stop(target, self.settings.stop_timeout_s)
             except DockerNotFound:
-                if row.docker_id is not None and row.status != "missing":
+                if row.docker_id is not None and row.status != Status.MISSING:
                     row = await self.save(
-                        row, "container_updated", status="missing", **self.roles.stop_values(row)
+                        row,
+                        EventType.CONTAINER_UPDATED,
+                        status=Status.MISSING,
+                        **self.roles.stop_values(row),
                     )
                 return _lifecycle_body("container already stopped", row)
             except DockerError as exc:
                 raise OperationFailed("failed to stop container", _failure_text(exc)) from exc
             if not changed:
-                if row.status in ("running", "configuring"):
+                if row.status in RUNNING_STATUSES:
                     row = await self.save(
-                        row, "container_stopped", status="stopped", **self.roles.stop_values(row)
+                        row,
+                        EventType.CONTAINER_STOPPED,
+                        status=Status.STOPPED,
+                        **self.roles.stop_values(row),
                     )
                 return _lifecycle_body("container already stopped", row)
             row = await self.save(
                 row,
-                "container_stopped",
-                status="stopped",
+                EventType.CONTAINER_STOPPED,
+                status=Status.STOPPED,
                 last_used_at=utcnow(),
                 **self.roles.stop_values(row),
             )
             return _lifecycle_body("container stopped", row)
 
-    async def delete(self, principal: Principal, ident: str, keep_volume: bool) -> dict[str, Any]:
+    async def delete(self, principal: Principal, ident: str, keep_volume: bool) -> Deleted:
         async with self.held(principal, ident) as row:
             self.roles.cancel(row.id)
             try:
@@ -609,12 +622,12 @@ class ContainerService:
                 size_mb = await self.volumes.size_mb(row) if kept else None
             except DockerError as exc:
                 raise OperationFailed("failed to delete container", _failure_text(exc)) from exc
-            payload = {**row.as_json(), "status": "deleted", "volume_kept": keep_volume}
+            payload = {**row.as_json(), "status": Status.DELETED, "volume_kept": keep_volume}
             async with self.events.transaction() as tx:
                 await tx.session.execute(delete(Container).where(Container.id == row.id))
                 if kept:
                     KeptVolumes.record(tx.session, row, size_mb)
-                await tx.add(row.user_id, "container_deleted", payload)
+                await tx.add(row.user_id, EventType.CONTAINER_DELETED, payload)
         return {
             "message": "container deleted",
             "id": row.public_id,
@@ -646,9 +659,10 @@ class ContainerService:
 
     # -- settings -----------------------------------------------------------------------------
 
-    async def update_settings(self, principal: Principal, ident: str, body: Any) -> dict[str, Any]:
-        fields = CONTAINER_SETTINGS.parse(body)
-        name = check_name(fields["name"]) if "name" in fields else None
+    async def update_settings(
+        self, principal: Principal, ident: str, fields: ContainerSettings
+    ) -> SettingsChanged:
+        name = fields.get("name")
         tier = self.settings.tier(principal.user.tier)
         resources = check_resources(fields, tier, fill_defaults=False)
         async with self.held(principal, ident) as row:
@@ -659,7 +673,7 @@ class ContainerService:
                 await self._check_disk_fits(row, changed["disk_mb"])
             if not changed:
                 if name is not None and name != row.name:
-                    row = await self.save(row, "container_updated", name=name)
+                    row = await self.save(row, EventType.CONTAINER_UPDATED, name=name)
                 return _settings_body(row, restarted=False)
             try:
                 return await self._apply_resources(row, changed, name)
@@ -691,7 +705,7 @@ class ContainerService:
 
     async def _apply_resources(
         self, row: Container, changed: dict[str, int], name: str | None
-    ) -> dict[str, Any]:
+    ) -> SettingsChanged:
         values: dict[str, Any] = dict(changed)
         if name is not None:
             values["name"] = name
@@ -704,7 +718,10 @@ class ContainerService:
                 await self.volumes.resize(target, changed["disk_mb"])
             rebuild = state is not None and bool(set(changed) - {"disk_mb"})
             row = await self.save(
-                row, "container_updated", needs_recreate=row.needs_recreate or rebuild, **values
+                row,
+                EventType.CONTAINER_UPDATED,
+                needs_recreate=row.needs_recreate or rebuild,
+                **values,
             )
             return _settings_body(row, restarted=False)
         image = await self._image_for(row)
@@ -712,7 +729,7 @@ class ContainerService:
         row = await self._mark_started(
             row,
             image,
-            event="container_updated",
+            event=EventType.CONTAINER_UPDATED,
             docker_id=swap.new_id,
             needs_recreate=False,
             **values,
@@ -722,7 +739,7 @@ class ContainerService:
 
     # -- roles --------------------------------------------------------------------------------
 
-    async def reinstall_role(self, principal: Principal, ident: str) -> dict[str, Any]:
+    async def reinstall_role(self, principal: Principal, ident: str) -> ContainerJson:
         """Install the role again in the running sandbox (after a failure, or to repair it).
 
         Answers at once with the container (``configuring``); the install runs in the
@@ -741,10 +758,10 @@ class ContainerService:
                 return row.as_json()
             row = await self.save(
                 row,
-                "container_updated",
+                EventType.CONTAINER_UPDATED,
                 message="role packages reinstalling",
-                status="configuring",
-                role_state="pending",
+                status=Status.CONFIGURING,
+                role_state=RoleState.PENDING,
                 role_error=None,
             )
             self.roles.schedule(row, "retry")
@@ -761,19 +778,19 @@ class ContainerService:
                 row = await self.reload(db_id)
             except ContainerNotFound:
                 return
-            if row.docker_id != docker_id or row.role_state not in ACTIVE_STATES:
+            if row.docker_id != docker_id or row.role_state not in ACTIVE_ROLE_STATES:
                 return
             state = await self.docker.inspect(docker_id)
             if state is None or not state.running:
                 values = self.roles.stop_values(row, state)
                 if values:
-                    await self.save(row, "container_updated", **values)
+                    await self.save(row, EventType.CONTAINER_UPDATED, **values)
                 return
             swap = await self.rebuilder.swap(row, row, state, start=True, image=image)
             now = utcnow()
             row = await self.save(
                 row,
-                "container_updated",
+                EventType.CONTAINER_UPDATED,
                 message="role packages restored"
                 if reason in ("recreate", "resume")
                 else "role packages installed",
@@ -825,11 +842,12 @@ class ContainerService:
                 return
             state = await self.rebuilder.recover(row, states)
             if row.docker_id is None and state is None:
-                if row.status in ("creating", "configuring") and db_id not in self._provisioning:
+                unfinished = (Status.CREATING, Status.CONFIGURING)
+                if row.status in unfinished and db_id not in self._provisioning:
                     await self.save(
                         row,
-                        "container_updated",
-                        status="error",
+                        EventType.CONTAINER_UPDATED,
+                        status=Status.ERROR,
                         error="creation was interrupted by a restart; start it to finish",
                     )
                 return
@@ -839,24 +857,24 @@ class ContainerService:
 
     async def _sync_locked(self, row: Container, state: ContainerState | None) -> None:
         if state is None:
-            if row.docker_id is not None and row.status != "missing":
-                await self.save(row, "container_updated", status="missing")
+            if row.docker_id is not None and row.status != Status.MISSING:
+                await self.save(row, EventType.CONTAINER_UPDATED, status=Status.MISSING)
             return
         if state.id != row.docker_id:
             row = await self.save(row, docker_id=state.id)
         if state.running:
-            if row.status in ("stopped", "missing", "error", "creating"):
+            if row.status in (*STARTABLE_STATUSES, Status.CREATING):
                 await self._mark_started(row, None, stamp=False, started_at=utcnow())
-            elif row.role_state in ACTIVE_STATES and not self.roles.active(row.id, state.id):
+            elif row.role_state in ACTIVE_ROLE_STATES and not self.roles.active(row.id, state.id):
                 # An install that nothing runs any more (the backend restarted during it):
                 # resume it. apt waits for a still-running one in the sandbox (dpkg's lock).
-                await self._mark_started(row, None, event="container_updated", stamp=False)
+                await self._mark_started(row, None, event=EventType.CONTAINER_UPDATED, stamp=False)
             return
-        if row.status in ("running", "configuring", "missing", "creating"):
+        if row.status in (*RUNNING_STATUSES, Status.MISSING, Status.CREATING):
             await self.save(
                 row,
-                "container_stopped",
-                status="stopped",
+                EventType.CONTAINER_STOPPED,
+                status=Status.STOPPED,
                 error=_exit_reason(state),
                 **self.roles.stop_values(row, state),
             )
@@ -898,8 +916,8 @@ class ContainerService:
 
 # The message a sandbox's start event carries about its role, by role_state.
 _ROLE_MESSAGES = {
-    "installed": "role packages installed",
-    "failed": "role packages failed to install",
+    RoleState.INSTALLED: "role packages installed",
+    RoleState.FAILED: "role packages failed to install",
 }
 
 
@@ -909,7 +927,7 @@ def _failure_text(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
-def _settings_body(row: Container, restarted: bool) -> dict[str, Any]:
+def _settings_body(row: Container, restarted: bool) -> SettingsChanged:
     return {"message": "settings updated", "restarted": restarted, "container": row.as_json()}
 
 
@@ -931,10 +949,10 @@ def _exit_reason(state: ContainerState) -> str | None:
     return None
 
 
-def _lifecycle_body(message: str, row: Container) -> dict[str, Any]:
+def _lifecycle_body(message: str, row: Container) -> Lifecycle:
     """The contract's answer to start and stop. A sandbox whose role is still installing runs
     (``configuring`` in the container object), so start says ``running`` as the contract has it."""
-    status = "stopped" if row.status in ("stopped", "error") else row.status
-    if status == "configuring":
-        status = "running"
+    status = Status.STOPPED if row.status in (Status.STOPPED, Status.ERROR) else Status(row.status)
+    if status == Status.CONFIGURING:
+        status = Status.RUNNING
     return {"message": message, "id": row.public_id, "name": row.name, "status": status}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import cast
 
 from aiohttp import web
 from sqlalchemy import select, update
@@ -12,20 +13,36 @@ from backend.auth.passwords import DUMMY_HASH, verify_password
 from backend.auth.policy import access
 from backend.auth.tokens import new_api_token_row
 from backend.db.models import ApiToken, RevokedJwt, User, iso, utcnow
+from backend.endpoint import Answer, endpoint
 from backend.errors import InvalidParameters, NotAuthorized, NotFound, Unauthorized, UsernameTaken
 from backend.middleware import principal_of
 from backend.state import CONTAINERS, SESSIONS, SETTINGS, SIGNER
-from backend.validation import GUEST_LOGIN, LOGIN, TOKEN_CREATE, USERNAME_RE, read_json
+from corral.shapes import (
+    FULL_SCOPES,
+    GuestLogin,
+    Login,
+    Me,
+    Message,
+    NewToken,
+    Scope,
+    Session,
+    TierLimits,
+    TokenCreate,
+    TokenList,
+    TokenRevoked,
+)
 
 
+@endpoint(
+    "Start a 50-hour guest session",
+    tag="auth",
+    answers={200: Answer("Signed in", Session)},
+    errors=(400, 413),
+    notes={409: "username taken: the name of a registered user"},
+)
 @access(public=True)
-async def guest_login(request: web.Request) -> web.Response:
-    fields = GUEST_LOGIN.parse(await read_json(request))
-    username = fields["username"]
-    if not USERNAME_RE.match(username):
-        raise InvalidParameters(
-            "username must be 2-30 characters of letters, digits, '_' and '-'", field="username"
-        )
+async def guest_login(request: web.Request, body: GuestLogin) -> web.Response:
+    username = body["username"]
     settings = request.app[SETTINGS]
     session_end = utcnow().replace(microsecond=0) + timedelta(hours=settings.guest_session_hours)
     async with request.app[SESSIONS]() as session:
@@ -41,41 +58,50 @@ async def guest_login(request: web.Request) -> web.Response:
     # and delete what they made; starting and creating are refused once the session is over.
     lifetime = timedelta(hours=settings.guest_session_hours + settings.guest_grace_hours)
     issued = request.app[SIGNER].issue(user, lifetime)
-    expires_in = settings.guest_session_hours * 3600
-    return web.json_response(
-        {
-            "token": issued.token,
-            "user": user.as_json(),
-            "guest": True,
-            "expires_in": expires_in,
-            "expires_at": iso(session_end),
-        }
-    )
+    answer: Session = {
+        "token": issued.token,
+        "user": user.as_json(),
+        "guest": True,
+        "expires_in": settings.guest_session_hours * 3600,
+        "expires_at": iso(session_end),
+    }
+    return web.json_response(answer)
 
 
+@endpoint(
+    "Sign in with a password",
+    tag="auth",
+    answers={200: Answer("Signed in", Session)},
+    errors=(400, 401, 413),
+)
 @access(public=True)
-async def login(request: web.Request) -> web.Response:
-    fields = LOGIN.parse(await read_json(request))
+async def login(request: web.Request, body: Login) -> web.Response:
     async with request.app[SESSIONS]() as session:
         user = await session.scalar(
-            select(User).where(User.username == fields["username"], User.is_guest.is_(False))
+            select(User).where(User.username == body["username"], User.is_guest.is_(False))
         )
     stored = user.password_hash if user is not None and user.password_hash else DUMMY_HASH
-    ok = await asyncio.to_thread(verify_password, fields["password"], stored)
+    ok = await asyncio.to_thread(verify_password, body["password"], stored)
     if user is None or not user.password_hash or not ok:
         raise Unauthorized("Wrong username or password.")
     settings = request.app[SETTINGS]
     issued = request.app[SIGNER].issue(user, timedelta(hours=settings.jwt_lifetime_hours))
-    return web.json_response(
-        {
-            "token": issued.token,
-            "user": user.as_json(),
-            "expires_in": settings.jwt_lifetime_hours * 3600,
-            "expires_at": iso(issued.expires_at),
-        }
-    )
+    answer: Session = {
+        "token": issued.token,
+        "user": user.as_json(),
+        "expires_in": settings.jwt_lifetime_hours * 3600,
+        "expires_at": iso(issued.expires_at),
+    }
+    return web.json_response(answer)
 
 
+@endpoint(
+    "Revoke the session token used for this call",
+    tag="auth",
+    answers={200: Answer("Signed out", Message)},
+    errors=(401,),
+    notes={400: "invalid parameters: an API token cannot sign out (revoke it instead)"},
+)
 @access(scope="read")
 async def logout(request: web.Request) -> web.Response:
     principal = principal_of(request)
@@ -85,55 +111,72 @@ async def logout(request: web.Request) -> web.Response:
         if await session.get(RevokedJwt, principal.token_id) is None:
             session.add(RevokedJwt(jti=principal.token_id, expires_at=principal.expires_at))
             await session.commit()
-    return web.json_response({"message": "signed out"})
+    answer: Message = {"message": "signed out"}
+    return web.json_response(answer)
 
 
+@endpoint(
+    "The caller, their tier's limits and usage",
+    tag="auth",
+    answers={200: Answer("The caller", Me)},
+    errors=(401, 403),
+)
 async def me(request: web.Request) -> web.Response:
     principal = principal_of(request)
     tier = request.app[SETTINGS].tier(principal.user.tier)
     count = await request.app[CONTAINERS].count_for(principal.user_id)
-    return web.json_response(
-        {
-            "user": principal.user.as_json(),
-            "tier": tier.name,
-            "limits": tier.as_json(),
-            "usage": {"containers": count},
-            "scopes": sorted(principal.scopes),
-            "session_expires_at": iso(principal.user.session_expires_at),
-        }
-    )
+    answer: Me = {
+        "user": principal.user.as_json(),
+        "tier": tier.name,
+        "limits": cast(TierLimits, tier.as_json()),
+        "usage": {"containers": count},
+        "scopes": sorted(Scope(scope) for scope in principal.scopes),
+        "session_expires_at": iso(principal.user.session_expires_at),
+    }
+    return web.json_response(answer)
 
 
-async def create_token(request: web.Request) -> web.Response:
+@endpoint(
+    "Create an API token (shown once)",
+    tag="auth",
+    answers={201: Answer("Created", NewToken)},
+    errors=(400, 401, 403, 413),
+)
+async def create_token(request: web.Request, body: TokenCreate) -> web.Response:
     principal = principal_of(request)
     if principal.user.is_guest:
         raise NotAuthorized("Guests cannot create API tokens; sign in as a registered user.")
-    fields = TOKEN_CREATE.parse(await read_json(request))
-    name = fields["name"].strip()
-    if not name:
-        raise InvalidParameters("name must not be empty", field="name")
-    scopes = sorted(set(fields.get("scopes", ["read", "write"])))
-    if not scopes:
-        raise InvalidParameters("scopes must name read, write or both", field="scopes")
-    if "agent" in scopes:
-        if scopes != ["agent"]:
+    scopes = sorted(set(body.get("scopes", FULL_SCOPES)))
+    if Scope.AGENT in scopes:
+        if scopes != [Scope.AGENT]:
             raise InvalidParameters("an agent token has the agent scope alone", field="scopes")
     elif not set(scopes) <= principal.scopes:
         raise NotAuthorized("A token cannot grant scopes its creator does not have.")
-    days = fields.get("expires_in_days")
-    if days is not None and not 1 <= days <= 3650:
-        raise InvalidParameters(
-            "expires_in_days must be between 1 and 3650", field="expires_in_days"
-        )
-    token, row = new_api_token_row(principal.user_id, name, scopes, days)
+    token, row = new_api_token_row(
+        principal.user_id, body["name"], scopes, body.get("expires_in_days")
+    )
     async with request.app[SESSIONS]() as session:
         session.add(row)
         await session.commit()
-    body = {"token": token, **row.as_json()}
-    body.pop("last_used_at", None)
-    return web.json_response(body, status=201)
+    info = row.as_json()
+    answer: NewToken = {
+        "token": token,
+        "id": info["id"],
+        "name": info["name"],
+        "token_prefix": info["token_prefix"],
+        "scopes": info["scopes"],
+        "expires_at": info["expires_at"],
+        "created_at": info["created_at"],
+    }
+    return web.json_response(answer, status=201)
 
 
+@endpoint(
+    "The caller's active API tokens",
+    tag="auth",
+    answers={200: Answer("Tokens", TokenList)},
+    errors=(401, 403),
+)
 async def list_tokens(request: web.Request) -> web.Response:
     principal = principal_of(request)
     async with request.app[SESSIONS]() as session:
@@ -148,10 +191,18 @@ async def list_tokens(request: web.Request) -> web.Response:
             .scalars()
             .all()
         )
-    tokens = [row.as_json() for row in rows if "agent" not in row.scopes]
-    return web.json_response({"tokens": tokens, "count": len(tokens)})
+    tokens = [row.as_json() for row in rows if Scope.AGENT not in row.scopes]
+    answer: TokenList = {"tokens": tokens, "count": len(tokens)}
+    return web.json_response(answer)
 
 
+@endpoint(
+    "Revoke an API token",
+    tag="auth",
+    answers={200: Answer("Revoked", TokenRevoked)},
+    errors=(401, 403),
+    notes={404: "not found: no such token among yours"},
+)
 async def revoke_token(request: web.Request) -> web.Response:
     principal = principal_of(request)
     token_id = request.match_info["token_id"]
@@ -168,4 +219,5 @@ async def revoke_token(request: web.Request) -> web.Response:
         await session.commit()
     if not getattr(result, "rowcount", 0):
         raise NotFound("No such token among yours.")
-    return web.json_response({"message": "token revoked", "id": token_id})
+    answer: TokenRevoked = {"message": "token revoked", "id": token_id}
+    return web.json_response(answer)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from backend.agents.service import is_agent_id
 from backend.auth.policy import access
+from backend.endpoint import Answer, endpoint
 from backend.errors import ContainerNotRunning
 from backend.middleware import WS_SUBPROTOCOL, principal_of
 from backend.state import AGENTS, CONTAINERS, DOCKER
@@ -26,6 +27,15 @@ def _initial_size(request: web.Request) -> tuple[int, int]:
     return DEFAULT_COLS, DEFAULT_ROWS
 
 
+@endpoint(
+    "WebSocket: an interactive shell (TTY) in a running container. Messages: client "
+    '{"type": "input"|"resize"|"ping"} or raw text/binary input; server '
+    '{"type": "connected"|"output"|"exit"|"error"|"pong"}. Optional ?cols=&rows= (1-1000; '
+    "default 80x24).",
+    tag="terminal",
+    answers={101: Answer("Switching to the WebSocket protocol")},
+    errors=(400, 401, 403, 404, 503),
+)
 @access(scope="write")
 async def terminal(request: web.Request) -> web.StreamResponse:
     """Every refusal (404, 400 not running, 401, 403) happens before the upgrade, as JSON."""

@@ -36,17 +36,17 @@ from backend.errors import DockerError, DockerNotFound, DockerUnavailable
 from backend.events.hub import wire
 from backend.events.log import Event
 from backend.stats.sample import Sample, is_stopped, usage_of
+from corral.shapes import RUNNING_STATUSES, EventType
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("running", "configuring")  # a configuring sandbox runs (its role is installing)
 CONTAINER_EVENTS = frozenset(
     {
-        "container_created",
-        "container_started",
-        "container_stopped",
-        "container_deleted",
-        "container_updated",
+        EventType.CONTAINER_CREATED,
+        EventType.CONTAINER_STARTED,
+        EventType.CONTAINER_STOPPED,
+        EventType.CONTAINER_DELETED,
+        EventType.CONTAINER_UPDATED,
     }
 )
 RESYNC_S = 30.0
@@ -200,7 +200,7 @@ class StatsSampler:
         db_id, docker_id = c.get("db_id"), c.get("id")
         if not isinstance(db_id, str) or not isinstance(docker_id, str):
             return
-        running = event.type != "container_deleted" and c.get("status") in RUNNING
+        running = event.type != EventType.CONTAINER_DELETED and c.get("status") in RUNNING_STATUSES
         if running and docker_id != db_id:
             self._follow(db_id, docker_id, event.user_id, str(c.get("name") or ""))
         else:
@@ -221,7 +221,7 @@ class StatsSampler:
 
     async def _resync(self) -> None:
         query = select(Container.id, Container.docker_id, Container.user_id, Container.name).where(
-            Container.status.in_(RUNNING), Container.docker_id.is_not(None)
+            Container.status.in_(RUNNING_STATUSES), Container.docker_id.is_not(None)
         )
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()

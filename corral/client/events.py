@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, cast
 import aiohttp
 
 from corral.client.errors import ApiError, StreamClosed, TransportError, api_error
-from corral.client.types import EventMessage
+from corral.shapes import EventMessage
 
 if TYPE_CHECKING:
     from corral.client.api import CorralClient
