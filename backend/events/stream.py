@@ -29,7 +29,7 @@ from backend.events.log import Event, EventLog
 from backend.middleware import WS_SUBPROTOCOL
 from backend.settings import Settings
 from backend.websocket import cap_send_buffer, close_bounded, expiry_timer
-from corral.shapes import ContainerList
+from corral.shapes import ContainerList, EventType
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,12 @@ class EventConnection:
         position, listing = await self.events.snapshot(user_id, self.listing)
         await self.ws.send_str(
             wire(
-                {"type": "list", "container": listing, "timestamp": iso(utcnow()), "seq": position}
+                {
+                    "type": EventType.LIST,
+                    "container": listing,
+                    "timestamp": iso(utcnow()),
+                    "seq": position,
+                }
             )
         )
         self.position = position

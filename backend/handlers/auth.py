@@ -102,7 +102,7 @@ async def login(request: web.Request, body: Login) -> web.Response:
     errors=(401,),
     notes={400: "invalid parameters: an API token cannot sign out (revoke it instead)"},
 )
-@access(scope="read")
+@access(scope=Scope.READ)
 async def logout(request: web.Request) -> web.Response:
     principal = principal_of(request)
     if principal.kind != "jwt" or principal.expires_at is None:

@@ -12,6 +12,7 @@ from backend.middleware import WS_SUBPROTOCOL, principal_of
 from backend.state import AGENTS, CONTAINERS, DOCKER
 from backend.terminal.bridge import bridge
 from backend.terminal.shell import DockerShell, Shell
+from corral.shapes import Scope
 
 DEFAULT_COLS, DEFAULT_ROWS = 80, 24
 
@@ -36,7 +37,7 @@ def _initial_size(request: web.Request) -> tuple[int, int]:
     answers={101: Answer("Switching to the WebSocket protocol")},
     errors=(400, 401, 403, 404, 503),
 )
-@access(scope="write")
+@access(scope=Scope.WRITE)
 async def terminal(request: web.Request) -> web.StreamResponse:
     """Every refusal (404, 400 not running, 401, 403) happens before the upgrade, as JSON."""
     principal = principal_of(request)

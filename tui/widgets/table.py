@@ -30,6 +30,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from corral.shapes import Status
 from tui.widgets.columns import BY_KEY, COLUMNS, SORTABLE, RowData, layout, now
 
 GAP = 1  # cells between columns
@@ -279,7 +280,7 @@ class ContainerTable(ScrollView, can_focus=True):
         uptime = BY_KEY["uptime"]
         for key in list(self._order):
             row = self._rows[key]
-            if row.data.container.get("status") != "running":
+            if row.data.container.get("status") != Status.RUNNING:
                 continue
             cell = uptime.cell(row.data, moment)
             if cell != row.cells["uptime"]:
