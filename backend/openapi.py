@@ -108,10 +108,10 @@ def _components(shapes: set[type[Any]]) -> tuple[dict[type[Any], dict[str, Any]]
     """Every shape's ``$ref`` and the schemas they point to (nested shapes included), named by
     their declarations."""
     mode: JsonSchemaMode = "validation"
-    ordered = sorted(shapes, key=lambda shape: shape.__name__)
-    inputs = [(shape, mode, adapter(shape)) for shape in ordered]
-    keys, definitions = TypeAdapter.json_schemas(inputs, ref_template=REF)  # type: ignore[type-var]
-    refs = {shape: keys[(shape, mode)] for shape in ordered}
+    named = {f"{shape.__module__}.{shape.__qualname__}": shape for shape in shapes}
+    inputs = [(name, mode, adapter(shape)) for name, shape in sorted(named.items())]
+    keys, definitions = TypeAdapter.json_schemas(inputs, ref_template=REF)
+    refs = {shape: keys[(name, mode)] for name, shape in named.items()}
     return refs, dict(sorted(definitions.get("$defs", {}).items()))
 
 

@@ -3,7 +3,9 @@
 ``serve`` (and so the ``api`` fixture, the test clients and every ``CorralClient`` pointed at
 them) records each response as it is prepared; the JSON ones are validated against the schema the
 document gives their route and status, and a status the document does not list for the route is
-a fault too. The test that saw a fault fails when its backend stops.
+a fault too. Every event the backend commits is checked against the events stream's message
+schema (``x-websocket-messages``) as well. The test that saw a fault fails when its backend
+stops.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from backend.events.log import Event
 from backend.openapi import openapi_document
 
 DOCUMENT_URI = "urn:corral:openapi"
@@ -33,6 +36,7 @@ class Conformance:
     document: dict[str, Any] = field(default_factory=openapi_document)
     faults: list[str] = field(default_factory=list)
     checked: int = 0
+    events: bool = True  # off for a test that publishes made-up payloads itself
     _validators: dict[str, Draft202012Validator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -70,10 +74,21 @@ class Conformance:
             "", "paths", path, method, "responses", str(status), "content",
             "application/json", "schema",
         )  # fmt: skip
-        validator = self._validator(pointer)
-        instance = json.loads(body)
+        self._validate(where, pointer, json.loads(body))
+
+    def on_event(self, event: Event) -> None:
+        """An event log listener: the event as the stream sends it, against its schema."""
+        if not self.events:
+            return
+        self._validate(
+            f"event {event.type}",
+            _pointer("", "components", "schemas", "EventMessage"),
+            json.loads(json.dumps(event.message())),
+        )
+
+    def _validate(self, where: str, pointer: str, instance: Any) -> None:
         self.checked += 1
-        for error in validator.iter_errors(instance):
+        for error in self._validator(pointer).iter_errors(instance):
             at = "/".join(str(p) for p in error.absolute_path) or "(the body)"
             self.faults.append(f"{where}: at {at}: {error.message}")
 

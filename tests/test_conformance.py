@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from backend.state import EVENTS
+from corral.shapes import EventType
 from tests.conformance import Conformance
 from tests.conftest import Api
 
@@ -48,10 +50,12 @@ async def test_the_suite_backends_check_every_answer(api: Api) -> None:
     _, headers = await api.user()
     assert (await api.client.get("/api/containers/nope", headers=headers)).status == 404
     assert (await api.client.get("/api/containers", headers=headers)).status == 200
-    hooks = [
-        h
-        for h in api.app.on_response_prepare
-        if isinstance(getattr(h, "__self__", None), Conformance)
-    ]
-    (conformance,) = (h.__self__ for h in hooks)
-    assert conformance.checked == 2 and conformance.faults == []
+    assert api.conformance.checked == 2 and api.conformance.faults == []
+
+
+async def test_events_are_checked_too(api: Api) -> None:
+    """Every event the backend commits is held to the events stream's message schema."""
+    await api.app[EVENTS].publish("someone", EventType.CONTAINER_UPDATED, {"id": "x"})
+    faults = list(api.conformance.faults)
+    api.conformance.faults.clear()  # the fault was made on purpose; the test must not fail on it
+    assert len(faults) == 1 and faults[0].startswith("event container_updated")
