@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.shapes import EventType, RoleState, Status
+from corral.shapes import EventType, RoleState, Status, is_agent
 
 RECENT_EVENTS = 12
 STATS_HISTORY = 60  # samples kept per container, for the details pane's sparkline
@@ -109,4 +109,4 @@ class Fleet:
         return changes
 
     def container_count(self) -> int:
-        return sum(1 for c in self.items.values() if c.get("session_type") != "agent")
+        return sum(1 for c in self.items.values() if not is_agent(c))

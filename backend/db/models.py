@@ -17,7 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from corral import shapes
-from corral.shapes import RoleState, Status
+from corral.shapes import AGENT_SESSION, RoleState, Status
 
 
 def utcnow() -> datetime:
@@ -256,7 +256,7 @@ class Agent(Base):
             "role_state": None,
             "role_error": None,
             "status": Status(self.status),
-            "session_type": "agent",
+            "session_type": AGENT_SESSION,
             "created_at": iso(self.created_at),
             "last_used_at": iso(self.last_seen_at),
             "started_at": iso(self.connected_at) if self.status == Status.RUNNING else None,

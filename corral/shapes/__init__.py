@@ -24,6 +24,7 @@ from corral.shapes.auth import (
 from corral.shapes.catalog import Health, Image, ImageList, Role, RoleList
 from corral.shapes.check import Fault, Refused, check
 from corral.shapes.containers import (
+    AGENT_SESSION,
     AgentDetails,
     Container,
     ContainerCreate,
@@ -36,6 +37,7 @@ from corral.shapes.containers import (
     ListQuery,
     Resources,
     SettingsChanged,
+    is_agent,
 )
 from corral.shapes.enums import (
     ACTIVE_ROLE_STATES,
@@ -49,11 +51,13 @@ from corral.shapes.enums import (
 )
 from corral.shapes.errors import Error
 from corral.shapes.events import EventMessage, EventsQuery, Progress
+from corral.shapes.terminal import TerminalQuery
 from corral.shapes.usage import ContainerStats, LogsQuery, StatsMessage, StatsQuery
 from corral.shapes.volumes import KeptVolume, VolumeDeleted, VolumeList
 
 __all__ = [
     "ACTIVE_ROLE_STATES",
+    "AGENT_SESSION",
     "FULL_SCOPES",
     "RUNNING_STATUSES",
     "STARTABLE_STATUSES",
@@ -95,6 +99,7 @@ __all__ = [
     "StatsMessage",
     "StatsQuery",
     "Status",
+    "TerminalQuery",
     "TierLimits",
     "TokenCreate",
     "TokenInfo",
@@ -104,4 +109,5 @@ __all__ = [
     "VolumeDeleted",
     "VolumeList",
     "check",
+    "is_agent",
 ]

@@ -3,7 +3,8 @@ object and the answers of the lifecycle routes."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NotRequired
+from collections.abc import Mapping
+from typing import Annotated, Final, Literal, NotRequired
 
 from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -15,6 +16,8 @@ from corral.shapes.query import Flag
 
 CONTAINER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"
 ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# ``session_type`` of an agent in the container list (containers have none).
+AGENT_SESSION: Final = "agent"
 # Labels the backend puts on Docker objects; a user's labels may not use the prefix.
 RESERVED_LABEL_PREFIX = "corral."
 
@@ -173,8 +176,14 @@ class Container(TypedDict):
         Annotated[str, described("On create's answer, and on events: a note for people")]
     ]
     volume_kept: NotRequired[Annotated[bool, described("On container_deleted events")]]
-    session_type: NotRequired[Literal["agent"]]
+    session_type: NotRequired[Literal["agent"]]  # AGENT_SESSION
     agent: NotRequired[AgentDetails]
+
+
+def is_agent(container: Mapping[str, object]) -> bool:
+    """Whether an entry of the container list is an agent (which has no image, role or volume,
+    and cannot be started, rebuilt or given settings)."""
+    return container.get("session_type") == AGENT_SESSION
 
 
 @shape

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from corral.client import ApiError
-from corral.shapes import RUNNING_STATUSES, Status
+from corral.shapes import RUNNING_STATUSES, RoleState, Status
 from tui import formatting as fmt
 from tui.app_access import corral_app
 from tui.messages import BackendEvent
@@ -188,7 +188,7 @@ class CreateScreen(FormScreen):
         if status in RUNNING_STATUSES and progress is None:
             self.finished = True
             role = container.get("role_state")
-            note = f" (role {container.get('role')} failed)" if role == "failed" else ""
+            note = f" (role {container.get('role')} failed)" if role == RoleState.FAILED else ""
             self.app.notify(f"{container['name']} is running{note}")
             self.dismiss(self.creating)
         elif status == Status.ERROR:

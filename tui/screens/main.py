@@ -14,7 +14,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from corral.shapes import RUNNING_STATUSES, STARTABLE_STATUSES, Status
+from corral.shapes import RUNNING_STATUSES, STARTABLE_STATUSES, Status, is_agent
 from tui import actions
 from tui.app_access import ReportsWorkerErrors, corral_app
 from tui.changes import describe_change
@@ -254,10 +254,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         if container.get("status") in RUNNING_STATUSES:
             self._open_shell(container)
             return
-        if (
-            container.get("session_type") == "agent"
-            or container.get("status") not in STARTABLE_STATUSES
-        ):
+        if is_agent(container) or container.get("status") not in STARTABLE_STATUSES:
             self.notify(f"{container.get('name')} is {container.get('status')}: no shell now.")
             return
 
@@ -455,7 +452,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
 
 def _applies(action: str, container: dict[str, Any]) -> bool:
     status = container.get("status")
-    agent = container.get("session_type") == "agent"
+    agent = is_agent(container)
     return {
         "start": not agent and status in STARTABLE_STATUSES,
         "stop": status in RUNNING_STATUSES or (agent and status == Status.RUNNING),
