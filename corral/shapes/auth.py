@@ -39,6 +39,7 @@ class TokenCreate(TypedDict):
     name: Annotated[
         str,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+        Field(json_schema_extra={"pattern": r"\S"}),  # not blank: it is stripped first
         described("A label to recognise the token by"),
     ]
     scopes: NotRequired[

@@ -73,7 +73,12 @@ class ContainerCreate(TypedDict):
     environment: NotRequired[
         Annotated[
             dict[EnvKey, MapValue],
-            Field(max_length=64),
+            Field(
+                max_length=64,
+                # pydantic writes the key rule as patternProperties, which lets any other key
+                # through; propertyNames says what the server does: every key must match.
+                json_schema_extra={"propertyNames": {"maxLength": 128, "pattern": ENV_KEY_PATTERN}},
+            ),
             described("Set in the sandbox, never echoed back"),
         ]
     ]
