@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.passwords import hash_password
 from backend.auth.tokens import JwtSigner, load_or_create_secret, new_api_token_row
-from backend.db.engine import create_schema, make_engine, make_sessionmaker
+from backend.db.engine import make_engine, make_sessionmaker
 from backend.db.models import ApiToken, User
+from backend.db.schema import upgrade_schema
 from backend.settings import Settings
 
 LOCAL_ADMIN = "local"
@@ -32,7 +33,7 @@ class Admin:
 
     async def __aenter__(self) -> Admin:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await create_schema(self._engine)
+        await upgrade_schema(self._engine)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -22,7 +22,8 @@ from backend.containers.catalog import Catalog
 from backend.containers.service import ContainerService
 from backend.containers.volumes import VolumeManager
 from backend.containers.watcher import DockerWatcher
-from backend.db.engine import create_schema, make_engine, make_sessionmaker
+from backend.db.engine import make_engine, make_sessionmaker
+from backend.db.schema import upgrade_schema
 from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerUnavailable
 from backend.events.hub import CLOSE_GOING_AWAY, EventHub
@@ -75,7 +76,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    await create_schema(engine)
+    await upgrade_schema(engine)
     app[DB_ENGINE] = engine
     app[SESSIONS] = make_sessionmaker(engine)
     app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))

@@ -1,112 +1,57 @@
-"""Backend configuration: one frozen object built once and handed to ``create_app``.
+"""Backend configuration: one frozen object, declared once, built once and handed to ``create_app``.
 
-Values come, lowest priority first, from the defaults here, a TOML file (``config.toml`` in the data
-directory, or the file named by ``CORRAL_CONFIG``), and environment variables (``DATABASE_URL`` and
-``CORRAL_*``). Tier limits live here and nowhere else: the API reports them to clients, so consoles
-and scripts never carry a copy.
+Every field of ``Settings`` can be set, highest priority first, by an explicit override in code
+(``load_settings(port=0)``, ``settings.with_overrides(...)``), the environment (``CORRAL_<FIELD>``,
+plus ``DATABASE_URL``), the TOML file (``config.toml`` in the data directory, or the file named by
+``CORRAL_CONFIG``), ``DOCKER_HOST``, and the defaults here. An unknown key or a bad value is a
+``ConfigError`` naming the key and where it came from. Tier limits (``backend.tiers``) are part of
+the settings and nowhere else: the API reports them to clients, so consoles never carry a copy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from backend.tiers import DEFAULT_TIERS, RESOURCES, STRICT_KEYS, Range, TierLimits
+
+__all__ = [
+    "DEFAULT_IMAGES",
+    "DEFAULT_TIERS",
+    "RESOURCES",
+    "ConfigError",
+    "ImageSpec",
+    "Range",
+    "Settings",
+    "TierLimits",
+    "load_settings",
+]
+
 Runtime = Literal["runsc", "runc"]
+DiskQuotas = Literal["auto", "ext4", "none"]
 
 
-@dataclass(frozen=True)
-class Range:
-    """An inclusive allowed range for one resource, in the resource's own unit."""
-
-    min: int
-    max: int
-
-    def contains(self, value: int) -> bool:
-        return self.min <= value <= self.max
-
-
-@dataclass(frozen=True)
-class TierLimits:
-    """What a tier may run: how many containers, each resource's range and its default."""
-
-    name: str
-    containers: int
-    memory_mb: Range
-    cpu_shares: Range
-    disk_mb: Range
-    default_memory_mb: int
-    default_cpu_shares: int
-    default_disk_mb: int
-
-    def range_for(self, resource: str) -> Range:
-        value = getattr(self, resource)
-        assert isinstance(value, Range)
-        return value
-
-    def default_for(self, resource: str) -> int:
-        value = getattr(self, f"default_{resource}")
-        assert isinstance(value, int)
-        return value
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "tier": self.name,
-            "containers": self.containers,
-            **{
-                resource: {
-                    "min": self.range_for(resource).min,
-                    "max": self.range_for(resource).max,
-                    "default": self.default_for(resource),
-                }
-                for resource in RESOURCES
-            },
-        }
-
-
-RESOURCES: tuple[str, ...] = ("memory_mb", "cpu_shares", "disk_mb")
-
-
-def _tier(
-    name: str,
-    containers: int,
-    memory: tuple[int, int],
-    cpu: tuple[int, int],
-    disk: tuple[int, int],
-    defaults: tuple[int, int, int],
-) -> TierLimits:
-    return TierLimits(
-        name=name,
-        containers=containers,
-        memory_mb=Range(*memory),
-        cpu_shares=Range(*cpu),
-        disk_mb=Range(*disk),
-        default_memory_mb=defaults[0],
-        default_cpu_shares=defaults[1],
-        default_disk_mb=defaults[2],
-    )
-
-
-DEFAULT_TIERS: dict[str, TierLimits] = {
-    t.name: t
-    for t in (
-        _tier("guest", 1, (512, 512), (500, 500), (2048, 2048), (512, 500, 2048)),
-        _tier("free", 5, (256, 2048), (250, 2000), (1024, 10240), (512, 500, 2048)),
-        _tier("pro", 10, (256, 4096), (250, 4000), (1024, 20480), (1024, 1000, 5120)),
-        _tier("enterprise", 25, (256, 8192), (250, 8000), (1024, 51200), (2048, 2000, 10240)),
-    )
-}
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT_KEYS)
 class ImageSpec:
     """An image that create accepts. Images are made locally; the backend never pulls one."""
 
     name: str
-    description: str
+    description: str = ""
     distribution: str = ""
 
     @property
@@ -126,9 +71,15 @@ def default_data_dir() -> Path:
     return Path(base) / "corral"
 
 
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path = field(default_factory=default_data_dir)
+class Settings(BaseSettings):
+    """Every setting, declared once. Building one validates what it is given and nothing else:
+    ``load_settings`` is the one place that reads the environment and the TOML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CORRAL_", env_ignore_empty=True, extra="forbid", frozen=True
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8420
@@ -143,7 +94,9 @@ class Settings:
     sandbox_log_max_mb: int = 10
     # Live usage: how often the stats stream sends every running sandbox's latest sample.
     stats_interval_s: float = 2.0
-    tiers: Mapping[str, TierLimits] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    # A tier given in part (``[tiers.free]`` with only ``containers``) takes the rest from the
+    # default tier of that name, or from "free" for a new one; the default tiers stay.
+    tiers: Mapping[str, TierLimits] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     default_tier: str = "free"
     images: tuple[ImageSpec, ...] = DEFAULT_IMAGES
     guest_session_hours: int = 50
@@ -152,7 +105,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     event_log_per_user: int = 10_000
     instance_label: str | None = None
-    disk_quotas: str = "auto"  # "auto": ext4-backed when possible; "ext4": required; "none"
+    disk_quotas: DiskQuotas = "auto"  # "auto": ext4-backed when possible; "ext4": required
     # The events WebSocket. A subscriber's queue holds this many undelivered events; one that
     # fills it is closed with 1013. The socket's kernel send buffer is capped (bytes; None: the
     # kernel's autotuning, up to megabytes) so a client that stops reading fills its queue after
@@ -180,6 +133,40 @@ class Settings:
     # Host-wide locks (role image builds): role images belong to the engine, not to one data
     # directory, so every backend and CLI on the host must see the same locks.
     lock_dir: Path = Path("/run/lock/corral")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values given: ``load_settings`` reads the rest, so ``with_overrides`` and
+        tests never pick up the environment by surprise."""
+        return (init_settings,)
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _complete_tiers(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value  # pydantic says what is wrong with it
+        tiers: dict[str, Any] = dict(DEFAULT_TIERS)
+        for name, spec in value.items():
+            if isinstance(spec, Mapping):
+                base = DEFAULT_TIERS.get(name) or DEFAULT_TIERS["free"]
+                spec = {**dataclasses.asdict(base), **spec, "name": name}
+            tiers[name] = spec
+        return tiers
+
+    @field_validator("default_tier")
+    @classmethod
+    def _known_tier(cls, value: str, info: ValidationInfo) -> str:
+        tiers = info.data.get("tiers")
+        if tiers is not None and value not in tiers:
+            raise ValueError(f"{value!r} is not a tier; the tiers are {', '.join(tiers)}")
+        return value
 
     @property
     def database_path(self) -> Path:
@@ -215,98 +202,129 @@ class Settings:
         return None
 
     def with_overrides(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+        """These settings with ``changes``, validated as a whole again."""
+        current = {name: getattr(self, name) for name in type(self).model_fields}
+        return _validated([_Layer("setting", {**current, **changes})])
 
 
-def _tiers_from(raw: Mapping[str, Any], base: Mapping[str, TierLimits]) -> dict[str, TierLimits]:
-    tiers = dict(base)
-    for name, spec in raw.items():
-        current = tiers.get(name) or tiers["free"]
-        kwargs: dict[str, Any] = {"name": name}
-        kwargs["containers"] = int(spec.get("containers", current.containers))
-        for resource in RESOURCES:
-            rng = spec.get(resource)
-            kwargs[resource] = (
-                Range(int(rng[0]), int(rng[1])) if rng else current.range_for(resource)
-            )
-            kwargs[f"default_{resource}"] = int(
-                spec.get(f"default_{resource}", current.default_for(resource))
-            )
-        tiers[name] = TierLimits(**kwargs)
-    return tiers
+class ConfigError(ValueError):
+    """A setting that cannot be used (an unknown key, a bad value, a file that is not TOML), said
+    with the key and where it came from: the file, the environment variable or the code."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layer:
+    """Values from one place: ``where`` is "setting" (code), "environment" or the TOML file's
+    path; ``names`` is how the environment spells each key (``CORRAL_PORT``)."""
+
+    where: str
+    values: Mapping[str, Any]
+    names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def describe(self, loc: tuple[int | str, ...], problem: str) -> str:
+        key = _dotted(loc)
+        if self.names and loc:
+            inner = f" ({key})" if len(loc) > 1 else ""
+            return f"environment variable {self.names[str(loc[0])]}{inner}: {problem}"
+        if self.where == "setting":
+            return f"setting {key}: {problem}"
+        return f"{self.where}: {key}: {problem}"
+
+    def unknown(self, loc: tuple[int | str, ...]) -> str:
+        where = "" if self.where == "setting" else f"{self.where}: "
+        return f"{where}unknown setting {_dotted(loc)!r}"
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    """``("tiers", "free", "containers")`` as ``tiers.free.containers``; ``images[0].name``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)[1:]
+
+
+def _validated(layers: list[_Layer]) -> Settings:
+    """One ``Settings`` from ``layers`` (highest priority first; a key is taken whole from the
+    first layer that has it), or a ``ConfigError`` naming every bad key and its origin."""
+    merged: dict[str, Any] = {}
+    for layer in reversed(layers):
+        merged.update(layer.values)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        problems = [_problem(error, layers) for error in exc.errors()]
+    raise ConfigError("; ".join(problems))
+
+
+# How pydantic says a key is not declared: in a model, and in a dataclass (tiers, images).
+_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
+
+
+def _problem(error: ErrorDetails, layers: list[_Layer]) -> str:
+    loc = tuple(error["loc"])
+    layer = next((la for la in layers if loc and loc[0] in la.values), layers[0])
+    if error["type"] in _UNKNOWN_KEY:
+        return layer.unknown(loc)
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] != "value_error" and isinstance(value, str | int | float | bool):
+        message += f" (got {value!r})"
+    return layer.describe(loc, message)
+
+
+def _environment() -> list[_Layer]:
+    """``CORRAL_<FIELD>`` for every field (complex ones, ``tiers`` and ``images``, as JSON), then
+    ``DATABASE_URL``: the name most database tools and hosts set."""
+    try:
+        values = EnvSettingsSource(Settings)()
+    except SettingsError as exc:
+        raise ConfigError(f"environment: {exc}") from None
+    layers = [_Layer("environment", values, {key: f"CORRAL_{key.upper()}" for key in values})]
+    if os.environ.get("DATABASE_URL"):
+        url = {"database_url": os.environ["DATABASE_URL"]}
+        layers.append(_Layer("environment", url, {"database_url": "DATABASE_URL"}))
+    return layers
+
+
+def _read_toml(path: Path, required: bool) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def load_settings(
     data_dir: Path | None = None, config_file: Path | None = None, **overrides: Any
 ) -> Settings:
-    """Build settings from defaults, the TOML file and the environment, then explicit overrides."""
-    env = os.environ
-    base_dir = data_dir or (Path(env["CORRAL_DATA_DIR"]) if env.get("CORRAL_DATA_DIR") else None)
-    base_dir = base_dir or default_data_dir()
-    config_path = config_file or (Path(env["CORRAL_CONFIG"]) if env.get("CORRAL_CONFIG") else None)
-    config_path = config_path or base_dir / "config.toml"
-    raw: dict[str, Any] = {}
-    if config_path.is_file():
-        raw = tomllib.loads(config_path.read_text())
+    """Settings from, highest priority first: ``overrides`` (and ``data_dir``), the environment
+    (``CORRAL_<FIELD>``, ``DATABASE_URL``), the TOML file, ``DOCKER_HOST``, the defaults.
 
-    values: dict[str, Any] = {"data_dir": base_dir}
-    simple = {
-        "database_url": str,
-        "host": str,
-        "port": int,
-        "docker_host": str,
-        "docker_workers": int,
-        "stop_timeout_s": int,
-        "sandbox_network": str,
-        "pids_limit": int,
-        "sandbox_log_max_mb": int,
-        "stats_interval_s": float,
-        "default_tier": str,
-        "guest_session_hours": int,
-        "max_body_bytes": int,
-        "event_log_per_user": int,
-        "disk_quotas": str,
-        "event_queue_size": int,
-        "event_send_buffer_bytes": int,
-        "event_heartbeat_s": float,
-        "event_close_timeout_s": float,
-        "event_prune_interval_s": float,
-        "roles_file": Path,
-        "package_cache_dir": Path,
-        "rootfs_dir": Path,
-        "role_installs": int,
-        "role_install_timeout_s": float,
-        "role_prepare_timeout_s": float,
-        "role_build_runtime": str,
-        "role_build_timeout_s": float,
-        "lock_dir": Path,
-    }
-    for key, kind in simple.items():
-        if key in raw:
-            values[key] = kind(raw[key])
-    if "runtime" in raw:
-        values["runtime"] = raw["runtime"]
-    if "tiers" in raw:
-        values["tiers"] = _tiers_from(raw["tiers"], DEFAULT_TIERS)
-    if "images" in raw:
-        values["images"] = tuple(
-            ImageSpec(i["name"], i.get("description", ""), i.get("distribution", ""))
-            for i in raw["images"]
-        )
-
-    if env.get("DATABASE_URL"):
-        values["database_url"] = env["DATABASE_URL"]
-    if env.get("CORRAL_RUNTIME"):
-        values["runtime"] = env["CORRAL_RUNTIME"]
-    if env.get("CORRAL_PACKAGE_CACHE_DIR"):
-        values["package_cache_dir"] = Path(env["CORRAL_PACKAGE_CACHE_DIR"])
-    if env.get("CORRAL_ROLES_FILE"):
-        values["roles_file"] = Path(env["CORRAL_ROLES_FILE"])
-    if env.get("DOCKER_HOST") and "docker_host" not in values:
-        values["docker_host"] = env["DOCKER_HOST"]
-    values.update(overrides)
-    if values.get("disk_quotas", "auto") not in ("auto", "ext4", "none"):
-        raise ValueError("disk_quotas must be 'auto', 'ext4' or 'none'")
-    if values.get("runtime", "runsc") not in ("runsc", "runc"):
-        raise ValueError(f"runtime must be 'runsc' or 'runc', not {values['runtime']!r}")
-    return Settings(**values)
+    The file is ``config_file``, else ``$CORRAL_CONFIG`` (both must exist), else ``config.toml``
+    in the data directory (``data_dir``, ``$CORRAL_DATA_DIR`` or the default), when it exists.
+    Raises ``ConfigError`` for an unknown key or a bad value, naming it and where it came from.
+    """
+    if data_dir is not None:
+        overrides = {"data_dir": data_dir, **overrides}
+    environment = _environment()
+    named = config_file or (
+        Path(os.environ["CORRAL_CONFIG"]) if os.environ.get("CORRAL_CONFIG") else None
+    )
+    if named is None:
+        base = data_dir or environment[0].values.get("data_dir") or default_data_dir()
+        path, required = Path(base) / "config.toml", False
+    else:
+        path, required = named, True
+    layers = [
+        _Layer("setting", overrides),
+        *environment,
+        _Layer(str(path), _read_toml(path, required)),
+    ]
+    if os.environ.get("DOCKER_HOST"):
+        docker_host = {"docker_host": os.environ["DOCKER_HOST"]}
+        layers.append(_Layer("environment", docker_host, {"docker_host": "DOCKER_HOST"}))
+    return _validated(layers)

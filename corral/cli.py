@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backend.settings import Settings, load_settings
+from backend.settings import ConfigError, Settings, load_settings
 from corral.commands import EXIT_USAGE, add_commands, add_server_options, is_client_command
 from corral.roles_cli import add_roles_commands
 from corral.shapes import FULL_SCOPES
@@ -342,7 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("CORRAL_LOG", "WARNING" if quiet else "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:  # the configuration file or a CORRAL_* variable: said, not traced
+        print(f"corral: the configuration is not valid: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return result
 
 

@@ -12,7 +12,8 @@ import docker
 import pytest
 from sqlalchemy import text
 
-from backend.db.engine import create_schema, make_engine
+from backend.db.engine import make_engine
+from backend.db.schema import upgrade_schema
 from backend.settings import Settings
 from corral.client import InvalidParameters, VolumeNotFound
 from tests.conftest import Api, serve, sh
@@ -145,13 +146,15 @@ async def test_corral_volumes(api: Api) -> None:
 async def test_rows_older_than_the_volume_column_keep_their_derived_volume(
     settings: Settings,
 ) -> None:
-    """A database made before containers recorded their volume gets the derived name."""
+    """A database made before containers recorded their volume (and before migrations) gets
+    the derived name."""
     settings.data_dir.mkdir(parents=True)
     engine = make_engine(settings.resolved_database_url)
     try:
-        await create_schema(engine)
+        await upgrade_schema(engine)
         async with engine.begin() as conn:
             await conn.execute(text("ALTER TABLE containers DROP COLUMN volume"))
+            await conn.execute(text("DROP TABLE alembic_version"))
             await conn.execute(
                 text(
                     "INSERT INTO users (id, username, tier, is_admin, is_guest, created_at) "
@@ -167,7 +170,7 @@ async def test_rows_older_than_the_volume_column_keep_their_derived_volume(
                     "'2025-01-01T00:00:00.000Z', 0, 'none')"
                 )
             )
-        await create_schema(engine)
+        await upgrade_schema(engine)
         async with engine.connect() as conn:
             volume = (await conn.execute(text("SELECT volume FROM containers"))).scalar_one()
         assert volume == "corral-vol-c1"

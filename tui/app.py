@@ -44,7 +44,12 @@ def describe_error(error: BaseException) -> str:
 
 class CorralApp(App[None]):
     TITLE = "Corral"
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "main.tcss", STYLES / "forms.tcss"]
+    CSS_PATH = [
+        STYLES / "app.tcss",
+        STYLES / "main.tcss",
+        STYLES / "forms.tcss",
+        STYLES / "widgets.tcss",
+    ]
 
     def __init__(
         self,

@@ -70,6 +70,7 @@ class User(Base):
             "username",
             unique=True,
             sqlite_where=(is_guest == False),  # noqa: E712
+            postgresql_where=(is_guest == False),  # noqa: E712
         ),
     )
 
@@ -149,7 +150,7 @@ class Container(Base):
     role_error: Mapped[str | None] = mapped_column(String(1024), default=None)
     # The Docker volume holding /home/user: made for this row (named from its ID), or a kept
     # volume of an earlier container attached at create. Rows older than the column have it
-    # filled in with the derived name (backend.db.engine).
+    # filled in with the derived name (the first migration).
     volume: Mapped[str | None] = mapped_column(String(128), default=None)
 
     __table_args__ = (UniqueConstraint("user_id", "name", name="uq_containers_user_name"),)

@@ -145,12 +145,14 @@ def messages(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str | 
 
 
 def home_snapshot(client: docker.DockerClient, ident: str) -> str:
-    """/home/user by name, size and mtime (gVisor numbers inodes per sandbox). The shell's
-    history is left out: bash writes it when a terminal hangs up, whenever that lands."""
+    """/home/user's contents by name, size and mtime (gVisor numbers inodes per sandbox).
+    The shell's history is left out, and with it /home/user's own mtime: bash writes the
+    history when a terminal hangs up, whenever that lands, and creating it touches the folder."""
     code, out = sh(
         client,
         ident,
-        "cd /home/user && find . \\( -path ./lost+found -o -name .bash_history \\) -prune "
+        "cd /home/user && find . -mindepth 1 "
+        "\\( -path ./lost+found -o -name .bash_history \\) -prune "
         "-o -printf '%p %s %T@\\n' 2>&1 | sort",
     )
     assert code == 0 and "./marker.txt" in out and "cannot" not in out, out

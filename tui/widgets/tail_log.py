@@ -27,11 +27,6 @@ class TailLog(Widget, can_focus=True):
         Binding("pagedown", "page(-1)", "Page down", show=False),
         Binding("end,G", "follow", "Newest", show=False),
     ]
-    DEFAULT_CSS = """
-    TailLog {
-        height: 1fr;
-    }
-    """
 
     def __init__(self, keep: int, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
