@@ -55,7 +55,13 @@ async def test_the_suite_backends_check_every_answer(api: Api) -> None:
 
 async def test_events_are_checked_too(api: Api) -> None:
     """Every event the backend commits is held to the events stream's message schema."""
-    await api.app[EVENTS].publish("someone", EventType.CONTAINER_UPDATED, {"id": "x"})
+    log = api.app[EVENTS]
+    await log.publish("someone", EventType.CONTAINER_UPDATED, {"id": "x"})
+    progress = {"id": "x", "db_id": "x", "name": "n", "message": "m", "progress": 10}
+    await log.publish("someone", EventType.CONTAINER_PROGRESS, {**progress, "stage": "volume"})
+    await log.publish("someone", EventType.CONTAINER_PROGRESS, {**progress, "stage": "warp"})
     faults = list(api.conformance.faults)
-    api.conformance.faults.clear()  # the fault was made on purpose; the test must not fail on it
-    assert len(faults) == 1 and faults[0].startswith("event container_updated")
+    api.conformance.faults.clear()  # the faults were made on purpose; the test must not fail
+    assert len(faults) == 2, faults
+    assert faults[0].startswith("event container_updated")
+    assert faults[1].startswith("event container_progress")  # a stage outside the enum

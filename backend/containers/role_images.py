@@ -55,6 +55,7 @@ from backend.containers.packages import PackageCache, PrepareFailed
 from backend.docker_service import DockerService, read_exec_output
 from backend.errors import DockerConflict, DockerError, DockerUnavailable, sanitize
 from backend.settings import ImageSpec, Settings
+from corral.shapes import Stage
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ RUNTIME_RECHECK_S = 60.0
 class Progress(Protocol):
     """Where a build reports what it does: ``container_progress`` events, or a terminal."""
 
-    async def __call__(self, stage: str, message: str, percent: int, **extra: Any) -> None: ...
+    async def __call__(self, stage: Stage, message: str, percent: int, **extra: Any) -> None: ...
 
 
 class RoleImageFailed(Exception):
@@ -177,10 +178,10 @@ class _Build:
     """One build in progress, shared by everyone who asked for its image."""
 
     listeners: list[Progress] = field(default_factory=list)
-    last: tuple[str, str, int, dict[str, Any]] | None = None
+    last: tuple[Stage, str, int, dict[str, Any]] | None = None
     task: asyncio.Task[RoleImage] | None = None
 
-    async def emit(self, stage: str, message: str, percent: int, **extra: Any) -> None:
+    async def emit(self, stage: Stage, message: str, percent: int, **extra: Any) -> None:
         self.last = (stage, message, percent, extra)
         for listener in list(self.listeners):
             try:
@@ -296,7 +297,7 @@ class RoleImages:
         started = time.monotonic()
         role = target.role
         if self._slots.locked():
-            await build.emit("role_queued", "waiting for another role image build to finish", 0)
+            await build.emit(Stage.ROLE_QUEUED, "waiting for another role image build to finish", 0)
         async with self._slots, self._host_lock(target.build_name, build):
             if not force:
                 found = await self._existing(target)
@@ -332,7 +333,7 @@ class RoleImages:
                     if not announced:
                         announced = True
                         await build.emit(
-                            "role_queued", "another process is building this role image", 0
+                            Stage.ROLE_QUEUED, "another process is building this role image", 0
                         )
                     await asyncio.sleep(0.2)
             try:
@@ -353,7 +354,9 @@ class RoleImages:
             self._cache.check_image(distribution, target.base_labels)
             if not self._cache.is_ready(distribution, role):
                 await build.emit(
-                    "role_download", f"downloading the packages of role {role.id} on the host", 0
+                    Stage.ROLE_DOWNLOAD,
+                    f"downloading the packages of role {role.id} on the host",
+                    0,
                 )
                 await self._cache.prepare(distribution, role)
         except PrepareFailed as exc:
@@ -374,7 +377,7 @@ class RoleImages:
             name, target.base_id, command, self._settings.role_build_runtime, binds
         )
         try:
-            await build.emit("role_image", f"building the image of role {role.id}", 0)
+            await build.emit(Stage.ROLE_IMAGE, f"building the image of role {role.id}", 0)
             progress = await self._install(container, target, build)
             code = await docker.wait(container, 60)
             if code != 0:
@@ -384,7 +387,7 @@ class RoleImages:
                 raise RoleImageFailed(
                     sanitize(f"installing the packages of role {role.id} failed: {detail}")
                 )
-            await build.emit("role_image", f"saving the image of role {role.id}", 99)
+            await build.emit(Stage.ROLE_IMAGE, f"saving the image of role {role.id}", 99)
             changes = [f"LABEL {key}={json.dumps(value)}" for key, value in target.labels.items()]
             if target.base_cmd:
                 changes.append(f"CMD {json.dumps(target.base_cmd)}")
@@ -421,7 +424,7 @@ class RoleImages:
                         last_sent, last_key = now, key
                         what = progress.package or progress.action or target.role.id
                         await build.emit(
-                            "role_image",
+                            Stage.ROLE_IMAGE,
                             f"installing {what} ({int(progress.percent)}%)",
                             int(progress.percent),
                             package=progress.package,

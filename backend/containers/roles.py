@@ -41,7 +41,7 @@ from backend.containers.role_images import Progress, RoleImageFailed, RoleImages
 from backend.db.models import Container
 from backend.docker_service import ContainerState, read_exec_output
 from backend.errors import DockerError, DockerUnavailable, UnsupportedImage, sanitize
-from corral.shapes import ACTIVE_ROLE_STATES, EventType, RoleState, Status
+from corral.shapes import ACTIVE_ROLE_STATES, EventType, RoleState, Stage, Status
 
 if TYPE_CHECKING:
     from backend.containers.service import ContainerService
@@ -146,7 +146,7 @@ class RoleInstaller:
     def progress_for(self, row: Container) -> Progress:
         """A build's progress as the row's ``container_progress`` events."""
 
-        async def report(stage: str, message: str, percent: int, **extra: Any) -> None:
+        async def report(stage: Stage, message: str, percent: int, **extra: Any) -> None:
             await self._service._progress(row, stage, message, percent, role=row.role, **extra)
 
         return report
@@ -212,7 +212,7 @@ class RoleInstaller:
             if self._slots.locked():
                 await self._service._progress(
                     row,
-                    "role_queued",
+                    Stage.ROLE_QUEUED,
                     "waiting for another role install to finish",
                     0,
                     role=row.role,
@@ -275,7 +275,7 @@ class RoleInstaller:
         if not self._cache.is_ready(image.distribution, role):
             await service._progress(
                 row,
-                "role_download",
+                Stage.ROLE_DOWNLOAD,
                 f"downloading the packages of role {role.id} on the host",
                 0,
                 role=role.id,
@@ -311,7 +311,7 @@ class RoleInstaller:
         command = ["/bin/sh", "-c", INSTALL_SCRIPT, "corral-role", role.id, *role.packages]
         progress = InstallProgress()
         await self._service._progress(
-            row, "role_install", f"installing role {role.id}", 0, role=role.id
+            row, Stage.ROLE_INSTALL, f"installing role {role.id}", 0, role=role.id
         )
         try:
             exec_id, sock = await docker.exec_stream(docker_id, command, environment, "/", "root")
@@ -364,7 +364,7 @@ class RoleInstaller:
         what = f"installing {progress.package}" if progress.package else progress.action
         await self._service._progress(
             row,
-            "role_install",
+            Stage.ROLE_INSTALL,
             f"{what} ({int(progress.percent)}%)" if what else f"installing role {role.id}",
             int(progress.percent),
             role=role.id,
@@ -414,7 +414,7 @@ class RoleInstaller:
                     role_error=None,
                 )
                 await service._progress(
-                    row, "role_done", message, 100, complete=True, role=row.role
+                    row, Stage.ROLE_DONE, message, 100, complete=True, role=row.role
                 )
                 return
             state = await service.docker.inspect(docker_id)
@@ -443,7 +443,7 @@ class RoleInstaller:
             )
             await service._progress(
                 row,
-                "role_failed",
+                Stage.ROLE_FAILED,
                 f"installing role {row.role} failed: {error}",
                 100,
                 complete=True,

@@ -71,6 +71,7 @@ from corral.shapes import (
     Lifecycle,
     RoleState,
     SettingsChanged,
+    Stage,
     Status,
 )
 from corral.shapes import Container as ContainerJson
@@ -340,7 +341,7 @@ class ContainerService:
         return task
 
     async def _progress(
-        self, row: Container, stage: str, message: str, progress: int, **extra: Any
+        self, row: Container, stage: Stage, message: str, progress: int, **extra: Any
     ) -> None:
         payload = {
             "id": row.public_id,
@@ -397,7 +398,7 @@ class ContainerService:
         log.warning("creating container %s failed: %s", db_id, message)
         row = await self.save(row, EventType.CONTAINER_UPDATED, status=Status.ERROR, error=message)
         await self._progress(
-            row, "failed", f"creation failed: {message}", 100, complete=True, error=message
+            row, Stage.FAILED, f"creation failed: {message}", 100, complete=True, error=message
         )
 
     async def _provision_locked(self, db_id: str, image: SandboxImage) -> None:
@@ -407,12 +408,12 @@ class ContainerService:
             except ContainerNotFound:
                 return
             try:
-                await self._progress(row, "volume", "preparing the volume", 10)
+                await self._progress(row, Stage.VOLUME, "preparing the volume", 10)
                 await self.volumes.ensure(row)
-                await self._progress(row, "container", "creating the sandbox", 40)
+                await self._progress(row, Stage.CONTAINER, "creating the sandbox", 40)
                 docker_id = await self.rebuilder.create(row, image)
                 row = await self.save(row, docker_id=docker_id)
-                await self._progress(row, "starting", "starting the sandbox", 70)
+                await self._progress(row, Stage.STARTING, "starting the sandbox", 70)
                 await self.docker.start(docker_id)
                 now = utcnow()
                 row = await self.save(
@@ -430,7 +431,7 @@ class ContainerService:
             if image.installs_in_sandbox:
                 await self._progress(
                     row,
-                    "configuring",
+                    Stage.CONFIGURING,
                     f"the sandbox is running; installing role {row.role} in the background",
                     100,
                     role=row.role,
@@ -439,12 +440,12 @@ class ContainerService:
             elif image.role_state == RoleState.FAILED:
                 await self._role_failed_progress(row, image.role_error or "")
             else:
-                await self._progress(row, "running", "container is running", 100, complete=True)
+                await self._progress(row, Stage.RUNNING, "container is running", 100, complete=True)
 
     async def _role_failed_progress(self, row: Container, error: str) -> None:
         await self._progress(
             row,
-            "role_failed",
+            Stage.ROLE_FAILED,
             f"the sandbox runs without role {row.role}: {error}",
             100,
             complete=True,
@@ -801,7 +802,7 @@ class ContainerService:
             self._remember(row)
             await self.rebuilder.finish(swap)
             await self._progress(
-                row, "role_done", "role packages installed", 100, complete=True, role=row.role
+                row, Stage.ROLE_DONE, "role packages installed", 100, complete=True, role=row.role
             )
         await self._prune_role_images(row)
 

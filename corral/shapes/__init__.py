@@ -47,6 +47,7 @@ from corral.shapes.enums import (
     EventType,
     RoleState,
     Scope,
+    Stage,
     Status,
 )
 from corral.shapes.errors import Error
@@ -96,6 +97,7 @@ __all__ = [
     "Scope",
     "Session",
     "SettingsChanged",
+    "Stage",
     "StatsMessage",
     "StatsQuery",
     "Status",

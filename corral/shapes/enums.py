@@ -69,3 +69,21 @@ class RoleState(StrEnum):
 
 # Role work that is due or under way.
 ACTIVE_ROLE_STATES = frozenset({RoleState.PENDING, RoleState.INSTALLING})
+
+
+class Stage(StrEnum):
+    """Where a create, or a role's install, stands: the ``stage`` of a ``container_progress``
+    event."""
+
+    VOLUME = "volume"  # preparing the volume
+    CONTAINER = "container"  # making the Docker container
+    STARTING = "starting"
+    CONFIGURING = "configuring"  # the sandbox runs; its role is being put in place
+    RUNNING = "running"  # done (``complete``)
+    FAILED = "failed"  # the create failed (``complete``, ``error``)
+    ROLE_QUEUED = "role_queued"  # waiting for another build of the same role image
+    ROLE_DOWNLOAD = "role_download"  # the role's packages downloaded on the host
+    ROLE_IMAGE = "role_image"  # the role image being built
+    ROLE_INSTALL = "role_install"  # the fallback: apt in the sandbox (``package``)
+    ROLE_DONE = "role_done"  # ``complete``
+    ROLE_FAILED = "role_failed"  # ``complete``, ``error``

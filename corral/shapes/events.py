@@ -9,7 +9,7 @@ from typing_extensions import TypedDict
 
 from corral.shapes.common import Timestamp, described, query, shape
 from corral.shapes.containers import Container, ContainerList
-from corral.shapes.enums import EventType
+from corral.shapes.enums import EventType, Stage
 from corral.shapes.query import INT_FROM_TEXT, Flag
 
 
@@ -20,13 +20,7 @@ class Progress(TypedDict):
     id: str
     db_id: str
     name: str
-    stage: Annotated[
-        str,
-        described(
-            "volume, container, starting, running or failed; role_queued, role_download, "
-            "role_image, role_install, role_done or role_failed for a role; configuring"
-        ),
-    ]
+    stage: Stage
     message: str
     progress: Annotated[int, Field(ge=0, le=100)]
     complete: NotRequired[Literal[True]]
