@@ -18,8 +18,9 @@ from aiohttp import web
 from backend.agents.service import AgentService
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.auth.users import UserService
 from backend.containers.catalog import Catalog
-from backend.containers.service import ContainerService
+from backend.containers.service import ContainerServices
 from backend.containers.volumes import VolumeManager
 from backend.containers.watcher import DockerWatcher
 from backend.db.engine import make_engine, make_sessionmaker
@@ -47,6 +48,7 @@ from backend.state import (
     SETTINGS,
     SIGNER,
     STATS,
+    USERS,
     WATCHER,
 )
 from backend.stats.sampler import StatsSampler
@@ -81,6 +83,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = make_sessionmaker(engine)
     app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))
     app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER])
+    app[USERS] = UserService(app[SESSIONS])
     app[INSTANCE] = instance_id(settings)
     yield
     await engine.dispose()
@@ -128,13 +131,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     events = EventLog(app[SESSIONS], settings.event_log_per_user)
     catalog = Catalog(settings, app[DOCKER])
     volumes = VolumeManager(app[DOCKER], app[INSTANCE], _volume_root(settings))
-    containers = ContainerService(
+    containers = ContainerServices.build(
         settings, app[SESSIONS], app[DOCKER], events, catalog, volumes, app[INSTANCE]
     )
     app[EVENTS] = events
     app[CATALOG] = catalog
     app[CONTAINERS] = containers
-    mounted = await volumes.remount_all(await containers.all_volumes())
+    mounted = await volumes.remount_all(await containers.repository.all_volumes())
     if mounted:
         log.info("mounted %d volume(s) again", mounted)
     with contextlib.suppress(DockerError, DockerUnavailable):
@@ -142,7 +145,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     agents = AgentService(app[SESSIONS], events)
     await agents.mark_all_offline()
     app[AGENTS] = agents
-    watcher = DockerWatcher(app[DOCKER], containers, app[INSTANCE])
+    watcher = DockerWatcher(app[DOCKER], containers.reconciler, app[INSTANCE])
     app[WATCHER] = watcher
     watch_task = asyncio.ensure_future(watcher.run())
     yield
@@ -177,7 +180,7 @@ async def _event_streams(app: web.Application) -> AsyncIterator[None]:
 async def _stats(app: web.Application) -> AsyncIterator[None]:
     """The stats sampler (live usage): idle until a stats stream subscribes. It follows the
     container service's events to open and close each sandbox's engine stream."""
-    sampler = StatsSampler(app[DOCKER], app[SESSIONS], app[SETTINGS].stats_interval_s)
+    sampler = StatsSampler(app[DOCKER], app[CONTAINERS].repository, app[SETTINGS].stats_interval_s)
     app[STATS] = sampler
     app[EVENTS].add_listener(sampler.on_event)
     yield

@@ -181,7 +181,7 @@ class OperationFailed(CorralError):
         super().__init__(sanitize(message), **extra)
 
 
-# Docker-side errors, raised by the Docker service and translated by the container service into
+# Docker-side errors, raised by the Docker service and translated by the container services into
 # the operation's contract error. Only DockerUnavailable reaches the middleware unwrapped.
 
 

@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from backend.agents.service import AgentService
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner
+from backend.auth.users import UserService
 from backend.containers.catalog import Catalog
-from backend.containers.service import ContainerService
+from backend.containers.service import ContainerServices
 from backend.containers.watcher import DockerWatcher
 from backend.docker_service import DockerService
 from backend.events.hub import EventHub
@@ -22,11 +23,12 @@ DB_ENGINE = web.AppKey("db_engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 SIGNER = web.AppKey("signer", JwtSigner)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+USERS = web.AppKey("users", UserService)
 DOCKER = web.AppKey("docker", DockerService)
 EVENTS = web.AppKey("events", EventLog)
 EVENT_HUB = web.AppKey("event_hub", EventHub)
 CATALOG = web.AppKey("catalog", Catalog)
-CONTAINERS = web.AppKey("containers", ContainerService)
+CONTAINERS = web.AppKey("containers", ContainerServices)
 INSTANCE = web.AppKey("instance", str)
 WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)

@@ -41,8 +41,10 @@ async def _ws_round_trips(ws: aiohttp.ClientWebSocketResponse) -> list[float]:
 def _sdk_round_trips(container_id: str) -> list[float]:
     api = docker.APIClient(version="auto")
     created = api.exec_create(container_id, ["/bin/sh"], tty=True, stdin=True)
-    wrapped = api.exec_start(created["Id"], socket=True, tty=True)
-    raw: socket.socket = wrapped._sock
+    # The SDK hands the connection out as a read-only file object (socket.SocketIO on a unix
+    # socket); a socket of our own on a duplicate of its descriptor reads and writes it.
+    stream = api.exec_start(created["Id"], socket=True, tty=True)
+    raw = socket.fromfd(stream.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
     raw.settimeout(10)
     seen = b""
     while b"# " not in seen:  # the shell's prompt: it is ready for keys
@@ -57,6 +59,7 @@ def _sdk_round_trips(container_id: str) -> list[float]:
         times.append(time.perf_counter() - t0)
     raw.sendall(b"\x15exit\n")
     raw.close()
+    stream.close()
     api.close()
     return times
 

@@ -94,7 +94,7 @@ async def history(client: CorralClient) -> None:
         "corral/debian:bookworm", name="py-lab", role="python", wait=True, memory_mb=1024
     )
     script = (
-        "for i in 1 2 3; do echo \"GET /items/$i 200 ($((i * 7)) ms)\"; done >/proc/1/fd/1; "
+        'for i in 1 2 3; do echo "GET /items/$i 200 ($((i * 7)) ms)"; done >/proc/1/fd/1; '
         "echo 'worker: queue drained' >/proc/1/fd/1"
     )
     subprocess.run(

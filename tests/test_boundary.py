@@ -86,3 +86,75 @@ def test_the_shapes_import_only_the_standard_library_and_pydantic() -> None:
 def test_the_check_sees_imports() -> None:
     """Guard against a check that passes because it reads nothing."""
     assert any("aiohttp" in names for names in _imports("backend").values())
+
+
+# What running SQL looks like from outside the services: sqlalchemy's statement builders, the
+# session factory, or a session's own calls. The admin commands may name the session types
+# (``sqlalchemy.ext.asyncio``): they open the database the services then use.
+SESSION_CALLS = {"execute", "scalar", "scalars", "stream", "commit", "flush", "add_all", "begin"}
+SESSION_ROW_CALLS = {"get", "add", "delete", "merge", "refresh"}
+
+
+def _sql_in(source: str) -> list[str]:
+    """Each place ``source`` runs SQL or reaches for what runs it, as ``what (line)``, in
+    line order."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [
+                f"import {a.name} ({node.lineno})"
+                for a in node.names
+                if a.name.split(".")[0] == "sqlalchemy"
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = {alias.name for alias in node.names}
+            if (
+                node.module.split(".")[0] == "sqlalchemy"
+                and node.module != "sqlalchemy.ext.asyncio"
+            ):
+                found.append(
+                    f"from {node.module} import {', '.join(sorted(names))} ({node.lineno})"
+                )
+            if node.module == "backend.state" and names & {"SESSIONS"}:
+                found.append(f"the SESSIONS key ({node.lineno})")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            attr, receiver = node.func.attr, node.func.value
+            on_session = isinstance(receiver, ast.Name) and "session" in receiver.id.lower()
+            if attr in SESSION_CALLS or (attr in SESSION_ROW_CALLS and on_session):
+                found.append(f"{attr}() ({node.lineno})")
+    return sorted(found, key=lambda text: int(text.rsplit("(", 1)[1].rstrip(")")))
+
+
+def test_handlers_and_admin_commands_run_no_sql() -> None:
+    """Users and tokens are read and written by ``backend.auth.users``, containers by their
+    repository, kept volumes by ``backend.containers.kept``: a handler or an admin command that
+    runs a statement itself bypasses them (and the events their writes announce)."""
+    files = [*(ROOT / "backend" / "handlers").glob("*.py"), ROOT / "backend" / "admin.py"]
+    offenders = {
+        str(path.relative_to(ROOT)): found for path in files if (found := _sql_in(path.read_text()))
+    }
+    assert offenders == {}
+    assert len(files) > 5, "the check must read the handlers"
+
+
+def test_the_sql_check_sees_sql() -> None:
+    """Guard against a check that passes because it recognises nothing: the guest sign-in as a
+    handler once wrote it is caught, line by line."""
+    handler = """
+from sqlalchemy import select
+from backend.state import SESSIONS
+
+async def guest_login(request):
+    async with request.app[SESSIONS]() as session:
+        taken = await session.scalar(select(User).where(User.username == name))
+        session.add(user)
+        await session.commit()
+"""
+    assert _sql_in(handler) == [
+        "from sqlalchemy import select (2)",
+        "the SESSIONS key (3)",
+        "scalar() (7)",
+        "add() (8)",
+        "commit() (9)",
+    ]
+    assert _sql_in("from sqlalchemy.ext.asyncio import AsyncSession\nitems.get(key)\n") == []

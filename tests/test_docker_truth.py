@@ -107,7 +107,7 @@ async def test_failed_or_partial_listing_marks_nothing_missing(
 ) -> None:
     _, headers = await api.user(tier="test")
     made = await api.create(headers)
-    service = api.app[CONTAINERS]
+    service = api.app[CONTAINERS].reconciler
 
     async def empty(self: DockerService, labels: dict[str, str]) -> list[Any]:
         return []

@@ -13,21 +13,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.principal import Principal
 from backend.containers.locks import KeyedLocks
-from backend.containers.volumes import VolumeManager
 from backend.db.models import Container, KeptVolume
 from backend.errors import DockerError, InvalidParameters, OperationFailed, VolumeNotFound
 from corral.shapes import KeptVolume as KeptVolumeJson
 from corral.shapes import VolumeDeleted
 
 
+class VolumeData(Protocol):
+    """What kept volumes need of the volumes themselves (``VolumeManager``): a volume's use,
+    and its removal."""
+
+    async def used_mb(self, name: str) -> int | None: ...
+
+    async def remove_named(self, name: str) -> None: ...
+
+
 class KeptVolumes:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], volumes: VolumeManager) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], volumes: VolumeData) -> None:
         self._sessions = sessions
         self._volumes = volumes
         self._locks = KeyedLocks()

@@ -6,9 +6,9 @@ change, an automatic recreation) paid it again. Instead the host builds, once pe
 role), an image with the packages installed, and every sandbox of the role starts from it: the
 role is there the moment the sandbox runs, and rebuilds reinstall nothing.
 
-How an image is built, and why this way rather than in a chroot: a container's commit is one
-layer on top of the base image, so the base's layers are shared, not copied, and the engine tags
-it in one step.
+How an image is built (``backend.containers.role_image_build``), and why this way rather than
+in a chroot: a container's commit is one layer on top of the base image, so the base's layers
+are shared, not copied, and the engine tags it in one step.
 1. The role's packages are downloaded into the host's package cache
    (``backend.containers.packages``), unless they are there already.
 2. A short-lived build container from the base image runs under ``role_build_runtime`` (runc:
@@ -18,9 +18,10 @@ it in one step.
 3. The exited container is committed as ``corral/role-<role>:<base>-<base id>-<packages>``,
    labelled with the base image's ID and the fingerprint of the package list, then removed.
 
-Identity: a rebuilt base image (new ID) or a changed package list asks for a new tag, so a stale
-image is never used; once the new one exists, the older images of the same role and base are
-removed (an image a sandbox still runs from stays until that sandbox is rebuilt).
+Identity (``backend.containers.role_image_identity``): a rebuilt base image (new ID) or a
+changed package list asks for a new tag, so a stale image is never used; once the new one
+exists, the older images of the same role and base are removed (an image a sandbox still runs
+from stays until that sandbox is rebuilt).
 
 Concurrency and crashes: callers asking for the same image share one build and all get its
 progress; builds of one image are serialized across processes (backends, the CLI) by a host-wide
@@ -36,170 +37,47 @@ packages), and run with no network, ``no-new-privileges`` and Docker's default c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import functools
-import hashlib
-import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from backend.containers.apt_install import INSTALL_SCRIPT, PACKAGES_MOUNT, InstallProgress
 from backend.containers.catalog import Role
-from backend.containers.packages import PackageCache, PrepareFailed
-from backend.docker_service import DockerService, read_exec_output
-from backend.errors import DockerConflict, DockerError, DockerUnavailable, sanitize
+from backend.containers.packages import PackageCache
+from backend.containers.role_image_build import ImageBuilder, SharedBuild
+from backend.containers.role_image_identity import (
+    BUILD_PREFIX,
+    LABEL_BASE_IMAGE,
+    LABEL_ROLE,
+    LABEL_ROLE_IMAGE,
+    ImageTarget,
+    Progress,
+    RoleImage,
+    RoleImageFailed,
+    labels_of,
+)
+from backend.docker_service import DockerService
+from backend.errors import DockerConflict
 from backend.settings import ImageSpec, Settings
 from corral.shapes import Stage
 
+__all__ = ["Progress", "RoleImage", "RoleImageFailed", "RoleImages"]
+
 log = logging.getLogger(__name__)
 
-# Bump when a build would put something else into an image: every role image is then rebuilt.
-BUILDER_VERSION = "1"
-REPOSITORY_PREFIX = "corral/role-"
-BUILD_PREFIX = "corral-role-build-"
-LABEL_ROLE_IMAGE = "corral.role-image"
-LABEL_ROLE = "corral.role"
-LABEL_BASE_ID = "corral.role.base-id"
-LABEL_BASE_IMAGE = "corral.role.base-image"
-LABEL_PACKAGES = "corral.role.packages"
-LABEL_BUILDER = "corral.role.builder"
-PROGRESS_INTERVAL_S = 0.5
 # An engine without the build runtime is asked again after this long (its configuration may
 # change), not on every create.
 RUNTIME_RECHECK_S = 60.0
-
-
-class Progress(Protocol):
-    """Where a build reports what it does: ``container_progress`` events, or a terminal."""
-
-    async def __call__(self, stage: Stage, message: str, percent: int, **extra: Any) -> None: ...
-
-
-class RoleImageFailed(Exception):
-    """A role image could not be built; the message says why (naming the package when apt
-    could not find one) and is safe to show a user."""
-
-
-def packages_fingerprint(role: Role) -> str:
-    """SHA-256 of the role's package list, sorted: what the image holds."""
-    return hashlib.sha256("\n".join(sorted(set(role.packages))).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class RoleImage:
-    """A ready role image."""
-
-    role: str
-    base: str  # the base image's reference
-    reference: str
-    id: str
-    size_bytes: int
-    base_size_bytes: int
-    built: bool = False  # this call built it (False: it was there)
-    seconds: float = 0.0
-
-    @property
-    def extra_bytes(self) -> int:
-        """Disk the role adds beyond the base image (its layers are shared)."""
-        return max(0, self.size_bytes - self.base_size_bytes)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """The role image a (base image, role) pair asks for now."""
-
-    base: ImageSpec
-    base_id: str
-    base_size: int
-    base_cmd: list[str] | None
-    base_labels: dict[str, str]
-    role: Role
-
-    @property
-    def fingerprint(self) -> str:
-        return packages_fingerprint(self.role)
-
-    @property
-    def repository(self) -> str:
-        return f"{REPOSITORY_PREFIX}{self.role.id}"
-
-    @property
-    def tag(self) -> str:
-        name = self.base.name.lower().rsplit("/", 1)[-1]  # debian:bookworm
-        slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")[:60]
-        short_id = self.base_id.removeprefix("sha256:")[:12]
-        return f"{slug}-{short_id}-{self.fingerprint[:12]}"
-
-    @property
-    def reference(self) -> str:
-        return f"{self.repository}:{self.tag}"
-
-    @property
-    def build_name(self) -> str:
-        return f"{BUILD_PREFIX}{self.role.id}-{self.tag}"
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return {
-            LABEL_ROLE_IMAGE: "true",
-            LABEL_ROLE: self.role.id,
-            LABEL_BASE_IMAGE: self.base.reference,
-            LABEL_BASE_ID: self.base_id,
-            LABEL_PACKAGES: self.fingerprint,
-            LABEL_BUILDER: BUILDER_VERSION,
-        }
-
-    def made_by_us(self, labels: dict[str, str]) -> bool:
-        return all(labels.get(key) == value for key, value in self.labels.items())
-
-    def image(
-        self, details: dict[str, Any], built: bool = False, seconds: float = 0.0
-    ) -> RoleImage:
-        return RoleImage(
-            role=self.role.id,
-            base=self.base.reference,
-            reference=self.reference,
-            id=str(details["Id"]),
-            size_bytes=int(details.get("Size") or 0),
-            base_size_bytes=self.base_size,
-            built=built,
-            seconds=seconds,
-        )
-
-
-@dataclass
-class _Build:
-    """One build in progress, shared by everyone who asked for its image."""
-
-    listeners: list[Progress] = field(default_factory=list)
-    last: tuple[Stage, str, int, dict[str, Any]] | None = None
-    task: asyncio.Task[RoleImage] | None = None
-
-    async def emit(self, stage: Stage, message: str, percent: int, **extra: Any) -> None:
-        self.last = (stage, message, percent, extra)
-        for listener in list(self.listeners):
-            try:
-                await listener(stage, message, percent, **extra)
-            except Exception:
-                log.exception("reporting role image progress failed")
-
-
-def _labels_of(details: dict[str, Any] | None) -> dict[str, str]:
-    return dict(((details or {}).get("Config") or {}).get("Labels") or {})
 
 
 class RoleImages:
     def __init__(self, settings: Settings, docker: DockerService, cache: PackageCache) -> None:
         self._settings = settings
         self._docker = docker
-        self._cache = cache
-        self._builds: dict[str, _Build] = {}
+        self._builder = ImageBuilder(settings, docker, cache)
+        self._builds: dict[str, SharedBuild] = {}
         self._slots = asyncio.Semaphore(max(1, settings.role_installs))
         self._runtime_ok = False
         self._runtime_checked = -RUNTIME_RECHECK_S
@@ -227,25 +105,25 @@ class RoleImages:
 
     # -- looking up ---------------------------------------------------------------------------
 
-    async def _target(self, base: ImageSpec, role: Role) -> _Target:
+    async def _target(self, base: ImageSpec, role: Role) -> ImageTarget:
         details = await self._docker.image_details(base.reference)
         if details is None:
             raise RoleImageFailed(
                 f"the base image {base.name} is not built on this host; an operator can build "
                 "it with 'just images'"
             )
-        return _Target(
+        return ImageTarget(
             base=base,
             base_id=str(details["Id"]),
             base_size=int(details.get("Size") or 0),
             base_cmd=((details.get("Config") or {}).get("Cmd")) or None,
-            base_labels=_labels_of(details),
+            base_labels=labels_of(details),
             role=role,
         )
 
-    async def _existing(self, target: _Target) -> RoleImage | None:
+    async def _existing(self, target: ImageTarget) -> RoleImage | None:
         details = await self._docker.image_details(target.reference)
-        if details is None or not target.made_by_us(_labels_of(details)):
+        if details is None or not target.made_by_us(labels_of(details)):
             return None
         return target.image(details)
 
@@ -269,7 +147,7 @@ class RoleImages:
         key = target.reference
         build = self._builds.get(key)
         if build is None:
-            build = _Build()
+            build = SharedBuild()
             task = asyncio.ensure_future(self._build(target, build, force))
             build.task = task
             self._builds[key] = build
@@ -293,7 +171,7 @@ class RoleImages:
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter may have gone
 
-    async def _build(self, target: _Target, build: _Build, force: bool) -> RoleImage:
+    async def _build(self, target: ImageTarget, build: SharedBuild, force: bool) -> RoleImage:
         started = time.monotonic()
         role = target.role
         if self._slots.locked():
@@ -303,8 +181,8 @@ class RoleImages:
                 found = await self._existing(target)
                 if found is not None:  # another process built it while we waited
                     return found
-            await self._prepare_packages(target, build)
-            image_id = await self._run_build(target, build)
+            await self._builder.prepare_packages(target, build)
+            image_id = await self._builder.run(target, build)
         await self.remove_stale(target.base, role, keep=image_id)
         details = await self._docker.image_details(image_id)
         if details is None:
@@ -319,7 +197,7 @@ class RoleImages:
         return made
 
     @asynccontextmanager
-    async def _host_lock(self, name: str, build: _Build) -> AsyncIterator[None]:
+    async def _host_lock(self, name: str, build: SharedBuild) -> AsyncIterator[None]:
         """Hold ``<lock_dir>/<name>.lock`` (flock) for one image's build: every process on the
         host that builds it takes it. Polled, so a waiter can be cancelled."""
         self._settings.lock_dir.mkdir(parents=True, exist_ok=True)
@@ -340,104 +218,6 @@ class RoleImages:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    async def _prepare_packages(self, target: _Target, build: _Build) -> None:
-        role = target.role
-        distribution = target.base.distribution
-        if not role.packages:
-            return
-        if not distribution:
-            raise RoleImageFailed(
-                f"image {target.base.name} has no known distribution to download packages for"
-            )
-        try:
-            self._cache.check_image(distribution, target.base_labels)
-            if not self._cache.is_ready(distribution, role):
-                await build.emit(
-                    Stage.ROLE_DOWNLOAD,
-                    f"downloading the packages of role {role.id} on the host",
-                    0,
-                )
-                await self._cache.prepare(distribution, role)
-        except PrepareFailed as exc:
-            raise RoleImageFailed(str(exc)) from exc
-
-    async def _run_build(self, target: _Target, build: _Build) -> str:
-        """Install the packages in a build container and commit it; the new image's ID."""
-        docker = self._docker
-        role = target.role
-        name = target.build_name
-        await docker.remove(name)  # an earlier build of this image, cut off by a crash
-        binds: dict[str, dict[str, str]] = {}
-        if target.base.distribution:
-            source = self._cache.distribution_dir(target.base.distribution)
-            binds[str(source)] = {"bind": PACKAGES_MOUNT, "mode": "ro"}
-        command = ["/bin/sh", "-c", INSTALL_SCRIPT, "corral-role", role.id, *role.packages]
-        container = await docker.create_build_container(
-            name, target.base_id, command, self._settings.role_build_runtime, binds
-        )
-        try:
-            await build.emit(Stage.ROLE_IMAGE, f"building the image of role {role.id}", 0)
-            progress = await self._install(container, target, build)
-            code = await docker.wait(container, 60)
-            if code != 0:
-                detail = "; ".join(dict.fromkeys(progress.errors or [])) or (
-                    f"apt-get exited with code {code}"
-                )
-                raise RoleImageFailed(
-                    sanitize(f"installing the packages of role {role.id} failed: {detail}")
-                )
-            await build.emit(Stage.ROLE_IMAGE, f"saving the image of role {role.id}", 99)
-            changes = [f"LABEL {key}={json.dumps(value)}" for key, value in target.labels.items()]
-            if target.base_cmd:
-                changes.append(f"CMD {json.dumps(target.base_cmd)}")
-            return await docker.commit(container, target.repository, target.tag, changes)
-        finally:
-            with contextlib.suppress(DockerError, DockerUnavailable):
-                await docker.remove(container)
-
-    async def _install(self, container: str, target: _Target, build: _Build) -> InstallProgress:
-        """Start the build container and follow apt's progress until it exits."""
-        docker = self._docker
-        timeout_s = self._settings.role_build_timeout_s
-
-        async def still_running() -> bool:
-            state = await docker.inspect(container)
-            return state is not None and state.running
-
-        progress = InstallProgress()
-        sock = await docker.attach_output(container)
-        try:
-            await docker.start(container)
-            last_sent = 0.0
-            last_key: tuple[str | None, int] = (None, -1)
-            pending = b""
-            async with asyncio.timeout(timeout_s):
-                async for chunk in read_exec_output(sock, 10.0, still_running):
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    moved = False
-                    for raw in lines:
-                        moved |= progress.feed(raw.decode(errors="replace").rstrip("\r"))
-                    key = (progress.package, int(progress.percent))
-                    now = time.monotonic()
-                    if moved and key != last_key and now - last_sent >= PROGRESS_INTERVAL_S:
-                        last_sent, last_key = now, key
-                        what = progress.package or progress.action or target.role.id
-                        await build.emit(
-                            Stage.ROLE_IMAGE,
-                            f"installing {what} ({int(progress.percent)}%)",
-                            int(progress.percent),
-                            package=progress.package,
-                        )
-            if pending:
-                progress.feed(pending.decode(errors="replace").rstrip("\r"))
-        except TimeoutError as exc:
-            raise RoleImageFailed(
-                f"building the image of role {target.role.id} took longer than {timeout_s:.0f} s"
-            ) from exc
-        finally:
-            sock.close()
-        return progress
 
     # -- housekeeping -------------------------------------------------------------------------
 

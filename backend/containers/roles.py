@@ -9,42 +9,40 @@ every new sandbox (create, rebuilds, automatic recreation), building a missing i
 Background work (``schedule``) is needed only when a running sandbox is not on its role:
 - a reinstall (``POST .../role/reinstall``), or a reinstall cut off by a stop or a restart of
   the backend: the sandbox is recreated on the same volume from a freshly checked role image
-  (the "switch", ``ContainerService.switch_sandbox``);
+  (the "switch", ``backend.containers.role_switch``);
 - the fallback, where no role image can be made because the engine has no
   ``role_build_runtime`` (runc): the packages are installed inside the sandbox, slowly, as
-  before role images existed. The host downloads them into its package cache, and in the
-  sandbox a script (``backend.containers.apt_install``) installs them offline with apt, whose
-  status lines become ``container_progress`` events. It runs as root with HOME=/root in /,
-  never in /home/user, and logs to /var/log/corral-role.log inside the sandbox.
+  before role images existed (``backend.containers.role_install``).
 
 Concurrency: background work never holds the container's lock while it waits (a build, an
 install); it takes the lock only to write its outcome, and each write first checks that the row
 still names the same Docker container and still expects this work ("pending"/"installing"). A
 stop or a delete cancels the task; a rebuild replaces it. A stop leaves ``role_state``
 "pending", and the next start resumes the work.
+
+The installer reaches the containers only through two small protocols: ``RoleRows`` (read,
+lock and write a row, report progress; ``backend.containers.role_state``) and ``SandboxSwitch``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from backend.containers.apt_install import INSTALL_SCRIPT, InstallProgress
-from backend.containers.catalog import Role
-from backend.containers.packages import PackageCache, PrepareFailed
+from backend.containers.catalog import Catalog
+from backend.containers.packages import PackageCache
 from backend.containers.role_images import Progress, RoleImageFailed, RoleImages
+from backend.containers.role_install import SandboxInstall
+from backend.containers.role_state import RoleRows, current_row, stopped_values
 from backend.db.models import Container
-from backend.docker_service import ContainerState, read_exec_output
-from backend.errors import DockerError, DockerUnavailable, UnsupportedImage, sanitize
+from backend.docker_service import ContainerState, DockerService
+from backend.errors import sanitize
+from backend.settings import Settings
 from corral.shapes import ACTIVE_ROLE_STATES, EventType, RoleState, Stage, Status
-
-if TYPE_CHECKING:
-    from backend.containers.service import ContainerService
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +69,14 @@ class SandboxImage:
         }
 
 
+class SandboxSwitch(Protocol):
+    """Recreate a running sandbox from its role image (``backend.containers.role_switch``)."""
+
+    async def switch_sandbox(
+        self, db_id: str, docker_id: str, image: SandboxImage, reason: str
+    ) -> None: ...
+
+
 @dataclass
 class _Install:
     docker_id: str
@@ -83,21 +89,32 @@ class RoleInstaller:
     background task per container (at most ``settings.role_installs`` fallback installs at
     once: each is CPU-heavy under gVisor)."""
 
-    def __init__(self, service: ContainerService, cache: PackageCache, images: RoleImages) -> None:
-        self._service = service
+    def __init__(
+        self,
+        rows: RoleRows,
+        switch: SandboxSwitch,
+        catalog: Catalog,
+        docker: DockerService,
+        settings: Settings,
+        cache: PackageCache,
+        images: RoleImages,
+    ) -> None:
+        self._rows = rows
+        self._switch = switch
+        self._catalog = catalog
+        self._docker = docker
         self._cache = cache
         self.images = images
-        self._settings = service.settings
+        self.fallback = SandboxInstall(rows, catalog, docker, settings, cache)
         self._tasks: dict[str, _Install] = {}
-        self._slots = asyncio.Semaphore(max(1, self._settings.role_installs))
-        self.progress_interval_s = 1.0
+        self._slots = asyncio.Semaphore(max(1, settings.role_installs))
 
-    # -- what the container service asks ------------------------------------------------------
+    # -- what the container services ask -----------------------------------------------------
 
     def wants_install(self, row: Container) -> bool:
         """Whether the row's role has packages. A role that is no longer in the catalog counts:
         its sandbox then says the role failed, rather than the tools vanishing without a word."""
-        role = self._service.catalog.find_role(row.role)
+        role = self._catalog.find_role(row.role)
         return role is None or role.installs
 
     async def image_for(
@@ -111,7 +128,7 @@ class RoleInstaller:
         with the role failed (the reason in ``role_error``), or the base image with an install
         in the sandbox due (the fallback). Raises UnsupportedImage for an image no longer
         offered, and the engine's errors."""
-        catalog = self._service.catalog
+        catalog = self._catalog
         base = catalog.image(row.image)
         role = catalog.find_role(row.role)
         if role is None:
@@ -147,7 +164,7 @@ class RoleInstaller:
         """A build's progress as the row's ``container_progress`` events."""
 
         async def report(stage: Stage, message: str, percent: int, **extra: Any) -> None:
-            await self._service._progress(row, stage, message, percent, role=row.role, **extra)
+            await self._rows.progress(row, stage, message, percent, role=row.role, **extra)
 
         return report
 
@@ -163,7 +180,7 @@ class RoleInstaller:
         stopped. Work cut short is due again at the next start, unless the sandbox ran out of
         memory doing it (then it would only fail the same way: it is marked failed)."""
         self.cancel(row.id)
-        return _stopped_values(row, state)
+        return stopped_values(row, state)
 
     def schedule(self, row: Container, reason: str) -> None:
         """Put the row's running sandbox on its role in the background, replacing any work in
@@ -199,7 +216,7 @@ class RoleInstaller:
 
     async def _run(self, db_id: str, docker_id: str, reason: str) -> None:
         try:
-            row = await self._current(db_id, docker_id)
+            row = await current_row(self._rows, db_id, docker_id)
             if row is None:
                 return
             choice = await self.image_for(row, self.progress_for(row))
@@ -207,10 +224,10 @@ class RoleInstaller:
                 await self._finish(db_id, docker_id, reason, choice.role_error)
                 return
             if not choice.installs_in_sandbox:
-                await self._service.switch_sandbox(db_id, docker_id, choice, reason)
+                await self._switch.switch_sandbox(db_id, docker_id, choice, reason)
                 return
             if self._slots.locked():
-                await self._service._progress(
+                await self._rows.progress(
                     row,
                     Stage.ROLE_QUEUED,
                     "waiting for another role install to finish",
@@ -218,7 +235,9 @@ class RoleInstaller:
                     role=row.role,
                 )
             async with self._slots:
-                await self._install(db_id, docker_id, reason)
+                outcome = await self.fallback.run(db_id, docker_id)
+                if outcome is not None:
+                    await self._finish(db_id, docker_id, reason, outcome.error, outcome.started_at)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -234,155 +253,6 @@ class RoleInstaller:
             if current is not None and current.task is asyncio.current_task():
                 del self._tasks[db_id]
 
-    async def _current(self, db_id: str, docker_id: str) -> Container | None:
-        """The row, if it still expects this install in this sandbox."""
-        async with self._service.sessions() as session:
-            row = await session.get(Container, db_id)
-        if row is None or row.docker_id != docker_id or row.role_state not in ACTIVE_ROLE_STATES:
-            return None
-        return row
-
-    async def _install(self, db_id: str, docker_id: str, reason: str) -> None:
-        service = self._service
-        row = await self._current(db_id, docker_id)
-        if row is None:
-            return
-        role = service.catalog.find_role(row.role)
-        if role is None:
-            await self._finish(
-                db_id, docker_id, reason, f"role {row.role!r} is no longer offered on this host"
-            )
-            return
-        try:
-            image = service.catalog.image(row.image)
-        except UnsupportedImage:
-            await self._finish(
-                db_id, docker_id, reason, f"image {row.image!r} is no longer offered on this host"
-            )
-            return
-        if not image.distribution:
-            await self._finish(
-                db_id, docker_id, reason, f"image {image.name!r} has no known distribution"
-            )
-            return
-        try:
-            details = await service.docker.image_details(image.reference)
-            labels = ((details or {}).get("Config") or {}).get("Labels") or {}
-            self._cache.check_image(image.distribution, labels)
-        except PrepareFailed as exc:
-            await self._finish(db_id, docker_id, reason, str(exc))
-            return
-        if not self._cache.is_ready(image.distribution, role):
-            await service._progress(
-                row,
-                Stage.ROLE_DOWNLOAD,
-                f"downloading the packages of role {role.id} on the host",
-                0,
-                role=role.id,
-            )
-            try:
-                await self._cache.prepare(image.distribution, role)
-            except PrepareFailed as exc:
-                if not self._sandbox_has_network(row):
-                    await self._finish(db_id, docker_id, reason, str(exc))
-                    return
-                log.warning("%s; the sandbox will try its distribution's mirrors", exc)
-
-        async with service.locks.hold(db_id):
-            row = await self._current(db_id, docker_id)
-            if row is None:
-                return
-            state = await service.docker.inspect(docker_id)
-            row = await service.save(
-                row, EventType.CONTAINER_UPDATED, role_state=RoleState.INSTALLING
-            )
-
-        error = await self._exec(row, role, docker_id)
-        await self._finish(db_id, docker_id, reason, error, state.started_at if state else None)
-
-    def _sandbox_has_network(self, row: Container) -> bool:
-        return row.runtime != "runsc" or self._settings.sandbox_network != "none"
-
-    async def _exec(self, row: Container, role: Role, docker_id: str) -> str | None:
-        """Run the install script in the sandbox, reporting progress; None on success, else
-        the reason it failed."""
-        docker = self._service.docker
-        environment = {"DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
-        command = ["/bin/sh", "-c", INSTALL_SCRIPT, "corral-role", role.id, *role.packages]
-        progress = InstallProgress()
-        await self._service._progress(
-            row, Stage.ROLE_INSTALL, f"installing role {role.id}", 0, role=role.id
-        )
-        try:
-            exec_id, sock = await docker.exec_stream(docker_id, command, environment, "/", "root")
-        except (DockerError, DockerUnavailable) as exc:
-            return f"the install could not be started in the sandbox: {exc}"
-
-        async def still_running() -> bool:
-            try:
-                running, _ = await docker.exec_state(exec_id)
-                state = await docker.inspect(docker_id)
-            except (DockerError, DockerUnavailable):
-                return False
-            return running and state is not None and state.running
-
-        last_sent = 0.0
-        last_key: tuple[str | None, int] = (None, -1)
-        pending = b""
-        try:
-            async with asyncio.timeout(self._settings.role_install_timeout_s):
-                async for chunk in read_exec_output(sock, 10.0, still_running):
-                    pending += chunk
-                    *lines, rest = pending.split(b"\n")
-                    pending = rest
-                    moved = False
-                    for raw in lines:
-                        moved |= progress.feed(raw.decode(errors="replace").rstrip("\r"))
-                    key = (progress.package, int(progress.percent))
-                    now = time.monotonic()
-                    if moved and key != last_key and now - last_sent >= self.progress_interval_s:
-                        last_sent, last_key = now, key
-                        await self._report(row, role, progress)
-        except TimeoutError:
-            return (
-                f"the install took longer than {self._settings.role_install_timeout_s:.0f} s "
-                "and was abandoned"
-            )
-        finally:
-            sock.close()
-        if pending:
-            progress.feed(pending.decode(errors="replace").rstrip("\r"))
-        code = await self._exit_code(exec_id)
-        if code == 0:
-            return None
-        detail = "; ".join(dict.fromkeys(progress.errors or [])) or (
-            f"apt-get exited with code {code}" if code is not None else "the install was cut off"
-        )
-        return sanitize(f"installing the packages of role {role.id} failed: {detail}")
-
-    async def _report(self, row: Container, role: Role, progress: InstallProgress) -> None:
-        what = f"installing {progress.package}" if progress.package else progress.action
-        await self._service._progress(
-            row,
-            Stage.ROLE_INSTALL,
-            f"{what} ({int(progress.percent)}%)" if what else f"installing role {role.id}",
-            int(progress.percent),
-            role=role.id,
-            package=progress.package,
-        )
-
-    async def _exit_code(self, exec_id: str) -> int | None:
-        """The exec's exit code once Docker has recorded it (it may lag the stream's end)."""
-        for _ in range(50):
-            try:
-                running, code = await self._service.docker.exec_state(exec_id)
-            except (DockerError, DockerUnavailable):
-                return None
-            if not running:
-                return code
-            await asyncio.sleep(0.1)  # Docker records the exit just after the stream closes
-        return None
-
     async def _finish(
         self,
         db_id: str,
@@ -395,9 +265,9 @@ class RoleInstaller:
         sandbox had started as the install began; a sandbox started since (a rebuild that
         failed and restarted the old container) cut the install off, which is no failure of
         the role: it is installed again."""
-        service = self._service
-        async with service.locks.hold(db_id):
-            row = await self._current(db_id, docker_id)
+        rows = self._rows
+        async with rows.lock(db_id):
+            row = await current_row(rows, db_id, docker_id)
             if row is None:
                 return
             if error is None:
@@ -405,7 +275,7 @@ class RoleInstaller:
                     "role packages restored" if reason == "recreate" else "role packages installed"
                 )
                 status = Status.RUNNING if row.status == Status.CONFIGURING else row.status
-                row = await service.save(
+                row = await rows.save(
                     row,
                     EventType.CONTAINER_UPDATED,
                     message=message,
@@ -413,27 +283,27 @@ class RoleInstaller:
                     role_state=RoleState.INSTALLED,
                     role_error=None,
                 )
-                await service._progress(
+                await rows.progress(
                     row, Stage.ROLE_DONE, message, 100, complete=True, role=row.role
                 )
                 return
-            state = await service.docker.inspect(docker_id)
+            state = await self._docker.inspect(docker_id)
             if state is None or not state.running:
                 # The sandbox stopped under the install: the watcher reports the stop; the
                 # install is due again at the next start (or failed, if memory ran out).
-                values = _stopped_values(row, state)
+                values = stopped_values(row, state)
                 if values:
-                    await service.save(row, EventType.CONTAINER_UPDATED, **values)
+                    await rows.save(row, EventType.CONTAINER_UPDATED, **values)
                 return
             if started_at is not None and state.started_at != started_at:
-                row = await service.save(
+                row = await rows.save(
                     row, EventType.CONTAINER_UPDATED, role_state=RoleState.PENDING
                 )
                 self.schedule(row, reason)
                 return
             log.warning("role install of %s failed: %s", db_id, error)
             status = Status.RUNNING if row.status == Status.CONFIGURING else row.status
-            row = await service.save(
+            row = await rows.save(
                 row,
                 EventType.CONTAINER_UPDATED,
                 message="role packages failed to install",
@@ -441,7 +311,7 @@ class RoleInstaller:
                 role_state=RoleState.FAILED,
                 role_error=error[:1024],
             )
-            await service._progress(
+            await rows.progress(
                 row,
                 Stage.ROLE_FAILED,
                 f"installing role {row.role} failed: {error}",
@@ -450,17 +320,3 @@ class RoleInstaller:
                 role=row.role,
                 error=error,
             )
-
-
-def _stopped_values(row: Container, state: ContainerState | None) -> dict[str, Any]:
-    if row.role_state not in ACTIVE_ROLE_STATES:
-        return {}
-    if state is not None and state.oom_killed:
-        return {"role_state": RoleState.FAILED, "role_error": OOM_REASON}
-    return {"role_state": RoleState.PENDING}
-
-
-OOM_REASON = (
-    "the sandbox ran out of memory while installing the role's packages; give it more memory "
-    "(settings), then reinstall the role"
-)

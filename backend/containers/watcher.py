@@ -15,8 +15,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from backend.containers.reconcile import Reconciler
 from backend.containers.sandbox import LABEL_DB_ID, LABEL_INSTANCE
-from backend.containers.service import ContainerService
 from backend.docker_service import DockerService, EventStream
 from backend.errors import DockerError, DockerUnavailable
 
@@ -30,9 +30,9 @@ _END = object()
 
 
 class DockerWatcher:
-    def __init__(self, docker: DockerService, service: ContainerService, instance: str) -> None:
+    def __init__(self, docker: DockerService, reconciler: Reconciler, instance: str) -> None:
         self._docker = docker
-        self._service = service
+        self._reconciler = reconciler
         self._filters = {"type": ["container"], "label": [f"{LABEL_INSTANCE}={instance}"]}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docker-events")
         self._stream: EventStream | None = None
@@ -74,7 +74,7 @@ class DockerWatcher:
         reader = loop.run_in_executor(self._executor, pump)
         try:
             # Subscribed first, then reconciled: nothing that happens in between is lost.
-            await self._service.reconcile_all()
+            await self._reconciler.reconcile_all()
             self.reconciled += 1
             self.connected.set()
             log.info("watching Docker events")
@@ -109,7 +109,7 @@ class DockerWatcher:
             while True:
                 self._dirty.discard(db_id)
                 try:
-                    await self._service.sync_from_docker(db_id)
+                    await self._reconciler.sync_from_docker(db_id)
                 except (DockerUnavailable, DockerError) as exc:
                     log.warning("could not sync container %s with Docker: %s", db_id, exc)
                 if db_id not in self._dirty:

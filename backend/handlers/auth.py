@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import cast
 
 from aiohttp import web
-from sqlalchemy import select, update
 
-from backend.auth.passwords import DUMMY_HASH, verify_password
 from backend.auth.policy import access
-from backend.auth.tokens import new_api_token_row
-from backend.db.models import ApiToken, RevokedJwt, User, iso, utcnow
+from backend.db.models import iso, utcnow
 from backend.endpoint import Answer, endpoint
-from backend.errors import InvalidParameters, NotAuthorized, NotFound, Unauthorized, UsernameTaken
+from backend.errors import InvalidParameters, NotAuthorized
 from backend.middleware import principal_of
-from backend.state import CONTAINERS, SESSIONS, SETTINGS, SIGNER
+from backend.state import CONTAINERS, SETTINGS, SIGNER, USERS
 from corral.shapes import (
     FULL_SCOPES,
     GuestLogin,
@@ -45,15 +41,7 @@ async def guest_login(request: web.Request, body: GuestLogin) -> web.Response:
     username = body["username"]
     settings = request.app[SETTINGS]
     session_end = utcnow().replace(microsecond=0) + timedelta(hours=settings.guest_session_hours)
-    async with request.app[SESSIONS]() as session:
-        taken = await session.scalar(
-            select(User.id).where(User.username == username, User.is_guest.is_(False))
-        )
-        if taken is not None:
-            raise UsernameTaken()
-        user = User(username=username, tier="guest", is_guest=True, session_expires_at=session_end)
-        session.add(user)
-        await session.commit()
+    user = await request.app[USERS].add_guest(username, session_end)
     # The token outlives the session by a grace period, so an expired guest can still see, stop
     # and delete what they made; starting and creating are refused once the session is over.
     lifetime = timedelta(hours=settings.guest_session_hours + settings.guest_grace_hours)
@@ -76,14 +64,7 @@ async def guest_login(request: web.Request, body: GuestLogin) -> web.Response:
 )
 @access(public=True)
 async def login(request: web.Request, body: Login) -> web.Response:
-    async with request.app[SESSIONS]() as session:
-        user = await session.scalar(
-            select(User).where(User.username == body["username"], User.is_guest.is_(False))
-        )
-    stored = user.password_hash if user is not None and user.password_hash else DUMMY_HASH
-    ok = await asyncio.to_thread(verify_password, body["password"], stored)
-    if user is None or not user.password_hash or not ok:
-        raise Unauthorized("Wrong username or password.")
+    user = await request.app[USERS].check_password(body["username"], body["password"])
     settings = request.app[SETTINGS]
     issued = request.app[SIGNER].issue(user, timedelta(hours=settings.jwt_lifetime_hours))
     answer: Session = {
@@ -107,10 +88,7 @@ async def logout(request: web.Request) -> web.Response:
     principal = principal_of(request)
     if principal.kind != "jwt" or principal.expires_at is None:
         raise InvalidParameters("Only a session token can sign out; revoke API tokens instead.")
-    async with request.app[SESSIONS]() as session:
-        if await session.get(RevokedJwt, principal.token_id) is None:
-            session.add(RevokedJwt(jti=principal.token_id, expires_at=principal.expires_at))
-            await session.commit()
+    await request.app[USERS].end_session(principal.token_id, principal.expires_at)
     answer: Message = {"message": "signed out"}
     return web.json_response(answer)
 
@@ -124,7 +102,7 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     principal = principal_of(request)
     tier = request.app[SETTINGS].tier(principal.user.tier)
-    count = await request.app[CONTAINERS].count_for(principal.user_id)
+    count = await request.app[CONTAINERS].repository.count_for(principal.user_id)
     answer: Me = {
         "user": principal.user.as_json(),
         "tier": tier.name,
@@ -152,12 +130,9 @@ async def create_token(request: web.Request, body: TokenCreate) -> web.Response:
             raise InvalidParameters("an agent token has the agent scope alone", field="scopes")
     elif not set(scopes) <= principal.scopes:
         raise NotAuthorized("A token cannot grant scopes its creator does not have.")
-    token, row = new_api_token_row(
+    token, row = await request.app[USERS].add_token(
         principal.user_id, body["name"], scopes, body.get("expires_in_days")
     )
-    async with request.app[SESSIONS]() as session:
-        session.add(row)
-        await session.commit()
     info = row.as_json()
     answer: NewToken = {
         "token": token,
@@ -179,19 +154,7 @@ async def create_token(request: web.Request, body: TokenCreate) -> web.Response:
 )
 async def list_tokens(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    async with request.app[SESSIONS]() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(ApiToken)
-                    .where(ApiToken.user_id == principal.user_id, ApiToken.revoked_at.is_(None))
-                    .order_by(ApiToken.created_at)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    tokens = [row.as_json() for row in rows if Scope.AGENT not in row.scopes]
+    tokens = [row.as_json() for row in await request.app[USERS].tokens(principal.user_id)]
     answer: TokenList = {"tokens": tokens, "count": len(tokens)}
     return web.json_response(answer)
 
@@ -206,18 +169,6 @@ async def list_tokens(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     principal = principal_of(request)
     token_id = request.match_info["token_id"]
-    async with request.app[SESSIONS]() as session:
-        result = await session.execute(
-            update(ApiToken)
-            .where(
-                ApiToken.id == token_id,
-                ApiToken.user_id == principal.user_id,
-                ApiToken.revoked_at.is_(None),
-            )
-            .values(revoked_at=utcnow())
-        )
-        await session.commit()
-    if not getattr(result, "rowcount", 0):
-        raise NotFound("No such token among yours.")
+    await request.app[USERS].revoke_token(principal.user_id, token_id)
     answer: TokenRevoked = {"message": "token revoked", "id": token_id}
     return web.json_response(answer)

@@ -1,4 +1,4 @@
-"""The container routes: thin handlers over ``ContainerService``."""
+"""The container routes: thin handlers over the container services (``backend.containers``)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ async def container_listing(
 ) -> ContainerList:
     """The body of ``GET /api/containers``. The events stream's first message carries exactly
     this, so it is built in one place."""
-    items = await app[CONTAINERS].list_json(principal, all_users)
+    items = await app[CONTAINERS].repository.list_json(principal, all_users)
     items += await app[AGENTS].list_json(principal, all_users)
     limit = app[SETTINGS].tier(principal.user.tier).containers
     return {"containers": items, "count": len(items), "limit": limit}
@@ -67,8 +67,8 @@ async def create_container(
     request: web.Request, body: ContainerCreate, query: CreateQuery
 ) -> web.Response:
     principal = principal_of(request)
-    service = request.app[CONTAINERS]
-    result = await service.create(principal, body)
+    containers = request.app[CONTAINERS]
+    result = await containers.provisioner.create(principal, body)
     if not query.get("wait", False):
         answer = result.container.as_json()
         answer["message"] = (
@@ -76,7 +76,7 @@ async def create_container(
         )
         return web.json_response(answer, status=202)
     await result.task
-    row = await service.reload(result.container.id)
+    row = await containers.repository.reload(result.container.id)
     if row.status not in RUNNING_STATUSES:
         raise OperationFailed(
             "failed to create container", row.error or "the sandbox did not start", id=row.public_id
@@ -97,7 +97,7 @@ async def get_container(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         agent = await request.app[AGENTS].get(principal_of(request), ident)
         return web.json_response(agent.as_json())
-    row = await request.app[CONTAINERS].resolve(principal_of(request), ident)
+    row = await request.app[CONTAINERS].repository.resolve(principal_of(request), ident)
     return web.json_response(row.as_json())
 
 
@@ -117,7 +117,7 @@ async def start_container(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent is started on its own machine (corral agent).")
-    answer: Lifecycle = await request.app[CONTAINERS].start(principal_of(request), ident)
+    answer: Lifecycle = await request.app[CONTAINERS].lifecycle.start(principal_of(request), ident)
     return web.json_response(answer)
 
 
@@ -134,7 +134,7 @@ async def stop_container(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         answer = await request.app[AGENTS].stop(principal_of(request), ident)
     else:
-        answer = await request.app[CONTAINERS].stop(principal_of(request), ident)
+        answer = await request.app[CONTAINERS].lifecycle.stop(principal_of(request), ident)
     return web.json_response(answer)
 
 
@@ -152,7 +152,7 @@ async def delete_container(request: web.Request, query: DeleteQuery) -> web.Resp
         answer = await request.app[AGENTS].delete(principal_of(request), ident)
     else:
         keep = query.get("keep_volume", False)
-        answer = await request.app[CONTAINERS].delete(principal_of(request), ident, keep)
+        answer = await request.app[CONTAINERS].lifecycle.delete(principal_of(request), ident, keep)
     return web.json_response(answer)
 
 
@@ -169,7 +169,9 @@ async def update_settings(request: web.Request, body: ContainerSettings) -> web.
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent's machine is not configured through Corral.")
-    answer = await request.app[CONTAINERS].update_settings(principal_of(request), ident, body)
+    answer = await request.app[CONTAINERS].reconfigure.update_settings(
+        principal_of(request), ident, body
+    )
     return web.json_response(answer)
 
 
@@ -190,5 +192,5 @@ async def reinstall_role(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent's machine has no Corral role.")
-    answer = await request.app[CONTAINERS].reinstall_role(principal_of(request), ident)
+    answer = await request.app[CONTAINERS].reconfigure.reinstall_role(principal_of(request), ident)
     return web.json_response(answer, status=202)

@@ -49,7 +49,7 @@ async def container_logs(request: web.Request, query: LogsQuery) -> web.StreamRe
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal, ident)
         raise NotSupportedForAgents("An agent's machine keeps its own logs.")
-    row = await request.app[CONTAINERS].resolve(principal, ident)
+    row = await request.app[CONTAINERS].repository.resolve(principal, ident)
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/plain; charset=utf-8",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import text
 
 from backend.auth.policy import access
+from backend.db.health import database_reachable
 from backend.endpoint import Answer, endpoint
 from backend.errors import DockerError, DockerUnavailable
 from backend.state import CATALOG, CONTAINERS, DB_ENGINE, DOCKER, OPENAPI, SETTINGS
@@ -24,12 +24,7 @@ from corral.shapes import Health, ImageList, RoleList
 async def health(request: web.Request) -> web.Response:
     """Every value is checked for real on each call: a health check that guesses is no check."""
     settings = request.app[SETTINGS]
-    database = "ok"
-    try:
-        async with request.app[DB_ENGINE].connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception:
-        database = "unavailable"
+    database = "ok" if await database_reachable(request.app[DB_ENGINE]) else "unavailable"
 
     docker = "ok"
     runtime_ok = False

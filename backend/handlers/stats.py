@@ -34,7 +34,7 @@ async def container_stats(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal, ident)
         raise NotSupportedForAgents("An agent's usage is in its heartbeat (the container list).")
-    row = await request.app[CONTAINERS].resolve(principal, ident)
+    row = await request.app[CONTAINERS].repository.resolve(principal, ident)
     if row.status not in RUNNING_STATUSES:
         raise ContainerNotRunning()
     try:

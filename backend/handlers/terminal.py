@@ -34,14 +34,14 @@ async def terminal(request: web.Request, query: TerminalQuery) -> web.StreamResp
     if is_agent_id(ident):
         shell = await request.app[AGENTS].open_shell(principal, ident, *size)
     else:
-        service = request.app[CONTAINERS]
-        row = await service.resolve(principal, ident)
-        state = await service.docker_state_of(row)
+        containers = request.app[CONTAINERS]
+        row = await containers.repository.resolve(principal, ident)
+        state = await containers.lifecycle.docker_state_of(row)
         if state is None or not state.running:
             raise ContainerNotRunning()
         docker_shell = DockerShell(request.app[DOCKER], state.id)
         await docker_shell.open(*size)
-        await service.touch(row)
+        await containers.repository.touch(row)
         shell = docker_shell
     ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_SUBPROTOCOL,), compress=False)
     try:

@@ -6,12 +6,13 @@ flood that log (fifty sandboxes: 1,500 rows a minute) and every replay, for valu
 worthless a few seconds later. Samples are kept only as "the latest", in memory.
 
 How: while at least one subscriber is connected, the sampler keeps one Docker stats stream per
-running sandbox (the engine sends a reading about every second; see ``backend.docker_http``: no
-thread per stream) and remembers the latest sample of each. Every ``stats_interval_s`` it hands
-each subscriber one message with the latest samples of the containers it may see. Streams open
-and close with the container service's own events (a start, a stop, a rebuild's new Docker ID),
-and a resync from the database every ``RESYNC_S`` catches anything missed (an engine that came
-back). When the last subscriber leaves, every stream is closed: nothing runs for nobody.
+running sandbox (the engine sends a reading about every second; see
+``backend.docker_service.engine_http``: no thread per stream) and remembers the latest sample of
+each. Every ``stats_interval_s`` it hands each subscriber one message with the latest samples of
+the containers it may see. Streams open and close with the container services' own events (a
+start, a stop, a rebuild's new Docker ID), and a resync from the repository every ``RESYNC_S``
+catches anything missed (an engine that came back). When the last subscriber leaves, every
+stream is closed: nothing runs for nobody.
 
 Memory is bounded: one sample per running sandbox, and at most one unsent message per
 subscriber. A slow subscriber's unsent message is replaced by the newer one, so it always gets
@@ -23,20 +24,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from backend.containers.repository import SandboxRef
 from backend.db.models import Container, iso, utcnow
-from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerNotFound, DockerUnavailable
 from backend.events.hub import wire
 from backend.events.log import Event
 from backend.stats.sample import Sample, is_stopped, usage_of
-from corral.shapes import RUNNING_STATUSES, EventType
+from corral.shapes import RUNNING_STATUSES, EventType, Status
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +49,20 @@ CONTAINER_EVENTS = frozenset(
 )
 RESYNC_S = 30.0
 FRESH_S = 2.5  # a sample at most this old answers GET .../stats without asking the engine
+
+
+class SandboxRows(Protocol):
+    """Where the running sandboxes are read from (``ContainerRepository``)."""
+
+    async def with_sandbox(self, statuses: Iterable[Status]) -> Sequence[SandboxRef]: ...
+
+
+class StatsSource(Protocol):
+    """Where the samples come from (``DockerService``, its engine streams)."""
+
+    async def stats_once(self, container_id: str) -> dict[str, Any]: ...
+
+    def stats_stream(self, container_id: str) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class StatsSubscription:
@@ -93,12 +105,12 @@ class _Followed:
 class StatsSampler:
     def __init__(
         self,
-        docker: DockerService,
-        sessions: async_sessionmaker[AsyncSession],
+        docker: StatsSource,
+        rows: SandboxRows,
         interval_s: float,
     ) -> None:
         self._docker = docker
-        self._sessions = sessions
+        self._rows = rows
         self.interval_s = max(0.2, interval_s)
         self._subs: set[StatsSubscription] = set()
         self._followed: dict[str, _Followed] = {}
@@ -189,7 +201,7 @@ class StatsSampler:
         self._followed.clear()
         self._latest.clear()
 
-    # -- following the container service ----------------------------------------------------------
+    # -- following the running sandboxes ----------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
         """The ``EventLog`` listener: open a stream when a sandbox starts (or is rebuilt under a
@@ -220,17 +232,12 @@ class StatsSampler:
             self._publish()
 
     async def _resync(self) -> None:
-        query = select(Container.id, Container.docker_id, Container.user_id, Container.name).where(
-            Container.status.in_(RUNNING_STATUSES), Container.docker_id.is_not(None)
-        )
-        async with self._sessions() as session:
-            rows = (await session.execute(query)).all()
-        running = {row[0] for row in rows}
+        rows = await self._rows.with_sandbox(RUNNING_STATUSES)
+        running = {row.db_id for row in rows}
         for db_id in [d for d in self._followed if d not in running]:
             self._unfollow(db_id)
-        for db_id, docker_id, user_id, name in rows:
-            if docker_id is not None:
-                self._follow(db_id, docker_id, user_id, name)
+        for row in rows:
+            self._follow(row.db_id, row.docker_id, row.user_id, row.name)
 
     def _follow(self, db_id: str, docker_id: str, user_id: str, name: str) -> None:
         current = self._followed.get(db_id)

@@ -33,7 +33,9 @@ async def fapi(fallback_settings: Settings) -> AsyncIterator[Api]:
 async def test_the_role_installs_in_the_sandbox_and_a_stop_resumes_at_the_next_start(
     fapi: Api, docker_client: docker.DockerClient
 ) -> None:
-    fapi.app[CONTAINERS].roles.progress_interval_s = 0  # report every package (jq is quick)
+    fapi.app[
+        CONTAINERS
+    ].roles.fallback.progress_interval_s = 0  # report every package (jq is quick)
     user, headers = await fapi.user(tier="test")
     resp = await fapi.client.post(
         "/api/containers", json={"image": DEBIAN, "role": "tiny", **SIZE}, headers=headers

@@ -16,7 +16,7 @@ import docker
 import pytest
 
 from backend.admin import Admin
-from backend.containers.role_images import BUILD_PREFIX, LABEL_BASE_ID, LABEL_PACKAGES
+from backend.containers.role_image_identity import BUILD_PREFIX, LABEL_BASE_ID, LABEL_PACKAGES
 from backend.settings import Settings, load_settings
 from backend.state import DOCKER
 from tests.backend_process import BackendProcess

@@ -8,7 +8,8 @@ thread, cancelled like any task. Errors are translated into the same classes as 
 (``DockerUnavailable``, ``DockerNotFound``, ``DockerConflict``, ``DockerError``), with the
 engine's message sanitized.
 
-Only ``DockerService`` uses this module.
+Only ``DockerService`` (its ``streams``) uses this module; ``engine_socket`` shares its error
+translation (``engine_error``).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class EngineHttp:
             body = b""
         finally:
             resp.release()
-        raise _error(resp.status, body)
+        raise engine_error(resp.status, body)
 
     async def json(self, path: str, params: Mapping[str, str], timeout_s: float) -> Any:
         resp = await self._get(path, params, timeout_s)
@@ -165,7 +166,8 @@ async def _readline(resp: aiohttp.ClientResponse) -> bytes:
     return line
 
 
-def _error(status: int, body: bytes) -> DockerError:
+def engine_error(status: int, body: bytes) -> DockerError:
+    """The engine's refusal (its JSON ``message``, sanitized) as the error class of its status."""
     try:
         message = str(json.loads(body).get("message") or "")
     except (ValueError, AttributeError):

@@ -1,0 +1,149 @@
+"""Users and their API tokens, on the database: what sign-in, the token routes and the host's
+administration commands (``backend.admin``) read and write. Handlers and commands call this;
+none of them runs SQL itself.
+
+Registered usernames are unique; guests may share a name (they are told apart by ID), but never
+a registered user's. Passwords are checked at the same cost whether or not the user exists, so
+a failed sign-in says nothing about which part was wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from backend.auth.tokens import new_api_token_row
+from backend.db.models import ApiToken, RevokedJwt, User, utcnow
+from backend.errors import NotFound, Unauthorized, UsernameTaken
+from corral.shapes import Scope
+
+
+class UserService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    # -- users --------------------------------------------------------------------------------
+
+    async def registered(self, username: str) -> User | None:
+        """The registered (not guest) user of that name."""
+        async with self._sessions() as session:
+            return await _registered(session, username)
+
+    async def registered_users(self) -> list[User]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(User).where(User.is_guest.is_(False)).order_by(User.created_at)
+            )
+            return list(rows.scalars().all())
+
+    async def add_user(
+        self, username: str, password: str | None, tier: str, *, admin: bool = False
+    ) -> User:
+        """A new registered user (without a password: a token-only user); UsernameTaken when
+        the name is a registered user's already."""
+        async with self._sessions() as session:
+            if await _registered(session, username) is not None:
+                raise UsernameTaken()
+            user = User(
+                username=username,
+                password_hash=hash_password(password) if password else None,
+                tier=tier,
+                is_admin=admin,
+            )
+            session.add(user)
+            await session.commit()
+            return user
+
+    async def registered_or_added(self, username: str, tier: str, *, admin: bool) -> User:
+        """The registered user of that name, made (without a password) on first use."""
+        async with self._sessions() as session:
+            user = await _registered(session, username)
+            if user is None:
+                user = User(username=username, tier=tier, is_admin=admin)
+                session.add(user)
+                await session.commit()
+            return user
+
+    async def add_guest(self, username: str, session_end: datetime) -> User:
+        """A guest whose session ends at ``session_end``; UsernameTaken when a registered user
+        has the name."""
+        async with self._sessions() as session:
+            taken = await session.scalar(
+                select(User.id).where(User.username == username, User.is_guest.is_(False))
+            )
+            if taken is not None:
+                raise UsernameTaken()
+            user = User(
+                username=username, tier="guest", is_guest=True, session_expires_at=session_end
+            )
+            session.add(user)
+            await session.commit()
+            return user
+
+    async def check_password(self, username: str, password: str) -> User:
+        """The registered user that password signs in; Unauthorized otherwise (an unknown
+        user, a token-only user, a wrong password: the same answer, at the same cost)."""
+        user = await self.registered(username)
+        stored = user.password_hash if user is not None and user.password_hash else DUMMY_HASH
+        ok = await asyncio.to_thread(verify_password, password, stored)
+        if user is None or not user.password_hash or not ok:
+            raise Unauthorized("Wrong username or password.")
+        return user
+
+    async def end_session(self, jti: str, expires_at: datetime) -> None:
+        """Refuse a session token from now on (kept until it would have expired anyway)."""
+        async with self._sessions() as session:
+            if await session.get(RevokedJwt, jti) is None:
+                session.add(RevokedJwt(jti=jti, expires_at=expires_at))
+                await session.commit()
+
+    # -- API tokens ---------------------------------------------------------------------------
+
+    async def add_token(
+        self, user_id: str, name: str, scopes: Iterable[str], days: int | None
+    ) -> tuple[str, ApiToken]:
+        """A new API token of the user (shown once) and its stored row (only its hash)."""
+        token, row = new_api_token_row(user_id, name, scopes, days)
+        async with self._sessions() as session:
+            session.add(row)
+            await session.commit()
+        return token, row
+
+    async def tokens(self, user_id: str) -> list[ApiToken]:
+        """The user's API tokens not revoked, oldest first; agent tokens are listed as their
+        agents instead."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(ApiToken)
+                .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                .order_by(ApiToken.created_at)
+            )
+            return [row for row in rows.scalars().all() if Scope.AGENT not in row.scopes]
+
+    async def revoke_token(self, user_id: str, token_id: str) -> None:
+        """Revoke one of the user's tokens; NotFound when it is not theirs or already revoked."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(ApiToken)
+                .where(
+                    ApiToken.id == token_id,
+                    ApiToken.user_id == user_id,
+                    ApiToken.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+            await session.commit()
+        if not getattr(result, "rowcount", 0):
+            raise NotFound("No such token among yours.")
+
+
+async def _registered(session: AsyncSession, username: str) -> User | None:
+    result = await session.execute(
+        select(User).where(User.username == username, User.is_guest.is_(False))
+    )
+    return result.scalar_one_or_none()

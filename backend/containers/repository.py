@@ -1,0 +1,257 @@
+"""The containers' rows: every read, the one way to write a row (with its event, in the same
+transaction), progress events, and the per-container locks.
+
+Rules that hold throughout the container services:
+- The database answers list and get; Docker is asked only when something changes.
+- Operations on one container take its lock (``lock``, ``held``), so concurrent requests queue
+  instead of racing.
+- A row is never deleted because Docker lost the container: it becomes ``missing``, and start
+  rebuilds it on the same volume.
+
+Nothing here talks to Docker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, NamedTuple
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.auth.principal import Principal
+from backend.containers.kept import KeptVolumes
+from backend.containers.locks import KeyedLocks
+from backend.containers.lookup import UUID_RE, find_container, names_row
+from backend.db.models import (
+    LIST_COLUMNS,
+    LIST_NAMES,
+    Container,
+    KeptVolume,
+    container_json,
+    utcnow,
+    volume_name,
+)
+from backend.errors import ContainerNotFound, NameTaken
+from backend.events.log import EventLog
+from corral.shapes import Container as ContainerJson
+from corral.shapes import EventType, Stage, Status
+
+# Full Docker IDs remembered (they never move to another row) before the cache starts over.
+_DOCKER_ID_CACHE = 50_000
+
+
+class SandboxRef(NamedTuple):
+    """A row that names a Docker container: enough to follow it (the stats sampler)."""
+
+    db_id: str
+    docker_id: str
+    user_id: str
+    name: str
+
+
+class ContainerRepository:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: EventLog) -> None:
+        self._sessions = sessions
+        self._events = events
+        self._locks = KeyedLocks()
+        self._docker_ids: dict[str, str] = {}
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def list_json(self, principal: Principal, all_users: bool) -> list[ContainerJson]:
+        """The caller's containers as contract objects, from the database alone."""
+        query = select(*LIST_COLUMNS).order_by(Container.created_at)
+        if not all_users:
+            query = query.where(Container.user_id == principal.user_id)
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [container_json(dict(zip(LIST_NAMES, row, strict=True))) for row in rows]
+
+    async def count_for(self, user_id: str) -> int:
+        async with self._sessions() as session:
+            value = await session.scalar(
+                select(func.count()).select_from(Container).where(Container.user_id == user_id)
+            )
+        return int(value or 0)
+
+    async def resolve(self, principal: Principal, ident: str) -> Container:
+        """The container ``ident`` names: a database ID, a Docker ID, a name or a unique Docker
+        ID prefix, in that order (``backend.containers.lookup``); 404 when none, or when it is
+        not the caller's."""
+        async with self._sessions() as session:
+            row = await find_container(session, principal, ident)
+        if row is None:
+            raise ContainerNotFound()
+        self.remember(row)
+        return row
+
+    async def get(self, db_id: str) -> Container | None:
+        async with self._sessions() as session:
+            return await session.get(Container, db_id)
+
+    async def reload(self, db_id: str) -> Container:
+        """The row as stored now; 404 when it is gone."""
+        row = await self.get(db_id)
+        if row is None:
+            raise ContainerNotFound()
+        return row
+
+    async def name_taken(self, row: Container, name: str) -> bool:
+        """Whether another container of the row's owner is called ``name``."""
+        async with self._sessions() as session:
+            taken = await session.scalar(
+                select(Container.id).where(
+                    Container.user_id == row.user_id,
+                    Container.name == name,
+                    Container.id != row.id,
+                )
+            )
+        return taken is not None
+
+    async def with_sandbox(self, statuses: Iterable[Status]) -> list[SandboxRef]:
+        """Every row in one of ``statuses`` that names a Docker container."""
+        query = select(Container.id, Container.docker_id, Container.user_id, Container.name).where(
+            Container.status.in_(tuple(statuses)), Container.docker_id.is_not(None)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [
+            SandboxRef(db_id, docker_id, user_id, name)
+            for db_id, docker_id, user_id, name in rows
+            if docker_id is not None
+        ]
+
+    async def ids(self) -> list[str]:
+        async with self._sessions() as session:
+            return list((await session.execute(select(Container.id))).scalars().all())
+
+    async def all_volumes(self) -> list[str]:
+        """Every volume's name, the rows' and the kept ones (to mount them again at start)."""
+        async with self._sessions() as session:
+            rows = (await session.execute(select(Container.id, Container.volume))).all()
+            kept = (await session.execute(select(KeptVolume.name))).scalars().all()
+        return [volume or volume_name(db_id) for db_id, volume in rows] + list(kept)
+
+    # -- locking ------------------------------------------------------------------------------
+
+    def lock(self, db_id: str) -> AbstractAsyncContextManager[None]:
+        """The container's lock: hold it to change the row or its sandbox."""
+        return self._locks.hold(db_id)
+
+    @asynccontextmanager
+    async def held(self, principal: Principal, ident: str) -> AsyncIterator[Container]:
+        """The container ``ident`` names, locked, and read fresh inside the lock.
+
+        Database IDs and full Docker IDs (remembered: they never move to another row) take the
+        lock at once, so the common case costs one query; anything else, or one of those that
+        does not name a container of the caller (it may still be a name), is looked up first.
+        The row read inside the lock is always checked again, so a rename, a rebuild or a
+        delete in between gives the same 404 as an unknown ID."""
+        key = ident.strip().lower()
+        known = key if UUID_RE.match(key) else self._docker_ids.get(key)
+        if known is not None:
+            async with self._locks.hold(known):
+                row = await self._visible_row(principal, known, ident)
+                if row is not None:
+                    yield row
+                    return
+        db_id = (await self.resolve(principal, ident)).id
+        async with self._locks.hold(db_id):
+            row = await self._visible_row(principal, db_id, ident)
+            if row is None:
+                raise ContainerNotFound()
+            yield row
+
+    async def _visible_row(self, principal: Principal, db_id: str, ident: str) -> Container | None:
+        row = await self.get(db_id)
+        if row is None or not (principal.is_admin or row.user_id == principal.user_id):
+            return None
+        return row if names_row(row, ident) else None
+
+    def remember(self, row: Container) -> None:
+        """Remember the row's full Docker ID, so ``held`` can lock it without a lookup."""
+        if row.docker_id:
+            if len(self._docker_ids) > _DOCKER_ID_CACHE:
+                self._docker_ids.clear()
+            self._docker_ids[row.docker_id] = row.id
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def add(self, row: Container, kept_volume: str | None) -> None:
+        """Store a new row and announce it, in one transaction; with ``kept_volume``, claim
+        that kept volume of the owner in the same transaction (call under
+        ``KeptVolumes.held``). A name the owner already uses is refused (409)."""
+        try:
+            async with self._events.transaction() as tx:
+                if kept_volume:
+                    await KeptVolumes.claim(tx.session, row.user_id, kept_volume)
+                tx.session.add(row)
+                await tx.session.flush()
+                await tx.add(row.user_id, EventType.CONTAINER_CREATED, row.as_json())
+        except IntegrityError as exc:
+            raise NameTaken() from exc
+
+    async def save(
+        self,
+        row: Container,
+        event: EventType | None = None,
+        *,
+        message: str | None = None,
+        **values: Any,
+    ) -> Container:
+        """Write ``values`` to a row read under its lock and, when ``event`` is given, announce
+        the change in the same transaction. One UPDATE, no re-read: the caller's copy is fresh.
+        ``message`` goes into the event's payload (a note for people: "role packages
+        reinstalling"), not into the row."""
+        async with self._events.transaction() as tx:
+            result = await tx.session.execute(
+                update(Container).where(Container.id == row.id).values(**values)
+            )
+            if not getattr(result, "rowcount", 1):
+                raise ContainerNotFound()
+            for key, value in values.items():
+                setattr(row, key, value)
+            if event is not None:
+                payload = row.as_json()
+                if message is not None:
+                    payload["message"] = message
+                await tx.add(row.user_id, event, payload)
+        return row
+
+    async def remove(
+        self, row: Container, payload: dict[str, Any], *, keep: bool, size_mb: int | None
+    ) -> None:
+        """Delete the row and announce it (``payload``), in one transaction; with ``keep``,
+        record its volume as kept in the same transaction (``size_mb``: its size, None without
+        quotas)."""
+        async with self._events.transaction() as tx:
+            await tx.session.execute(delete(Container).where(Container.id == row.id))
+            if keep:
+                KeptVolumes.record(tx.session, row, size_mb)
+            await tx.add(row.user_id, EventType.CONTAINER_DELETED, payload)
+
+    async def touch(self, row: Container) -> None:
+        """Record use (a terminal opened) without announcing it: ``last_used_at`` only."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(Container).where(Container.id == row.id).values(last_used_at=utcnow())
+            )
+            await session.commit()
+
+    async def progress(
+        self, row: Container, stage: Stage, message: str, progress: int, **extra: Any
+    ) -> None:
+        """Announce a step of long work on the row (``container_progress``; nothing stored)."""
+        payload = {
+            "id": row.public_id,
+            "db_id": row.id,
+            "name": row.name,
+            "stage": stage,
+            "message": message,
+            "progress": progress,
+            **extra,
+        }
+        await self._events.publish(row.user_id, EventType.CONTAINER_PROGRESS, payload)
