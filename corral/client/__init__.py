@@ -1,5 +1,6 @@
 """The Python client of the Corral backend: the one way the console, the command line and the
-tests talk to it (over HTTP and WebSocket; this package never imports ``backend``)."""
+tests talk to it (over HTTP and WebSocket; this package never imports ``backend``). Its answers
+are typed by ``corral.shapes``, re-exported here under the names callers use."""
 
 from corral.client.api import CorralClient
 from corral.client.errors import (
@@ -34,13 +35,16 @@ from corral.client.errors import (
 )
 from corral.client.events import Backoff, EventConnection, EventStream
 from corral.client.stats import StatsStream
-from corral.client.types import (
+from corral.shapes import (
     Container,
     ContainerList,
     ContainerStats,
     EventMessage,
+    EventType,
     KeptVolume,
+    Scope,
     StatsMessage,
+    Status,
     VolumeList,
 )
 
@@ -61,6 +65,7 @@ __all__ = [
     "EventConnection",
     "EventMessage",
     "EventStream",
+    "EventType",
     "GuestSessionExpired",
     "InternalError",
     "InvalidContainerName",
@@ -74,8 +79,10 @@ __all__ = [
     "NotSupportedForAgents",
     "OperationFailed",
     "PayloadTooLarge",
+    "Scope",
     "StatsMessage",
     "StatsStream",
+    "Status",
     "StreamClosed",
     "TransportError",
     "Unauthorized",

@@ -14,6 +14,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from corral.shapes import RUNNING_STATUSES, STARTABLE_STATUSES, Status, is_agent
 from tui import actions
 from tui.app_access import ReportsWorkerErrors, corral_app
 from tui.changes import describe_change
@@ -26,8 +27,6 @@ from tui.widgets.header import StatusHeader
 from tui.widgets.table import ContainerTable
 
 NARROW = 130
-STARTABLE = {"stopped", "missing", "error"}
-STOPPABLE = {"running", "configuring"}
 VERBS = {
     "start": ("Starting", "started"),
     "stop": ("Stopping", "stopped"),
@@ -162,7 +161,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
     def _tick(self) -> None:
         self.table.tick()
         selected = self.selected()
-        if selected is not None and selected.get("status") == "running":
+        if selected is not None and selected.get("status") == Status.RUNNING:
             self._show_selected()  # its uptime moves on
 
     # -- which actions apply --------------------------------------------------------------------
@@ -252,10 +251,10 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         container = self.selected()
         if container is None:
             return
-        if container.get("status") in STOPPABLE:
+        if container.get("status") in RUNNING_STATUSES:
             self._open_shell(container)
             return
-        if container.get("session_type") == "agent" or container.get("status") not in STARTABLE:
+        if is_agent(container) or container.get("status") not in STARTABLE_STATUSES:
             self.notify(f"{container.get('name')} is {container.get('status')}: no shell now.")
             return
 
@@ -453,14 +452,14 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
 
 def _applies(action: str, container: dict[str, Any]) -> bool:
     status = container.get("status")
-    agent = container.get("session_type") == "agent"
+    agent = is_agent(container)
     return {
-        "start": not agent and status in STARTABLE,
-        "stop": status in STOPPABLE or (agent and status == "running"),
-        "restart": not agent and status == "running",
+        "start": not agent and status in STARTABLE_STATUSES,
+        "stop": status in RUNNING_STATUSES or (agent and status == Status.RUNNING),
+        "restart": not agent and status == Status.RUNNING,
         "delete": True,
-        "settings": not agent and status != "creating",
-        "shell": status in STOPPABLE or (not agent and status in STARTABLE),
+        "settings": not agent and status != Status.CREATING,
+        "shell": status in RUNNING_STATUSES or (not agent and status in STARTABLE_STATUSES),
         "copy_id": True,
         "logs": not agent,
         "inspect": True,
