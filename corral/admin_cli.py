@@ -12,6 +12,7 @@ from typing import Any
 
 from corral.options import DATA_DIR, PASSWORD, settings_of
 from corral.runner import EXIT_USAGE
+from corral.shapes import FULL_SCOPES
 
 
 class _Refused(Exception):
@@ -91,7 +92,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_token_issue(args: argparse.Namespace) -> int:
     from backend.admin import Admin, AdminError
 
-    scopes = args.scope or ["read", "write"]
+    scopes = args.scope or sorted(FULL_SCOPES)
 
     async def run() -> None:
         async with Admin(settings_of(args)) as admin:
@@ -143,7 +144,7 @@ def add_admin_commands(sub: Any) -> None:
     issue.add_argument(
         "--scope",
         action="append",
-        choices=["read", "write"],
+        choices=sorted(FULL_SCOPES),
         help="a scope to grant (repeat for both; default read and write)",
     )
     issue.add_argument("--name", default="cli", help="a label for the token")

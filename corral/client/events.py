@@ -21,7 +21,7 @@ import aiohttp
 
 from corral.aio import Backoff
 from corral.client.errors import ApiError, StreamClosed, TransportError, api_error
-from corral.client.types import EventMessage
+from corral.shapes import EventMessage, EventType
 
 if TYPE_CHECKING:
     from corral.client.api import CorralClient
@@ -337,7 +337,7 @@ class EventStream(ReconnectingStream):
             if kind == "pong":
                 continue
             duplicate = isinstance(seq, int) and self.last_seq is not None and seq <= self.last_seq
-            if kind != "list" and duplicate:
+            if kind != EventType.LIST and duplicate:
                 continue  # the server never sends one; still, never yield an event twice
             if isinstance(seq, int):
                 self.last_seq = seq
