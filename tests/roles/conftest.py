@@ -111,6 +111,14 @@ def role_images(client: docker.DockerClient, role_id: str) -> list[Any]:
     return list(client.images.list(filters={"label": f"corral.role={role_id}"}))
 
 
+def role_image_ids(client: docker.DockerClient, role_id: str) -> list[str]:
+    """The role's image IDs from one listing: safe while an image is being removed (the SDK's
+    ``images.list`` inspects each listed image, and one removed meanwhile raises a 404)."""
+    return [
+        str(i) for i in client.api.images(filters={"label": f"corral.role={role_id}"}, quiet=True)
+    ]
+
+
 async def create(api: Api, headers: dict[str, str], role: str, **body: Any) -> dict[str, Any]:
     return await api.create(headers, image=DEBIAN, role=role, **{**SIZE, **body})
 

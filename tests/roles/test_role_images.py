@@ -31,6 +31,7 @@ from tests.roles.conftest import (
     home_snapshot,
     image_of,
     messages,
+    role_image_ids,
     role_images,
     wait_role,
 )
@@ -217,9 +218,8 @@ async def test_a_changed_catalog_gives_a_new_image_and_one_removed_by_hand_is_re
     assert changed["role_state"] == "installed", changed
 
     def stale_gone() -> bool:  # pruned just after the switch, outside the container's lock
-        return [i.id for i in role_images(docker_client, role)] != [first.id] and len(
-            role_images(docker_client, role)
-        ) == 1
+        ids = role_image_ids(docker_client, role)
+        return len(ids) == 1 and ids != [first.id]
 
     await wait_for(stale_gone, 15, what="the stale role image to be removed")
     (second,) = role_images(docker_client, role)
