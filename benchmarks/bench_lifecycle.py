@@ -19,7 +19,7 @@ import docker
 
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
-from benchmarks.common import server_process, summary, twin_of, verdict
+from benchmarks.common import remove_twin, server_process, summary, twin_of, verdict
 from corral.client import CorralClient
 from corral.local import local_admin_token
 
@@ -74,7 +74,7 @@ async def run() -> dict[str, float]:
             for _ in range(ROUNDS):
                 sdk_times.append(await asyncio.to_thread(sdk_round))
                 api_times.append(await api_round())
-            client.remove_container(sdk_id, force=True)
+            remove_twin(client, sdk_id, twin)
             client.close()
 
     ratio = statistics.median(api_times) / statistics.median(sdk_times)

@@ -16,7 +16,7 @@ import docker
 
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
-from benchmarks.common import server_process, summary, twin_of
+from benchmarks.common import remove_twin, server_process, summary, twin_of
 from corral.client import CorralClient
 from corral.local import local_admin_token
 
@@ -76,7 +76,7 @@ async def run() -> dict[str, float]:
                 api_times.append(await api_round({"memory_mb": memory}))
             for i in range(ROUNDS // 2):
                 disk_times.append(await api_round({"disk_mb": 3072 if i % 2 == 0 else 2048}))
-            client.remove_container(current, force=True)
+            remove_twin(client, current, twin)
             client.close()
             service.close()
 

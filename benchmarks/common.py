@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import docker
 from aiohttp import web
 
 from backend.admin import Admin
@@ -137,6 +138,13 @@ async def seed_users(data_dir: Path, containers_per_user: dict[str, int]) -> dic
         await session.commit()
     signer = JwtSigner(load_or_create_secret(settings.secret_path))
     return {name: signer.issue(user, timedelta(hours=2)).token for name, user in users.items()}
+
+
+def remove_twin(client: docker.APIClient, container_id: str, twin: Container) -> None:
+    """Remove a baseline's container and the volume the engine made for it by name (made
+    without labels, so the instance's clean-up would not find it)."""
+    client.remove_container(container_id, force=True)
+    client.remove_volume(twin.volume_name, force=True)
 
 
 def twin_of(made: dict[str, Any], name: str) -> Container:
