@@ -35,6 +35,8 @@ class CorralError(Exception):
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.message = message or self.default_message
         self.extra = extra
+        # HTTP headers the answer carries (``Allow`` on a 405, ``Retry-After`` on a 429).
+        self.headers: dict[str, str] = {}
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
@@ -56,6 +58,14 @@ class InvalidJson(CorralError):
     status = 400
     error = "invalid json"
     default_message = "The request body is not valid JSON; send a JSON object."
+
+
+class InvalidRequest(CorralError):
+    """A request aiohttp could not parse (a malformed request line, header or chunked body)."""
+
+    status = 400
+    error = "invalid request"
+    default_message = "The request is not a well-formed HTTP/1.1 request."
 
 
 class InvalidContainerName(CorralError):
@@ -141,6 +151,11 @@ class MethodNotAllowed(CorralError):
     status = 405
     error = "method not allowed"
 
+    def __init__(self, method: str, allowed: set[str] | frozenset[str]) -> None:
+        listed = ", ".join(sorted(allowed))
+        super().__init__(f"{method} is not allowed here; use {listed}.")
+        self.headers["Allow"] = listed
+
 
 class Conflict(CorralError):
     status = 409
@@ -159,6 +174,13 @@ class UsernameTaken(Conflict):
 
 class PayloadTooLarge(CorralError):
     status = 413
+    error = "request too large"
+
+
+class RequestHeaderTooLarge(CorralError):
+    """The request line (its URL) or a header is over aiohttp's limit."""
+
+    status = 431
     error = "request too large"
 
 

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from backend.app import create_app
 from backend.data_dir_lock import DataDirBusy, DataDirLock, published_address
+from backend.http_server import JsonErrorRunner
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ async def _run_until(
     ready: Callable[[str], None],
 ) -> None:
     """Serve on ``host:port`` until ``stop`` is set; the address is published once it listens."""
-    runner = web.AppRunner(create_app(settings), handle_signals=False)
+    runner = JsonErrorRunner(create_app(settings), handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, host=host, port=port).start()
