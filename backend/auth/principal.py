@@ -50,7 +50,7 @@ class Authenticator:
 
     async def authenticate(self, token: str) -> Principal:
         token = token.strip()
-        if API_TOKEN_RE.match(token):
+        if API_TOKEN_RE.fullmatch(token):
             return await self._api_token(token)
         return await self._jwt(token)
 

@@ -151,7 +151,7 @@ class ContainerRepository:
         The row read inside the lock is always checked again, so a rename, a rebuild or a
         delete in between gives the same 404 as an unknown ID."""
         key = ident.strip().lower()
-        known = key if UUID_RE.match(key) else self._docker_ids.get(key)
+        known = key if UUID_RE.fullmatch(key) else self._docker_ids.get(key)
         if known is not None:
             async with self._locks.hold(known):
                 row = await self._visible_row(principal, known, ident)
