@@ -30,7 +30,7 @@ from backend.errors import DockerError, DockerUnavailable
 from backend.events.hub import CLOSE_GOING_AWAY, EventHub
 from backend.events.log import EventLog
 from backend.middleware import auth_middleware, error_middleware
-from backend.openapi import openapi_document
+from backend.openapi_served import ServedDocument
 from backend.routes import ROUTES
 from backend.settings import Settings
 from backend.state import (
@@ -137,6 +137,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     app[EVENTS] = events
     app[CATALOG] = catalog
+    app[OPENAPI] = ServedDocument(settings, catalog)
     app[CONTAINERS] = containers
     mounted = await volumes.remount_all(await containers.repository.all_volumes())
     if mounted:
@@ -216,7 +217,6 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
-    app[OPENAPI] = openapi_document()
     app.add_routes(ROUTES)
     app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats])
     app.on_shutdown.extend([_close_event_streams, _close_stats_streams])

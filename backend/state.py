@@ -15,6 +15,7 @@ from backend.containers.watcher import DockerWatcher
 from backend.docker_service import DockerService
 from backend.events.hub import EventHub
 from backend.events.log import EventLog
+from backend.openapi_served import ServedDocument
 from backend.settings import Settings
 from backend.stats.sampler import StatsSampler
 
@@ -33,4 +34,4 @@ INSTANCE = web.AppKey("instance", str)
 WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)
 STATS = web.AppKey("stats", StatsSampler)
-OPENAPI = web.AppKey("openapi", dict)  # the document served at /api/openapi.json
+OPENAPI = web.AppKey("openapi", ServedDocument)  # the document served at /api/openapi.json

@@ -81,4 +81,5 @@ async def list_roles(request: web.Request) -> web.Response:
 )
 @access(public=True)
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI])
+    """The declared document, with what the configuration fixes (``backend.openapi_served``)."""
+    return web.json_response(await request.app[OPENAPI].current())
