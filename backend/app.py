@@ -52,6 +52,7 @@ from backend.state import (
     WATCHER,
 )
 from backend.stats.sampler import StatsSampler
+from corral.aio import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +148,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[AGENTS] = agents
     watcher = DockerWatcher(app[DOCKER], containers.reconciler, app[INSTANCE])
     app[WATCHER] = watcher
-    watch_task = asyncio.ensure_future(watcher.run())
+    watcher.start()
     yield
-    watch_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watch_task
     await watcher.close()
     await agents.close_all()
     await containers.drain()
@@ -166,13 +164,10 @@ async def _event_streams(app: web.Application) -> AsyncIterator[None]:
     hub = EventHub(settings.event_queue_size)
     app[EVENT_HUB] = hub
     events.add_listener(hub.deliver)
-    pruner = asyncio.create_task(
-        _prune_periodically(events, settings.event_prune_interval_s), name="event-log-prune"
-    )
+    tasks = TaskOwner("event-log-prune")
+    tasks.spawn(_prune_periodically(events, settings.event_prune_interval_s))
     yield
-    pruner.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await pruner
+    await tasks.close()
     events.remove_listener(hub.deliver)
     await _close_event_streams(app)
 

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from backend.db.models import Container, EventRecord
 from backend.settings import Settings
 from backend.state import SESSIONS
-from tests.conftest import BUSYBOX, Api, serve, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import BUSYBOX, Api, serve
 
 CONTAINER_KEYS = {
     "id",
