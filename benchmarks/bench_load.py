@@ -30,8 +30,9 @@ import docker
 
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
-from benchmarks.common import admin_token, seed_users, server_process, twin_of, verdict
+from benchmarks.common import remove_twin, seed_users, server_process, twin_of, verdict
 from corral.client import CorralClient
+from corral.local import local_admin_token
 
 ROWS = 20
 READS = {20: 4000, 100: 6000}
@@ -145,7 +146,7 @@ async def lifecycle(results: dict[str, float]) -> None:
         data_dir = Path(tmp)
         instance = f"bench-{uuid.uuid4().hex[:10]}"
         async with server_process(data_dir, instance) as server:
-            token = await admin_token(server.settings)
+            token = await local_admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
             async with CorralClient(server.url, token) as client:
                 made = [
@@ -155,18 +156,19 @@ async def lifecycle(results: dict[str, float]) -> None:
                     for i in range(LIFECYCLE_CLIENTS)
                 ]
                 for item in made:
-                    await client.stop_container(item["db_id"])
+                    await client.stop_container(str(item["db_id"]))
             service = DockerService(None)
+            twin_rows = [twin_of(item, f"load-sdk-{i}") for i, item in enumerate(made)]
             twins = [
                 await service.create_container(
                     sandbox_spec(
-                        twin_of(item, f"load-sdk-{i}"),
+                        row,
                         server.settings,
                         instance,
                         "corral/busybox:latest",
                     )
                 )
-                for i, item in enumerate(made)
+                for row in twin_rows
             ]
             service.close()
             sdk = docker.APIClient(version="auto")
@@ -205,8 +207,8 @@ async def lifecycle(results: dict[str, float]) -> None:
                 result = await load(spec)
                 api_times.append(result["seconds"])
                 errors += result["errors"]
-            for ident in twins:
-                sdk.remove_container(ident, force=True)
+            for ident, row in zip(twins, twin_rows, strict=True):
+                remove_twin(sdk, ident, row)
             sdk.close()
     ratio = statistics.median(api_times) / statistics.median(sdk_times)
     cycles = LIFECYCLE_CLIENTS * LIFECYCLE_ROUNDS
