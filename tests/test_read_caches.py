@@ -14,7 +14,8 @@ from backend.db.models import ApiToken, utcnow
 from backend.read_cache import ReadCache
 from backend.settings import Settings
 from backend.state import CONTAINERS, SESSIONS
-from tests.conftest import Api, serve, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api, serve
 
 
 def test_an_answer_read_across_a_write_is_not_kept() -> None:
