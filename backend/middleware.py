@@ -73,7 +73,9 @@ def is_handshake(request: web.Request) -> bool:
     """Whether the request is a complete WebSocket handshake (aiohttp's own test: GET,
     ``Upgrade: websocket``, ``Connection: Upgrade``, a version and a valid key), not merely a
     request that carries an ``Upgrade`` header."""
-    return web.WebSocketResponse().can_prepare(request).ok
+    # With the subprotocol the routes speak, so that aiohttp does not warn that a client's
+    # corral.v1 matched nothing.
+    return web.WebSocketResponse(protocols=(WS_SUBPROTOCOL,)).can_prepare(request).ok
 
 
 def bearer_token(request: web.Request, handshake: bool) -> str | None:
