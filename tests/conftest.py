@@ -26,6 +26,7 @@ from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_se
 from backend.state import SESSIONS, SIGNER
 from corral.client import CorralClient
 from tests.backend_process import unmount_volumes
+from tests.second_engine import SecondEngine
 
 BUSYBOX = "corral/busybox"
 
@@ -52,6 +53,33 @@ def remove_instance(client: docker.DockerClient, instance: str) -> None:
         container.remove(force=True)
     for volume in client.volumes.list(filters={"label": label}):
         volume.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def second_engine_session() -> Iterator[SecondEngine]:
+    """One second dockerd for the whole run (``tests/second_engine.py``), destroyed at the end."""
+    engine = SecondEngine()
+    try:
+        engine.start()
+        engine.load_images()
+        yield engine
+    finally:
+        engine.destroy()
+
+
+@pytest.fixture
+def second_engine(second_engine_session: SecondEngine, instance: str) -> Iterator[SecondEngine]:
+    """The second engine, running, for a test that may stop or restart it: afterwards it runs
+    again and holds nothing of the test's instance."""
+    engine = second_engine_session
+    engine.start()
+    yield engine
+    engine.start()
+    client = engine.client()
+    try:
+        remove_instance(client, instance)
+    finally:
+        client.close()
 
 
 # A tier with small disks, so quota tests fill a volume in a moment.
