@@ -33,7 +33,7 @@ WS_TOKEN_PREFIX = "corral.token."
 
 
 def error_response(error: CorralError) -> web.Response:
-    return web.json_response(error.body(), status=error.status)
+    return web.json_response(error.body(), status=error.status, headers=error.headers())
 
 
 def _from_http_exception(exc: web.HTTPException) -> CorralError:

@@ -54,8 +54,9 @@ class Reconciler:
                 row = await self._rows.reload(db_id)
             except ContainerNotFound:
                 return
-            if row.docker_id is not None:
-                await self._sync_locked(row, await self._starter.state(row))
+            state = await self._starter.state(row)
+            if row.docker_id is not None or state is not None:
+                await self._sync_locked(row, state)
 
     async def reconcile(self, db_id: str, states: list[ContainerState]) -> None:
         """Reconcile one row against a full listing of its containers (at start, or after the

@@ -5,6 +5,10 @@ Corral, is reflected in its row within a second, and announced like any other ch
 is read on a thread of its own; each event schedules a sync of its row, coalesced so a burst of
 events costs one inspect. When the engine goes away the watcher reconnects by itself, with
 backoff, and reconciles everything on each (re)connect, since events may have been missed.
+
+A sync that cannot be recorded (the database locked by another process, its disk full) is tried
+again, with backoff, until it is: a change Docker made while the database could not take it (a
+stop whose answer was 503 ``database busy``) reaches the row once the database is back.
 """
 
 from __future__ import annotations
@@ -18,14 +22,30 @@ from typing import Any
 from backend.containers.reconcile import Reconciler
 from backend.containers.sandbox import LABEL_DB_ID, LABEL_INSTANCE
 from backend.docker_service import DockerService, EventStream
-from backend.errors import DockerError, DockerUnavailable
+from backend.errors import DockerError, DockerUnavailable, RetryLater
 
 log = logging.getLogger(__name__)
 
-# Container actions that can change what a row should say.
+# Container actions that can change what a row should say ("create": a sandbox made for a row
+# whose write of its Docker ID failed is found by its name).
 ACTIONS = frozenset(
-    {"start", "restart", "die", "stop", "kill", "oom", "destroy", "pause", "unpause", "rename"}
+    {
+        "create",
+        "start",
+        "restart",
+        "die",
+        "stop",
+        "kill",
+        "oom",
+        "destroy",
+        "pause",
+        "unpause",
+        "rename",
+    }
 )
+# Backoff of a sync retried because the database could not take it.
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 5.0
 _END = object()
 
 
@@ -50,6 +70,8 @@ class DockerWatcher:
                 backoff = 0.25
             except (DockerUnavailable, DockerError) as exc:
                 log.debug("docker event stream unavailable: %s", exc)
+            except RetryLater as exc:
+                log.warning("could not reconcile with Docker (%s); trying again", exc.error)
             finally:
                 self.connected.clear()
                 self._close_stream()
@@ -105,6 +127,7 @@ class DockerWatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _sync(self, db_id: str) -> None:
+        retry_s = RETRY_FIRST_S
         try:
             while True:
                 self._dirty.discard(db_id)
@@ -112,6 +135,16 @@ class DockerWatcher:
                     await self._reconciler.sync_from_docker(db_id)
                 except (DockerUnavailable, DockerError) as exc:
                     log.warning("could not sync container %s with Docker: %s", db_id, exc)
+                except RetryLater as exc:
+                    log.warning(
+                        "could not record container %s's state (%s); retrying in %.1f s",
+                        db_id,
+                        exc.error,
+                        retry_s,
+                    )
+                    self._dirty.add(db_id)
+                    await asyncio.sleep(retry_s)  # a retry's backoff, not synchronisation
+                    retry_s = min(retry_s * 2, RETRY_MAX_S)
                 if db_id not in self._dirty:
                     return
         finally:
