@@ -37,6 +37,7 @@ from backend.errors import (
     DockerUnavailable,
     GuestSessionExpired,
     InvalidParameters,
+    RetryLater,
 )
 from backend.settings import Settings, TierLimits
 from backend.validation import CONTAINER_CREATE, ENV_KEY_RE, check_name, check_string_map
@@ -179,6 +180,7 @@ class Provisioner:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_retrieve_failure)
         return task
 
     async def _provision(self, db_id: str) -> None:
@@ -277,6 +279,20 @@ class Provisioner:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _retrieve_failure(task: asyncio.Task[None]) -> None:
+    """A create's task may end in an error nobody awaits (a create answered 202): log it here
+    rather than as "Task exception was never retrieved". A write the database could not take
+    half-way (RetryLater) leaves the row ``creating``; a sandbox made meanwhile reaches it
+    through the watcher, which finds it by name and retries until the database takes it."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if isinstance(exc, RetryLater):
+        log.warning("a create was cut short: %s", exc.message)
+    elif exc is not None:
+        log.error("a create failed", exc_info=exc)
 
 
 def _generated_name(image: str) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.db.engine import BUSY_TIMEOUT_S
 from backend.db.models import EventRecord, iso, utcnow
-from backend.errors import DatabaseBusy
+from backend.errors import DatabaseBusy, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,9 @@ class EventLog:
         try:
             async with self.transaction() as tx:
                 await tx.add(user_id, type_, container)
+        except RetryLater as exc:
+            log.warning("could not record %s event for user %s: %s", type_, user_id, exc.error)
+            return None
         except Exception:
             log.exception("could not record %s event for user %s", type_, user_id)
             return None
