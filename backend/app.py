@@ -30,6 +30,7 @@ from backend.errors import DockerError, DockerUnavailable
 from backend.events.hub import CLOSE_GOING_AWAY, EventHub
 from backend.events.log import EventLog
 from backend.middleware import auth_middleware, error_middleware
+from backend.openapi import openapi_document
 from backend.routes import ROUTES
 from backend.settings import Settings
 from backend.state import (
@@ -42,6 +43,7 @@ from backend.state import (
     EVENT_HUB,
     EVENTS,
     INSTANCE,
+    OPENAPI,
     SESSIONS,
     SETTINGS,
     SIGNER,
@@ -50,6 +52,7 @@ from backend.state import (
     WATCHER,
 )
 from backend.stats.sampler import StatsSampler
+from corral.aio import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +148,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[AGENTS] = agents
     watcher = DockerWatcher(app[DOCKER], containers.reconciler, app[INSTANCE])
     app[WATCHER] = watcher
-    watch_task = asyncio.ensure_future(watcher.run())
+    watcher.start()
     yield
-    watch_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watch_task
     await watcher.close()
     await agents.close_all()
     await containers.drain()
@@ -164,13 +164,10 @@ async def _event_streams(app: web.Application) -> AsyncIterator[None]:
     hub = EventHub(settings.event_queue_size)
     app[EVENT_HUB] = hub
     events.add_listener(hub.deliver)
-    pruner = asyncio.create_task(
-        _prune_periodically(events, settings.event_prune_interval_s), name="event-log-prune"
-    )
+    tasks = TaskOwner("event-log-prune")
+    tasks.spawn(_prune_periodically(events, settings.event_prune_interval_s))
     yield
-    pruner.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await pruner
+    await tasks.close()
     events.remove_listener(hub.deliver)
     await _close_event_streams(app)
 
@@ -219,6 +216,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[OPENAPI] = openapi_document()
     app.add_routes(ROUTES)
     app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats])
     app.on_shutdown.extend([_close_event_streams, _close_stats_streams])

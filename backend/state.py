@@ -33,3 +33,4 @@ INSTANCE = web.AppKey("instance", str)
 WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)
 STATS = web.AppKey("stats", StatsSampler)
+OPENAPI = web.AppKey("openapi", dict)  # the document served at /api/openapi.json

@@ -27,7 +27,9 @@ from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import Container, User
 from backend.settings import Settings, load_settings
 from backend.state import SESSIONS, SIGNER
-from tests.backend_process import BackendProcess, unmount_volumes
+from devkit.backend_process import BackendProcess
+from devkit.engine import clean_up
+from devkit.users import add_user
 
 
 @dataclass
@@ -38,11 +40,14 @@ class Backend:
     instance: str
 
     async def user(self, tier: str = "enterprise", admin: bool = False) -> tuple[User, str]:
-        user = User(username=f"bench-{uuid.uuid4().hex[:8]}", tier=tier, is_admin=admin)
-        async with self.app[SESSIONS]() as session:
-            session.add(user)
-            await session.commit()
-        return user, self.app[SIGNER].issue(user, timedelta(hours=2)).token
+        return await add_user(
+            self.app[SESSIONS],
+            self.app[SIGNER],
+            f"bench-{uuid.uuid4().hex[:8]}",
+            tier=tier,
+            admin=admin,
+            lifetime=timedelta(hours=2),
+        )
 
 
 @asynccontextmanager
@@ -61,8 +66,7 @@ async def running_backend(**overrides: object) -> AsyncIterator[Backend]:
             yield Backend(f"http://127.0.0.1:{port}", app, settings, instance)
         finally:
             await runner.cleanup()
-            remove_instance(instance)
-            unmount_volumes(Path(tmp))
+            clean_up(instance, Path(tmp))
 
 
 @dataclass
@@ -82,23 +86,7 @@ async def server_process(data_dir: Path, instance: str) -> AsyncIterator[ServerP
         yield ServerProcess(proc.url, load_settings(data_dir=data_dir), instance, proc.pid)
     finally:
         await asyncio.to_thread(proc.stop)
-        remove_instance(instance)
-        unmount_volumes(data_dir)
-
-
-async def admin_token(settings: Settings) -> str:
-    async with Admin(settings) as admin:
-        return await admin.local_admin_jwt()
-
-
-def remove_instance(instance: str) -> None:
-    client = docker.from_env(version="auto")
-    label = f"corral.instance={instance}"
-    for container in client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
-    client.close()
+        clean_up(instance, data_dir)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -150,6 +138,13 @@ async def seed_users(data_dir: Path, containers_per_user: dict[str, int]) -> dic
         await session.commit()
     signer = JwtSigner(load_or_create_secret(settings.secret_path))
     return {name: signer.issue(user, timedelta(hours=2)).token for name, user in users.items()}
+
+
+def remove_twin(client: docker.APIClient, container_id: str, twin: Container) -> None:
+    """Remove a baseline's container and the volume the engine made for it by name (made
+    without labels, so the instance's clean-up would not find it)."""
+    client.remove_container(container_id, force=True)
+    client.remove_volume(twin.volume_name, force=True)
 
 
 def twin_of(made: dict[str, Any], name: str) -> Container:

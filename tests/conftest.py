@@ -6,10 +6,8 @@ it, and the fixture removes exactly those containers and volumes afterwards, nev
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,14 +17,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from backend.app import create_app
-from backend.auth.passwords import hash_password
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import User
 from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_settings
-from backend.state import SESSIONS, SIGNER
+from backend.state import EVENTS, SESSIONS, SIGNER
 from corral.client import CorralClient
-from tests.backend_process import unmount_volumes
-from tests.second_engine import SecondEngine
+from devkit.engine import clean_up, remove_instance
+from devkit.second_engine import SecondEngine
+from devkit.users import add_user
+from tests.conformance import Conformance
 
 BUSYBOX = "corral/busybox"
 
@@ -47,17 +46,9 @@ def instance() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
-def remove_instance(client: docker.DockerClient, instance: str) -> None:
-    label = f"corral.instance={instance}"
-    for container in client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
-
-
 @pytest.fixture(scope="session")
 def second_engine_session() -> Iterator[SecondEngine]:
-    """One second dockerd for the whole run (``tests/second_engine.py``), destroyed at the end."""
+    """One second dockerd for the whole run (``devkit/second_engine.py``), destroyed at the end."""
     engine = SecondEngine()
     try:
         engine.start()
@@ -77,7 +68,7 @@ def second_engine(second_engine_session: SecondEngine, instance: str) -> Iterato
     engine.start()
     client = engine.client()
     try:
-        remove_instance(client, instance)
+        remove_instance(instance, client)
     finally:
         client.close()
 
@@ -106,16 +97,16 @@ def settings(
         stop_timeout_s=2,
         tiers={**DEFAULT_TIERS, "test": TEST_TIER},
     )
-    remove_instance(docker_client, instance)
-    unmount_volumes(data_dir)
+    clean_up(instance, data_dir, docker_client)
 
 
 class Api:
     """A test client with helpers to make users and sign in as them."""
 
-    def __init__(self, client: TestClient[Any, Any]) -> None:
+    def __init__(self, client: TestClient[Any, Any], conformance: Conformance) -> None:
         self.client = client
         self.app = client.app
+        self.conformance = conformance  # checks every answer against the OpenAPI document
 
     async def user(
         self,
@@ -125,18 +116,14 @@ class Api:
         admin: bool = False,
         password: str | None = None,
     ) -> tuple[User, dict[str, str]]:
-        user = User(
-            username=username or f"u{uuid.uuid4().hex[:8]}",
+        user, token = await add_user(
+            self.app[SESSIONS],
+            self.app[SIGNER],
+            username,
             tier=tier,
-            is_admin=admin,
-            password_hash=hash_password(password) if password else None,
+            admin=admin,
+            password=password,
         )
-        async with self.app[SESSIONS]() as session:
-            session.add(user)
-            await session.commit()
-        from datetime import timedelta
-
-        token = self.app[SIGNER].issue(user, timedelta(hours=1)).token
         return user, {"Authorization": f"Bearer {token}"}
 
     async def create(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -165,34 +152,22 @@ class Api:
 
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Api]:
-    """A backend over ``settings`` (for tests that need settings of their own)."""
-    async with TestClient(TestServer(create_app(settings))) as client:
-        yield Api(client)
+    """A backend over ``settings`` (for tests that need settings of their own). Every answer it
+    sends is checked against its OpenAPI document (``tests.conformance``); the test that got
+    one that does not conform fails."""
+    app = create_app(settings)
+    conformance = Conformance()
+    conformance.attach(app)
+    async with TestClient(TestServer(app)) as client:
+        app[EVENTS].add_listener(conformance.on_event)
+        yield Api(client, conformance)
+    conformance.assert_conforms()
 
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
     async with serve(settings) as served:
         yield served
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    timeout_s: float = 10.0,
-    interval_s: float = 0.05,
-    what: str = "condition",
-) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout_s``. Never a bare sleep."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(interval_s)
 
 
 def signer_for(settings: Settings) -> JwtSigner:

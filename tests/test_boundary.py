@@ -1,25 +1,48 @@
-"""The architecture's one hard line: the backend never imports the console, and the console
-reaches the backend only over HTTP/WebSocket (never by importing it)."""
+"""The architecture's hard lines: the backend never imports the console or the client, the
+console reaches the backend only over HTTP/WebSocket (never by importing it), and what both sides
+import is shared on purpose: ``corral.shapes``, the declarations of what travels between them,
+and ``corral.aio``, the backoff and task ownership every side uses (standard library only)."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SHAPES = "corral.shapes"
+AIO = "corral.aio"
+SHARED = (SHAPES, AIO)
 
 
-def _imports(package: str) -> dict[str, set[str]]:
+def _modules(package: str) -> dict[str, set[str]]:
+    """Each file's imported modules, by their full dotted names."""
     found: dict[str, set[str]] = {}
     for path in (ROOT / package).rglob("*.py"):
         names: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
+                names.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
+                # ``from corral import shapes`` imports corral.shapes, not corral's other parts
+                subs = [f"{node.module}.{alias.name}" for alias in node.names]
+                names.update(subs if all(_shared(sub) for sub in subs) else [node.module])
         found[str(path.relative_to(ROOT))] = names
     return found
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Each file's imported top-level packages; a shared module (``corral.shapes``,
+    ``corral.aio``) counts as its own."""
+    return {
+        path: {_shared(name) or name.split(".")[0] for name in names}
+        for path, names in _modules(package).items()
+    }
+
+
+def _shared(name: str) -> str | None:
+    """The shared module ``name`` is part of, if any."""
+    return next((s for s in SHARED if name == s or name.startswith(s + ".")), None)
 
 
 def test_backend_never_imports_the_console() -> None:
@@ -29,6 +52,8 @@ def test_backend_never_imports_the_console() -> None:
         if names & {"textual", "tui", "corral", "rich"}
     }
     assert offenders == {}
+    assert any(SHAPES in names for names in _imports("backend").values())
+    assert any(AIO in names for names in _imports("backend").values())
 
 
 def test_console_never_imports_the_backend() -> None:
@@ -50,6 +75,28 @@ def test_the_client_never_imports_the_backend() -> None:
     }
     assert offenders == {}
     assert _imports("corral/client"), "the check must read the client's files"
+
+
+def test_the_shapes_import_only_the_standard_library_and_pydantic() -> None:
+    """What both sides import must pull in neither side (nor aiohttp, SQLAlchemy, Textual)."""
+    allowed = {"pydantic", "pydantic_core", "typing_extensions", SHAPES}
+    offenders = {
+        path: sorted(names - allowed - set(sys.stdlib_module_names))
+        for path, names in _imports("corral/shapes").items()
+        if names - allowed - set(sys.stdlib_module_names)
+    }
+    assert offenders == {}
+    assert _imports("corral/shapes"), "the check must read the shapes' files"
+
+
+def test_the_shared_building_blocks_import_only_the_standard_library() -> None:
+    offenders = {
+        path: sorted(names - set(sys.stdlib_module_names) - {AIO})
+        for path, names in _imports("corral/aio").items()
+        if names - set(sys.stdlib_module_names) - {AIO}
+    }
+    assert offenders == {}
+    assert _imports("corral/aio"), "the check must read the shared modules"
 
 
 def test_the_check_sees_imports() -> None:
@@ -127,3 +174,16 @@ async def guest_login(request):
         "commit() (9)",
     ]
     assert _sql_in("from sqlalchemy.ext.asyncio import AsyncSession\nitems.get(key)\n") == []
+
+
+def test_benchmarks_scripts_and_devkit_import_nothing_from_the_tests() -> None:
+    """What they share with the tests lives in ``devkit`` (the backend as a process, engine
+    clean-up, waiting with a deadline, the console's fake API), never in ``tests/``."""
+    outside = {
+        path: names
+        for package in ("benchmarks", "scripts", "devkit")
+        for path, names in _imports(package).items()
+    }
+    assert {path for path, names in outside.items() if "tests" in names} == set()
+    assert any("devkit" in names for names in _imports("benchmarks").values())
+    assert any("devkit" in names for names in _imports("scripts").values())

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from backend.db.models import Container, EventRecord
 from backend.state import SESSIONS
-from tests.conftest import BUSYBOX, Api, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import BUSYBOX, Api
 
 CONTAINER_KEYS = {
     "id",

@@ -11,7 +11,8 @@ import pytest
 
 from backend.docker_service import DockerService, read_exec_output
 from backend.errors import DockerConflict, DockerNotFound
-from tests.conftest import BUSYBOX, remove_instance
+from devkit.engine import remove_instance
+from tests.conftest import BUSYBOX
 
 Make = Callable[[list[str]], str]
 
@@ -30,12 +31,16 @@ def make(docker_client: docker.DockerClient, instance: str) -> Iterator[Make]:
 
     def create(command: list[str]) -> str:
         made = docker_client.containers.create(
-            BUSYBOX, command, runtime="runsc", labels={"corral.instance": instance}
+            BUSYBOX,
+            command,
+            runtime="runsc",
+            network_mode="none",  # as every sandbox: the host need not have a docker0 bridge
+            labels={"corral.instance": instance},
         )
         return str(made.id)
 
     yield create
-    remove_instance(docker_client, instance)
+    remove_instance(instance, docker_client)
 
 
 async def _never() -> bool:

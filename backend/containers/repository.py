@@ -14,7 +14,7 @@ Nothing here talks to Docker.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select, update
@@ -34,8 +34,10 @@ from backend.db.models import (
     utcnow,
     volume_name,
 )
-from backend.errors import ContainerNotFound, NameTaken
+from backend.errors import ContainerNotFound, NameTaken, RetryLater
 from backend.events.log import EventLog
+from corral.shapes import Container as ContainerJson
+from corral.shapes import EventType, Stage, Status
 
 # Full Docker IDs remembered (they never move to another row) before the cache starts over.
 _DOCKER_ID_CACHE = 50_000
@@ -59,7 +61,7 @@ class ContainerRepository:
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def list_json(self, principal: Principal, all_users: bool) -> list[dict[str, Any]]:
+    async def list_json(self, principal: Principal, all_users: bool) -> list[ContainerJson]:
         """The caller's containers as contract objects, from the database alone."""
         query = select(*LIST_COLUMNS).order_by(Container.created_at)
         if not all_users:
@@ -109,7 +111,7 @@ class ContainerRepository:
             )
         return taken is not None
 
-    async def with_sandbox(self, statuses: Iterable[str]) -> list[SandboxRef]:
+    async def with_sandbox(self, statuses: Iterable[Status]) -> list[SandboxRef]:
         """Every row in one of ``statuses`` that names a Docker container."""
         query = select(Container.id, Container.docker_id, Container.user_id, Container.name).where(
             Container.status.in_(tuple(statuses)), Container.docker_id.is_not(None)
@@ -188,12 +190,17 @@ class ContainerRepository:
                     await KeptVolumes.claim(tx.session, row.user_id, kept_volume)
                 tx.session.add(row)
                 await tx.session.flush()
-                await tx.add(row.user_id, "container_created", row.as_json())
+                await tx.add(row.user_id, EventType.CONTAINER_CREATED, row.as_json())
         except IntegrityError as exc:
             raise NameTaken() from exc
 
     async def save(
-        self, row: Container, event: str | None = None, *, message: str | None = None, **values: Any
+        self,
+        row: Container,
+        event: EventType | None = None,
+        *,
+        message: str | None = None,
+        **values: Any,
     ) -> Container:
         """Write ``values`` to a row read under its lock and, when ``event`` is given, announce
         the change in the same transaction. One UPDATE, no re-read: the caller's copy is fresh.
@@ -224,18 +231,21 @@ class ContainerRepository:
             await tx.session.execute(delete(Container).where(Container.id == row.id))
             if keep:
                 KeptVolumes.record(tx.session, row, size_mb)
-            await tx.add(row.user_id, "container_deleted", payload)
+            await tx.add(row.user_id, EventType.CONTAINER_DELETED, payload)
 
     async def touch(self, row: Container) -> None:
-        """Record use (a terminal opened) without announcing it: ``last_used_at`` only."""
-        async with self._sessions() as session:
-            await session.execute(
-                update(Container).where(Container.id == row.id).values(last_used_at=utcnow())
-            )
-            await session.commit()
+        """Record use (a terminal opened) without announcing it: ``last_used_at`` only.
+        Bookkeeping: while the database cannot take a write (locked, disk full) the terminal
+        opens without it."""
+        with suppress(RetryLater):
+            async with self._sessions() as session:
+                await session.execute(
+                    update(Container).where(Container.id == row.id).values(last_used_at=utcnow())
+                )
+                await session.commit()
 
     async def progress(
-        self, row: Container, stage: str, message: str, progress: int, **extra: Any
+        self, row: Container, stage: Stage, message: str, progress: int, **extra: Any
     ) -> None:
         """Announce a step of long work on the row (``container_progress``; nothing stored)."""
         payload = {
@@ -247,4 +257,4 @@ class ContainerRepository:
             "progress": progress,
             **extra,
         }
-        await self._events.publish(row.user_id, "container_progress", payload)
+        await self._events.publish(row.user_id, EventType.CONTAINER_PROGRESS, payload)

@@ -23,6 +23,7 @@ from backend.containers.reconcile import Reconciler
 from backend.containers.sandbox import LABEL_DB_ID, LABEL_INSTANCE
 from backend.docker_service import DockerService, EventStream
 from backend.errors import DockerError, DockerUnavailable, RetryLater
+from corral.aio import Backoff, TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,10 @@ ACTIONS = frozenset(
         "rename",
     }
 )
-# Backoff of a sync retried because the database could not take it.
-RETRY_FIRST_S = 0.5
-RETRY_MAX_S = 5.0
 _END = object()
+RECONNECT = Backoff(initial_s=0.25, maximum_s=2.0)
+# A sync the database could not take (locked by another process, disk full) is tried again.
+SYNC_RETRY = Backoff(initial_s=0.5, maximum_s=5.0)
 
 
 class DockerWatcher:
@@ -58,16 +59,20 @@ class DockerWatcher:
         self._stream: EventStream | None = None
         self._pending: set[str] = set()
         self._dirty: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("docker-watcher")
         self.connected = asyncio.Event()
         self.reconciled = 0  # how many full reconciles ran (each (re)connect makes one)
 
+    def start(self) -> None:
+        """Watch in the background until ``close``."""
+        self._tasks.spawn(self.run(), name="docker-watcher")
+
     async def run(self) -> None:
-        backoff = 0.25
+        attempt = 0
         while True:
             try:
                 await self._watch()
-                backoff = 0.25
+                attempt = 0
             except (DockerUnavailable, DockerError) as exc:
                 log.debug("docker event stream unavailable: %s", exc)
             except RetryLater as exc:
@@ -75,8 +80,8 @@ class DockerWatcher:
             finally:
                 self.connected.clear()
                 self._close_stream()
-            await asyncio.sleep(backoff)  # reconnect backoff, not synchronisation
-            backoff = min(backoff * 2, 2.0)
+            await asyncio.sleep(RECONNECT.delay(attempt))  # reconnect backoff, not synchronisation
+            attempt += 1
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -122,12 +127,10 @@ class DockerWatcher:
             self._dirty.add(db_id)
             return
         self._pending.add(db_id)
-        task = asyncio.ensure_future(self._sync(db_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._sync(db_id), name=f"docker-sync-{db_id}")
 
     async def _sync(self, db_id: str) -> None:
-        retry_s = RETRY_FIRST_S
+        failures = 0
         try:
             while True:
                 self._dirty.discard(db_id)
@@ -136,15 +139,16 @@ class DockerWatcher:
                 except (DockerUnavailable, DockerError) as exc:
                     log.warning("could not sync container %s with Docker: %s", db_id, exc)
                 except RetryLater as exc:
+                    delay = SYNC_RETRY.delay(failures)
+                    failures += 1
                     log.warning(
                         "could not record container %s's state (%s); retrying in %.1f s",
                         db_id,
                         exc.error,
-                        retry_s,
+                        delay,
                     )
                     self._dirty.add(db_id)
-                    await asyncio.sleep(retry_s)  # a retry's backoff, not synchronisation
-                    retry_s = min(retry_s * 2, RETRY_MAX_S)
+                    await asyncio.sleep(delay)  # a retry's backoff, not synchronisation
                 if db_id not in self._dirty:
                     return
         finally:
@@ -157,7 +161,5 @@ class DockerWatcher:
 
     async def close(self) -> None:
         self._close_stream()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

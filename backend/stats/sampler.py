@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -34,17 +34,18 @@ from backend.errors import DockerError, DockerNotFound, DockerUnavailable
 from backend.events.hub import wire
 from backend.events.log import Event
 from backend.stats.sample import Sample, is_stopped, usage_of
+from corral.aio import TaskOwner
+from corral.shapes import RUNNING_STATUSES, EventType, Status
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("running", "configuring")  # a configuring sandbox runs (its role is installing)
 CONTAINER_EVENTS = frozenset(
     {
-        "container_created",
-        "container_started",
-        "container_stopped",
-        "container_deleted",
-        "container_updated",
+        EventType.CONTAINER_CREATED,
+        EventType.CONTAINER_STARTED,
+        EventType.CONTAINER_STOPPED,
+        EventType.CONTAINER_DELETED,
+        EventType.CONTAINER_UPDATED,
     }
 )
 RESYNC_S = 30.0
@@ -54,7 +55,7 @@ FRESH_S = 2.5  # a sample at most this old answers GET .../stats without asking 
 class SandboxRows(Protocol):
     """Where the running sandboxes are read from (``ContainerRepository``)."""
 
-    async def with_sandbox(self, statuses: Iterable[str]) -> Sequence[SandboxRef]: ...
+    async def with_sandbox(self, statuses: Iterable[Status]) -> Sequence[SandboxRef]: ...
 
 
 class StatsSource(Protocol):
@@ -116,7 +117,7 @@ class StatsSampler:
         self._followed: dict[str, _Followed] = {}
         self._latest: dict[str, tuple[Sample, float]] = {}  # db_id -> (sample, monotonic time)
         self._runner: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("stats")
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -131,7 +132,7 @@ class StatsSampler:
     @property
     def tasks(self) -> int:
         """How many of the sampler's tasks (the publisher, the streams' readers) still run."""
-        return sum(not task.done() for task in self._tasks)
+        return self._tasks.running
 
     # -- subscribers ------------------------------------------------------------------------------
 
@@ -140,7 +141,7 @@ class StatsSampler:
         self._subs.add(sub)
         self._idle.clear()
         if self._runner is None:
-            self._runner = self._spawn(self._run(), "stats-sampler")
+            self._runner = self._tasks.spawn(self._run(), "stats-sampler")
         return sub
 
     def unsubscribe(self, sub: StatsSubscription) -> None:
@@ -194,9 +195,7 @@ class StatsSampler:
                 log.warning("%d stats subscribers did not close in time", len(self._subs))
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         self._runner = None
         self._followed.clear()
         self._latest.clear()
@@ -212,7 +211,7 @@ class StatsSampler:
         db_id, docker_id = c.get("db_id"), c.get("id")
         if not isinstance(db_id, str) or not isinstance(docker_id, str):
             return
-        running = event.type != "container_deleted" and c.get("status") in RUNNING
+        running = event.type != EventType.CONTAINER_DELETED and c.get("status") in RUNNING_STATUSES
         if running and docker_id != db_id:
             self._follow(db_id, docker_id, event.user_id, str(c.get("name") or ""))
         else:
@@ -232,7 +231,7 @@ class StatsSampler:
             self._publish()
 
     async def _resync(self) -> None:
-        rows = await self._rows.with_sandbox(RUNNING)
+        rows = await self._rows.with_sandbox(RUNNING_STATUSES)
         running = {row.db_id for row in rows}
         for db_id in [d for d in self._followed if d not in running]:
             self._unfollow(db_id)
@@ -247,7 +246,7 @@ class StatsSampler:
         self._unfollow(db_id)
         followed = _Followed(db_id, docker_id, user_id, name)
         self._followed[db_id] = followed
-        followed.task = self._spawn(self._read(followed), f"stats-{docker_id[:12]}")
+        followed.task = self._tasks.spawn(self._read(followed), f"stats-{docker_id[:12]}")
 
     def _unfollow(self, db_id: str) -> None:
         followed = self._followed.pop(db_id, None)
@@ -304,9 +303,3 @@ class StatsSampler:
             mine = [s.as_json() for s in fresh if sub.user_id in (None, s.user_id)]
             messages[sub.user_id] = wire({"type": "stats", "stats": mine, "timestamp": stamp})
         return messages
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task

@@ -1,6 +1,8 @@
 """The Python client of the Corral backend: the one way the console, the command line and the
-tests talk to it (over HTTP and WebSocket; this package never imports ``backend``)."""
+tests talk to it (over HTTP and WebSocket; this package never imports ``backend``). Its answers
+are typed by ``corral.shapes``, re-exported here under the names callers use."""
 
+from corral.aio import Backoff
 from corral.client.api import CorralClient
 from corral.client.errors import (
     ERRORS,
@@ -32,15 +34,18 @@ from corral.client.errors import (
     VolumeNotFound,
     api_error,
 )
-from corral.client.events import Backoff, EventConnection, EventStream
+from corral.client.events import EventConnection, EventStream
 from corral.client.stats import StatsStream
-from corral.client.types import (
+from corral.shapes import (
     Container,
     ContainerList,
     ContainerStats,
     EventMessage,
+    EventType,
     KeptVolume,
+    Scope,
     StatsMessage,
+    Status,
     VolumeList,
 )
 
@@ -61,6 +66,7 @@ __all__ = [
     "EventConnection",
     "EventMessage",
     "EventStream",
+    "EventType",
     "GuestSessionExpired",
     "InternalError",
     "InvalidContainerName",
@@ -74,8 +80,10 @@ __all__ = [
     "NotSupportedForAgents",
     "OperationFailed",
     "PayloadTooLarge",
+    "Scope",
     "StatsMessage",
     "StatsStream",
+    "Status",
     "StreamClosed",
     "TransportError",
     "Unauthorized",

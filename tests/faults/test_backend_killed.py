@@ -21,9 +21,10 @@ import pytest
 from backend.admin import Admin
 from backend.settings import Settings, load_settings
 from corral.client import CorralClient, EventConnection, StreamClosed, TransportError
+from devkit.backend_process import BackendProcess
+from devkit.waiting import wait_for
 from tests.agreement import assert_agreement, check_agreement
-from tests.backend_process import BackendProcess
-from tests.conftest import sh, signer_for, wait_for
+from tests.conftest import sh, signer_for
 
 USERS = 5
 STREAMS_PER_USER = 10  # 50 in all, open when the backend is killed

@@ -20,8 +20,9 @@ import docker
 
 from backend.settings import Settings
 from backend.state import WATCHER
+from devkit.waiting import wait_for
 from tests.agreement import assert_agreement, check_agreement
-from tests.conftest import Api, sh, wait_for
+from tests.conftest import Api, sh
 
 LOCK_S = 10.0
 BUSYBOX = {"image": "corral/busybox"}

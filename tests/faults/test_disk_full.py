@@ -23,8 +23,9 @@ import pytest
 from backend.containers.recreate import Rebuilder
 from backend.settings import Settings
 from backend.state import WATCHER
+from devkit.waiting import wait_for
 from tests.agreement import assert_agreement, check_agreement
-from tests.conftest import Api, serve, sh, wait_for
+from tests.conftest import Api, serve, sh
 
 DISK_MB = 48
 FULL = (507, "insufficient storage")

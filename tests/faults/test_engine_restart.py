@@ -18,9 +18,10 @@ from backend.containers.watcher import DockerWatcher
 from backend.settings import Settings
 from backend.state import EVENTS, WATCHER
 from corral.client import EventConnection
+from devkit.second_engine import SecondEngine
+from devkit.waiting import wait_for
 from tests.agreement import assert_agreement, read_rows
-from tests.conftest import Api, serve, sh, wait_for
-from tests.second_engine import SecondEngine
+from tests.conftest import Api, serve, sh
 
 # What a request may answer while the engine goes away or comes back: success, the engine
 # refused, or the operation's own failure (it was cut off half-way), never a bug's 500.

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from backend.db.models import Container, new_id
 from backend.settings import Settings
 from backend.state import SESSIONS, WATCHER
+from devkit.second_engine import SecondEngine
+from devkit.waiting import wait_for
 from tests.agreement import assert_agreement, read_rows
-from tests.conftest import Api, serve, sh, wait_for
-from tests.second_engine import SecondEngine
+from tests.conftest import Api, serve, sh
 
 REAL = 20
 ROWS = 1000

@@ -22,13 +22,14 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import docker
 import docker.errors
 import requests.exceptions
+
+from devkit.waiting import wait_for_sync
 
 DEFAULT_IMAGES = ("corral/busybox:latest",)
 
@@ -82,13 +83,17 @@ class SecondEngine:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C of the tests must not reach it half-way
             )
-        deadline = time.monotonic() + timeout_s
-        while not self.answers():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                self.stop()
-                raise EngineDidNotStart(f"the second dockerd did not answer:\n{tail}")
-            time.sleep(0.05)  # polling the socket under a deadline
+        proc = self._proc
+        with contextlib.suppress(AssertionError):  # said below, with the daemon's log
+            wait_for_sync(
+                lambda: proc.poll() is not None or self.answers(),
+                timeout_s,
+                what="the second dockerd",
+            )
+        if proc.poll() is not None or not self.answers():
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            self.stop()
+            raise EngineDidNotStart(f"the second dockerd did not answer:\n{tail}")
 
     def answers(self) -> bool:
         """Whether the engine's API answers a ping now."""

@@ -1,0 +1,23 @@
+"""The one error body of every refusal."""
+
+from __future__ import annotations
+
+from typing import Annotated, NotRequired
+
+from typing_extensions import TypedDict
+
+from corral.shapes.common import described, shape
+
+
+@shape
+class Error(TypedDict):
+    """``error`` is the contract's short string (clients match on it); ``message`` one human
+    sentence."""
+
+    error: str
+    message: str
+    field: NotRequired[Annotated[str, described("invalid parameters: the offending field")]]
+    current: NotRequired[Annotated[int, described("container limit reached: how many you have")]]
+    limit: NotRequired[Annotated[int, described("container limit reached: how many you may")]]
+    tier: NotRequired[Annotated[str, described("container limit reached: your tier")]]
+    id: NotRequired[Annotated[str, described("failed to create container: its ID")]]
