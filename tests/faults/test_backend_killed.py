@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import docker
@@ -115,59 +116,76 @@ async def _flip(url: str, token: str, db_id: str, again: Callable[[], bool]) -> 
                     return
 
 
+def once() -> Callable[[], bool]:
+    """``again`` for a single round."""
+    rounds = iter((True,))
+    return lambda: next(rounds, False)
+
+
+async def _sandboxes(
+    url: str, users: list[tuple[str, str]], marker: str, client: docker.DockerClient
+) -> list[dict[str, Any]]:
+    """A running sandbox for each user, with ``marker`` in a file of its /home/user."""
+    made = []
+    for _, token in users:
+        async with CorralClient(url, token) as corral:
+            sandbox = dict(await corral.create_container("corral/busybox", wait=True))
+        assert sh(client, sandbox["id"], f"echo {marker} > /home/user/marker")[0] == 0
+        made.append(sandbox)
+    return made
+
+
+async def _kill_mid_changes(
+    backend: BackendProcess,
+    followers: list[Follower],
+    users: list[tuple[str, str]],
+    sandboxes: list[dict[str, Any]],
+) -> None:
+    """Every follower connected; sandboxes stopped and started; the backend SIGKILLed as soon
+    as one stream has 8 events (the others are still being sent theirs)."""
+    conns = [await f.client.connect_events() for f in followers]
+    readers = [asyncio.create_task(f.follow(c)) for f, c in zip(followers, conns, strict=True)]
+    await wait_for(lambda: all(f.position for f in followers), 10, what="every list")
+    killed = asyncio.Event()
+    flips = [
+        asyncio.create_task(_flip(backend.url, token, made["db_id"], lambda: not killed.is_set()))
+        for (_, token), made in zip(users, sandboxes, strict=True)
+    ]
+    await wait_for(
+        lambda: any(len(f.seen) >= 8 for f in followers),
+        30,
+        interval_s=0.001,
+        what="events before the kill",
+    )
+    backend.kill()
+    killed.set()
+    await asyncio.gather(*flips)
+    await asyncio.wait_for(asyncio.gather(*readers), 10)
+
+
 async def test_sigkill_with_fifty_event_streams_misses_nothing(
     backend: BackendProcess,
     settings: Settings,
     docker_client: docker.DockerClient,
     instance: str,
 ) -> None:
+    database = settings.database_path
     users = await _users(settings)
     await asyncio.to_thread(backend.start)
     marker = uuid.uuid4().hex
-    sandboxes = []
-    for _, token in users:
-        async with CorralClient(backend.url, token) as client:
-            made = dict(await client.create_container("corral/busybox", wait=True))
-        sandboxes.append(made)
-        assert sh(docker_client, made["id"], f"echo {marker} > /home/user/marker")[0] == 0
-
+    sandboxes = await _sandboxes(backend.url, users, marker, docker_client)
     followers = [
         Follower(CorralClient(backend.url, token), user_id, leaves)
         for user_id, token in users
         for leaves in [None] * STREAMS_PER_USER + [LEAVES_AFTER]
     ]
     try:
-        conns = [await f.client.connect_events() for f in followers]
-        readers = [asyncio.create_task(f.follow(c)) for f, c in zip(followers, conns, strict=True)]
-        await wait_for(lambda: all(f.position for f in followers), 10, what="every list")
-
-        # Changes under way when the plug is pulled.
-        killed = asyncio.Event()
-        flips = [
-            asyncio.create_task(
-                _flip(backend.url, token, made["db_id"], lambda: not killed.is_set())
-            )
-            for (_, token), made in zip(users, sandboxes, strict=True)
-        ]
-        # Pulled as soon as one stream has 8 events: the others are still being sent theirs.
-        await wait_for(
-            lambda: any(len(f.seen) >= 8 for f in followers),
-            30,
-            interval_s=0.001,
-            what="events before the kill",
-        )
-        backend.kill()
-        killed.set()
-        await asyncio.gather(*flips)
-        await asyncio.wait_for(asyncio.gather(*readers), 10)
-
+        await _kill_mid_changes(backend, followers, users, sandboxes)
         # Started again on the same data directory; more changes; then every client resumes.
         await asyncio.to_thread(backend.start)
         for (_, token), made in zip(users, sandboxes, strict=True):
-            rounds = iter((True, False))
-            await _flip(backend.url, token, made["db_id"], lambda it=rounds: next(it))
+            await _flip(backend.url, token, made["db_id"], once())
         # The database and Docker agree (the restart's reconcile is done): nothing else moves.
-        database = settings.database_path
         await wait_for(
             lambda: not check_agreement(database, docker_client, instance),
             20,
@@ -183,6 +201,6 @@ async def test_sigkill_with_fifty_event_streams_misses_nothing(
         assert f.seen == list(range(f.position + 1, final[f.user_id] + 1)), f.user_id
     assert_agreement(database, docker_client, instance)
     for (_, token), made in zip(users, sandboxes, strict=True):
-        async with CorralClient(backend.url, token) as client:
-            started = await client.start_container(made["db_id"])
+        async with CorralClient(backend.url, token) as corral:
+            started = await corral.start_container(made["db_id"])
         assert sh(docker_client, started["id"], "cat /home/user/marker") == (0, f"{marker}\n")
