@@ -83,8 +83,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[DB_ENGINE] = engine
     app[SESSIONS] = make_sessionmaker(engine)
     app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))
-    app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER])
-    app[USERS] = UserService(app[SESSIONS])
+    app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER], settings.auth_cache_s)
+    app[USERS] = UserService(app[SESSIONS], revoked=app[AUTHENTICATOR].forget_token)
     app[INSTANCE] = instance_id(settings)
     yield
     await engine.dispose()
@@ -143,7 +143,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         log.info("mounted %d volume(s) again", mounted)
     with contextlib.suppress(DockerError, DockerUnavailable):
         await containers.roles.images.sweep()
-    agents = AgentService(app[SESSIONS], events)
+    agents = AgentService(app[SESSIONS], events, revoked=app[AUTHENTICATOR].forget_token)
     await agents.mark_all_offline()
     app[AGENTS] = agents
     watcher = DockerWatcher(app[DOCKER], containers.reconciler, app[INSTANCE])

@@ -23,6 +23,7 @@ from backend.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from backend.json_answer import json_answer
 from backend.state import AUTHENTICATOR
 from corral.shapes import Scope
 
@@ -34,7 +35,7 @@ WS_TOKEN_PREFIX = "corral.token."
 
 
 def error_response(error: CorralError) -> web.Response:
-    return web.json_response(error.body(), status=error.status, headers=error.headers())
+    return json_answer(error.body(), status=error.status, headers=error.headers())
 
 
 def _from_http_exception(exc: web.HTTPException) -> CorralError:

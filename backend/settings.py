@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     guest_session_hours: int = 50
     guest_grace_hours: int = 24 * 7
     jwt_lifetime_hours: int = 24 * 7
+    # A checked token is trusted this long before the database is asked again. Revocations and
+    # sign-outs made through this backend apply at once; ones made by another process (the
+    # ``corral admin`` commands) within this many seconds. 0: ask every time.
+    auth_cache_s: float = Field(default=5.0, ge=0, le=60)
     max_body_bytes: int = 64 * 1024
     event_log_per_user: int = 10_000
     instance_label: str | None = None

@@ -35,6 +35,7 @@ SAMPLES: dict[str, Any] = {
     "guest_session_hours": 2,
     "guest_grace_hours": 3,
     "jwt_lifetime_hours": 4,
+    "auth_cache_s": 2.5,
     "max_body_bytes": 1234,
     "event_log_per_user": 55,
     "instance_label": "sample-label",

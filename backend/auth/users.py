@@ -10,7 +10,7 @@ a failed sign-in says nothing about which part was wrong.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -23,9 +23,20 @@ from backend.errors import NotFound, Unauthorized, UsernameTaken
 from corral.shapes import Scope
 
 
+def _nobody_remembers(_: str) -> None:
+    """Where no token checks are remembered (the admin commands' own process)."""
+
+
 class UserService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        revoked: Callable[[str], None] = _nobody_remembers,
+    ) -> None:
         self._sessions = sessions
+        # Told a token's ID when it is revoked or its session ends, after the commit: the
+        # backend's remembered token checks (backend.auth.principal.Authenticator) drop it.
+        self._revoked = revoked
 
     # -- users --------------------------------------------------------------------------------
 
@@ -101,6 +112,7 @@ class UserService:
             if await session.get(RevokedJwt, jti) is None:
                 session.add(RevokedJwt(jti=jti, expires_at=expires_at))
                 await session.commit()
+        self._revoked(jti)
 
     # -- API tokens ---------------------------------------------------------------------------
 
@@ -140,6 +152,7 @@ class UserService:
             await session.commit()
         if not getattr(result, "rowcount", 0):
             raise NotFound("No such token among yours.")
+        self._revoked(token_id)
 
 
 async def _registered(session: AsyncSession, username: str) -> User | None:

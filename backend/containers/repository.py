@@ -36,8 +36,11 @@ from backend.db.models import (
 )
 from backend.errors import ContainerNotFound, NameTaken, RetryLater
 from backend.events.log import EventLog
+from backend.read_cache import ReadCache
 from corral.shapes import Container as ContainerJson
 from corral.shapes import EventType, Stage, Status
+
+ALL_USERS = "*"  # the list cache's key for every user's containers (administrators)
 
 # Full Docker IDs remembered (they never move to another row) before the cache starts over.
 _DOCKER_ID_CACHE = 50_000
@@ -58,17 +61,28 @@ class ContainerRepository:
         self._events = events
         self._locks = KeyedLocks()
         self._docker_ids: dict[str, str] = {}
+        # Each user's list (and the administrators' list of all, under ALL_USERS), kept until
+        # one of the writes below changes a row of theirs (backend.read_cache).
+        self._lists: ReadCache[str, list[ContainerJson]] = ReadCache()
 
     # -- reading ------------------------------------------------------------------------------
 
     async def list_json(self, principal: Principal, all_users: bool) -> list[ContainerJson]:
-        """The caller's containers as contract objects, from the database alone."""
+        """The caller's containers as contract objects, from the database alone (or from
+        memory, when none of them changed since the last list)."""
+        key = ALL_USERS if all_users else principal.user_id
+        cached = self._lists.get(key)
+        if cached is not None:
+            return list(cached)
+        stamp = self._lists.stamp()
         query = select(*LIST_COLUMNS).order_by(Container.created_at)
         if not all_users:
             query = query.where(Container.user_id == principal.user_id)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
-        return [container_json(dict(zip(LIST_NAMES, row, strict=True))) for row in rows]
+        items = [container_json(dict(zip(LIST_NAMES, row, strict=True))) for row in rows]
+        self._lists.put(key, stamp, items)
+        return list(items)
 
     async def count_for(self, user_id: str) -> int:
         async with self._sessions() as session:
@@ -185,7 +199,7 @@ class ContainerRepository:
         that kept volume of the owner in the same transaction (call under
         ``KeptVolumes.held``). A name the owner already uses is refused (409)."""
         try:
-            async with self._events.transaction() as tx:
+            async with self._changes(row), self._events.transaction() as tx:
                 if kept_volume:
                     await KeptVolumes.claim(tx.session, row.user_id, kept_volume)
                 tx.session.add(row)
@@ -206,7 +220,7 @@ class ContainerRepository:
         the change in the same transaction. One UPDATE, no re-read: the caller's copy is fresh.
         ``message`` goes into the event's payload (a note for people: "role packages
         reinstalling"), not into the row."""
-        async with self._events.transaction() as tx:
+        async with self._changes(row), self._events.transaction() as tx:
             result = await tx.session.execute(
                 update(Container).where(Container.id == row.id).values(**values)
             )
@@ -227,7 +241,7 @@ class ContainerRepository:
         """Delete the row and announce it (``payload``), in one transaction; with ``keep``,
         record its volume as kept in the same transaction (``size_mb``: its size, None without
         quotas)."""
-        async with self._events.transaction() as tx:
+        async with self._changes(row), self._events.transaction() as tx:
             await tx.session.execute(delete(Container).where(Container.id == row.id))
             if keep:
                 KeptVolumes.record(tx.session, row, size_mb)
@@ -238,11 +252,21 @@ class ContainerRepository:
         Bookkeeping: while the database cannot take a write (locked, disk full) the terminal
         opens without it."""
         with suppress(RetryLater):
-            async with self._sessions() as session:
+            async with self._changes(row), self._sessions() as session:
                 await session.execute(
                     update(Container).where(Container.id == row.id).values(last_used_at=utcnow())
                 )
                 await session.commit()
+
+    @asynccontextmanager
+    async def _changes(self, row: Container) -> AsyncIterator[None]:
+        """Around a write of ``row``: its owner's cached list goes once the write is over,
+        committed or not (a needless drop costs one query; a missed one, a stale list). Entered
+        before the transaction, so it leaves after the commit."""
+        try:
+            yield
+        finally:
+            self._lists.changed(row.user_id, ALL_USERS)
 
     async def progress(
         self, row: Container, stage: Stage, message: str, progress: int, **extra: Any
