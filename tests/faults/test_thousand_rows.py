@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from backend.db.models import Container, new_id
 from backend.settings import Settings
@@ -51,6 +53,16 @@ def _fake_rows(user_ids: list[str], count: int) -> list[Container]:
             )
         )
     return rows
+
+
+def _announced_missing(database: Path) -> int:
+    """How many container_updated events say a container is missing."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        query = (
+            "SELECT count(*) FROM events WHERE type = 'container_updated' "
+            "AND json_extract(payload, '$.status') = 'missing'"
+        )
+        return int(conn.execute(query).fetchone()[0])
 
 
 async def _list_while_reconciling(
@@ -104,6 +116,7 @@ async def test_thousand_rows_reconciled_after_an_engine_restart(
             rows = read_rows(database)
             assert len(rows) == ROWS
             assert sum(r.status == "missing" for r in rows) == ROWS - REAL
+            assert _announced_missing(database) == ROWS - REAL  # each change has its event
             assert_agreement(database, client, instance)
             for i, made in enumerate(real[:SAMPLE]):
                 resp = await api.client.post(
