@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.auth.principal import Principal
 from backend.containers.kept import KeptVolumes
 from backend.containers.locks import KeyedLocks
-from backend.containers.lookup import UUID_RE, find_container, names_row
+from backend.containers.lookup import UUID_RE, find_container, find_listed, names_row
 from backend.db.models import (
     LIST_COLUMNS,
     LIST_NAMES,
@@ -90,6 +90,17 @@ class ContainerRepository:
                 select(func.count()).select_from(Container).where(Container.user_id == user_id)
             )
         return int(value or 0)
+
+    async def get_json(self, principal: Principal, ident: str) -> ContainerJson:
+        """The container ``ident`` names, as the contract's object: from the caller's remembered
+        list when they see only their own (``lookup.find_listed``, the same order), else as
+        ``resolve`` finds it; the same 404 either way."""
+        if principal.is_admin:
+            return (await self.resolve(principal, ident)).as_json()
+        found = find_listed(await self.list_json(principal, False), ident)
+        if found is None:
+            raise ContainerNotFound()
+        return found
 
     async def resolve(self, principal: Principal, ident: str) -> Container:
         """The container ``ident`` names: a database ID, a Docker ID, a name or a unique Docker

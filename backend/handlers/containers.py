@@ -98,8 +98,8 @@ async def get_container(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         agent = await request.app[AGENTS].get(principal_of(request), ident)
         return json_answer(agent.as_json())
-    row = await request.app[CONTAINERS].repository.resolve(principal_of(request), ident)
-    return json_answer(row.as_json())
+    repository = request.app[CONTAINERS].repository
+    return json_answer(await repository.get_json(principal_of(request), ident))
 
 
 @endpoint(
