@@ -31,6 +31,7 @@ class CorralError(Exception):
     status: int = 500
     error: str = "internal error"
     default_message: str = "Something went wrong on the server; try again, then check its log."
+    retry_after_s: int | None = None  # sent as ``Retry-After`` when the client should retry
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.message = message or self.default_message
@@ -39,6 +40,9 @@ class CorralError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": self.error, "message": self.message, **self.extra}
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class InvalidParameters(CorralError):
@@ -168,6 +172,33 @@ class DockerUnavailable(CorralError):
     default_message = (
         "The Docker engine cannot be reached; start it (just engine) and try again. "
         "Nothing was changed."
+    )
+
+
+class RetryLater(CorralError):
+    """The server's own storage cannot take a write now (the database is locked by another
+    process, or its disk is full). It passes by itself: the same request may succeed later, and
+    background work (the watcher's syncs) retries until it does. A change already made on
+    Docker when the write failed is recorded by that retry."""
+
+    status = 503
+
+
+class DatabaseBusy(RetryLater):
+    error = "database busy"
+    default_message = (
+        "The database is locked by another process and did not free up in time; try again in a "
+        "few seconds."
+    )
+    retry_after_s = 2
+
+
+class InsufficientStorage(RetryLater):
+    status = 507
+    error = "insufficient storage"
+    default_message = (
+        "The server's data disk is full, so the change could not be saved; try again once an "
+        "operator has freed space."
     )
 
 

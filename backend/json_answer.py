@@ -8,15 +8,22 @@ the Content-Type is the one ``web.json_response`` sends.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 
-def json_answer(data: Any, *, status: int = 200) -> web.Response:
+def json_answer(
+    data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     return web.Response(
-        body=orjson.dumps(data), status=status, content_type="application/json", charset="utf-8"
+        body=orjson.dumps(data),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
     )
 
 
