@@ -31,16 +31,19 @@ class CorralError(Exception):
     status: int = 500
     error: str = "internal error"
     default_message: str = "Something went wrong on the server; try again, then check its log."
+    retry_after_s: int | None = None  # sent as ``Retry-After`` when the client should retry
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.message = message or self.default_message
         self.extra = extra
-        # HTTP headers the answer carries (``Allow`` on a 405, ``Retry-After`` on a 429).
-        self.headers: dict[str, str] = {}
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
         return {"error": self.error, "message": self.message, **self.extra}
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries (``Retry-After`` on a 429, ``Allow`` on a 405)."""
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class InvalidParameters(CorralError):
@@ -152,9 +155,11 @@ class MethodNotAllowed(CorralError):
     error = "method not allowed"
 
     def __init__(self, method: str, allowed: set[str] | frozenset[str]) -> None:
-        listed = ", ".join(sorted(allowed))
-        super().__init__(f"{method} is not allowed here; use {listed}.")
-        self.headers["Allow"] = listed
+        self.allowed = ", ".join(sorted(allowed))
+        super().__init__(f"{method} is not allowed here; use {self.allowed}.")
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Allow": self.allowed}
 
 
 class Conflict(CorralError):
@@ -190,6 +195,33 @@ class DockerUnavailable(CorralError):
     default_message = (
         "The Docker engine cannot be reached; start it (just engine) and try again. "
         "Nothing was changed."
+    )
+
+
+class RetryLater(CorralError):
+    """The server's own storage cannot take a write now (the database is locked by another
+    process, or its disk is full). It passes by itself: the same request may succeed later, and
+    background work (the watcher's syncs) retries until it does. A change already made on
+    Docker when the write failed is recorded by that retry."""
+
+    status = 503
+
+
+class DatabaseBusy(RetryLater):
+    error = "database busy"
+    default_message = (
+        "The database is locked by another process and did not free up in time; try again in a "
+        "few seconds."
+    )
+    retry_after_s = 2
+
+
+class InsufficientStorage(RetryLater):
+    status = 507
+    error = "insufficient storage"
+    default_message = (
+        "The server's data disk is full, so the change could not be saved; try again once an "
+        "operator has freed space."
     )
 
 

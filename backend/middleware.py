@@ -36,7 +36,7 @@ WS_TOKEN_PREFIX = "corral.token."
 
 
 def error_response(error: CorralError) -> web.Response:
-    return json_answer(error.body(), status=error.status, headers=error.headers or None)
+    return json_answer(error.body(), status=error.status, headers=error.headers())
 
 
 def _from_http_exception(exc: web.HTTPException) -> CorralError:
