@@ -37,8 +37,10 @@ from backend.db.models import (
 from backend.errors import ContainerNotFound, NameTaken
 from backend.events.log import EventLog
 
-# Full Docker IDs remembered (they never move to another row) before the cache starts over.
+# Full Docker IDs (they never move to another row) and owners (a row's never changes)
+# remembered before each cache starts over.
 _DOCKER_ID_CACHE = 50_000
+_OWNER_CACHE = 50_000
 
 
 class SandboxRef(NamedTuple):
@@ -56,6 +58,7 @@ class ContainerRepository:
         self._events = events
         self._locks = KeyedLocks()
         self._docker_ids: dict[str, str] = {}
+        self._owners: dict[str, str] = {}  # db_id -> user_id
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -139,18 +142,26 @@ class ContainerRepository:
         """The container's lock: hold it to change the row or its sandbox."""
         return self._locks.hold(db_id)
 
+    def lock_users(self, db_id: str) -> int:
+        """How many tasks hold or wait for the container's lock (tests: who queued on it)."""
+        return self._locks.users(db_id)
+
     @asynccontextmanager
     async def held(self, principal: Principal, ident: str) -> AsyncIterator[Container]:
         """The container ``ident`` names, locked, and read fresh inside the lock.
 
-        Database IDs and full Docker IDs (remembered: they never move to another row) take the
-        lock at once, so the common case costs one query; anything else, or one of those that
-        does not name a container of the caller (it may still be a name), is looked up first.
-        The row read inside the lock is always checked again, so a rename, a rebuild or a
-        delete in between gives the same 404 as an unknown ID."""
+        The owner is checked *before* the lock is taken: another user's container answers the
+        same 404 as an unknown ID at once, never after waiting for its lock (the wait would tell
+        that the ID exists and that something runs on it). Database IDs and full Docker IDs
+        (remembered: they never move to another row) are checked against the row's owner
+        (remembered too: it never changes) and take the lock at once, so the common case costs
+        one query; anything else, or one of those that does not name a container of the caller
+        (it may still be a name), is looked up first. The row read inside the lock is always
+        checked again, so a rename, a rebuild or a delete in between gives the same 404 as an
+        unknown ID."""
         key = ident.strip().lower()
         known = key if UUID_RE.match(key) else self._docker_ids.get(key)
-        if known is not None:
+        if known is not None and await self._may_see(principal, known):
             async with self._locks.hold(known):
                 row = await self._visible_row(principal, known, ident)
                 if row is not None:
@@ -163,6 +174,20 @@ class ContainerRepository:
                 raise ContainerNotFound()
             yield row
 
+    async def _may_see(self, principal: Principal, db_id: str) -> bool:
+        """Whether the row ``db_id`` (if it exists) is the caller's, without any lock: from the
+        remembered owner, or one query."""
+        if principal.is_admin:
+            return True
+        owner = self._owners.get(db_id)
+        if owner is None:
+            row = await self.get(db_id)
+            if row is None:
+                return False
+            self.remember(row)
+            owner = row.user_id
+        return owner == principal.user_id
+
     async def _visible_row(self, principal: Principal, db_id: str, ident: str) -> Container | None:
         row = await self.get(db_id)
         if row is None or not (principal.is_admin or row.user_id == principal.user_id):
@@ -170,7 +195,11 @@ class ContainerRepository:
         return row if names_row(row, ident) else None
 
     def remember(self, row: Container) -> None:
-        """Remember the row's full Docker ID, so ``held`` can lock it without a lookup."""
+        """Remember the row's owner and full Docker ID, so ``held`` can check the owner and lock
+        it without a lookup."""
+        if len(self._owners) > _OWNER_CACHE:
+            self._owners.clear()
+        self._owners[row.id] = row.user_id
         if row.docker_id:
             if len(self._docker_ids) > _DOCKER_ID_CACHE:
                 self._docker_ids.clear()
@@ -191,6 +220,7 @@ class ContainerRepository:
                 await tx.add(row.user_id, "container_created", row.as_json())
         except IntegrityError as exc:
             raise NameTaken() from exc
+        self.remember(row)
 
     async def save(
         self, row: Container, event: str | None = None, *, message: str | None = None, **values: Any
