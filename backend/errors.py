@@ -199,3 +199,9 @@ class DockerNotFound(DockerError):
 
 class DockerConflict(DockerError):
     """The engine refused because of a conflicting state (a name in use, a volume in use)."""
+
+
+class VolumeGone(DockerError):
+    """A sandbox's volume is missing, or is not the one Corral made (it lacks the labels).
+    Docker would silently make an empty volume of that name, hiding that the data is gone, so
+    no sandbox is ever created on it."""

@@ -16,7 +16,7 @@ import docker
 
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
-from benchmarks.common import admin_token, server_process, summary, twin_of
+from benchmarks.common import admin_token, baseline_twin, server_process, summary
 from corral.client import CorralClient
 
 ROUNDS = 8
@@ -34,8 +34,8 @@ async def run() -> dict[str, float]:
                     await client.create_container("corral/busybox", wait=True, memory_mb=512)
                 )
 
-            twin = twin_of(made, "bench-sdk")
             service = DockerService(None)
+            twin = await baseline_twin(service, made, "bench-sdk", instance)
             client = docker.APIClient(version="auto")
             timeout = server.settings.stop_timeout_s
             current = await service.create_container(

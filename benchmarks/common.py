@@ -24,7 +24,9 @@ from aiohttp import web
 from backend.admin import Admin
 from backend.app import create_app
 from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.containers.sandbox import LABEL_DB_ID, instance_labels
 from backend.db.models import Container, User
+from backend.docker_service import DockerService
 from backend.settings import Settings, load_settings
 from backend.state import SESSIONS, SIGNER
 from tests.backend_process import BackendProcess, unmount_volumes
@@ -150,6 +152,20 @@ async def seed_users(data_dir: Path, containers_per_user: dict[str, int]) -> dic
         await session.commit()
     signer = JwtSigner(load_or_create_secret(settings.secret_path))
     return {name: signer.issue(user, timedelta(hours=2)).token for name, user in users.items()}
+
+
+async def baseline_twin(
+    service: DockerService, made: dict[str, Any], name: str, instance: str
+) -> Container:
+    """``twin_of(made, name)`` with its volume made as the backend makes one (labelled with the
+    run's instance), for a docker-SDK baseline to create its sandbox on. The labels let
+    ``remove_instance`` remove it; and a sandbox naming a missing volume is refused
+    (``VolumeGone``), where the engine would make an unlabelled one that nothing ever removes
+    (the ``corral-vol-*`` volumes ``just bench`` used to leave behind)."""
+    twin = twin_of(made, name)
+    labels = {**instance_labels(instance), LABEL_DB_ID: twin.id}
+    await service.create_volume(twin.volume_name, labels)
+    return twin
 
 
 def twin_of(made: dict[str, Any], name: str) -> Container:

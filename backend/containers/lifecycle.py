@@ -17,7 +17,13 @@ from backend.containers.starter import SandboxStarter, failure_text
 from backend.containers.volumes import VolumeManager
 from backend.db.models import Container, utcnow
 from backend.docker_service import ContainerState, DockerService
-from backend.errors import DockerError, DockerNotFound, GuestSessionExpired, OperationFailed
+from backend.errors import (
+    DockerError,
+    DockerNotFound,
+    GuestSessionExpired,
+    OperationFailed,
+    VolumeGone,
+)
 from backend.settings import Settings
 
 
@@ -59,6 +65,11 @@ class Lifecycle:
                 started = await self._start_existing(row)
                 if started is None:
                     return await self._recreate_and_start(row)
+            except VolumeGone as exc:
+                # The volume can only have gone with its container: the row is missing, and
+                # stays so (with the reason) rather than start on an empty volume.
+                await self._rows.save(row, "container_updated", status="missing", error=str(exc))
+                raise OperationFailed("failed to start container", str(exc)) from exc
             except DockerError as exc:
                 await self._rows.save(row, error=failure_text(exc))
                 raise OperationFailed("failed to start container", failure_text(exc)) from exc

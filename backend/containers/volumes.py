@@ -8,6 +8,11 @@ reboot and their numbers change, so nothing refers to ``/dev/loopN``: the backen
 image again at the same path when it starts.
 
 Without quotas (not root, or ``disk_quotas = "none"``), a volume is a plain named Docker volume.
+
+A volume is made only for a container that never had one. One that should exist (its container
+had a sandbox, or it is a kept volume attached at create) and is gone, or a volume of that name
+that Corral did not make, is refused (``VolumeGone``): the engine would otherwise give the
+sandbox an empty volume in its place, and the data's loss would go unnoticed.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.containers.sandbox import LABEL_DB_ID, instance_labels
-from backend.db.models import VOLUME_PREFIX, Container
+from backend.db.models import VOLUME_PREFIX, Container, volume_name
 from backend.docker_service import DockerService
-from backend.errors import DockerError
+from backend.errors import DockerError, VolumeGone
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +92,14 @@ class Ext4Images:
     def mountpoint(self, key: str) -> Path:
         return self.root / key
 
-    def ensure(self, key: str, disk_mb: int) -> bool:
-        """Make and mount the image if needed (growing an existing one smaller than
-        ``disk_mb``: a kept volume attached with a larger disk); True when it already existed."""
+    def ensure(self, key: str, disk_mb: int, create: bool) -> bool:
+        """Make (only when ``create``: ``VolumeGone`` otherwise) and mount the image if needed
+        (growing an existing one smaller than ``disk_mb``: a kept volume attached with a larger
+        disk); True when it already existed."""
         image, mountpoint = self.image(key), self.mountpoint(key)
         existed = image.exists()
+        if not existed and not create:
+            raise VolumeGone(gone_message(VOLUME_PREFIX + key))
         if existed and image.stat().st_size < disk_mb * MB:
             self.resize(key, disk_mb)
         if not existed:
@@ -208,15 +216,30 @@ class VolumeManager:
         return os.geteuid() == 0 and all(shutil.which(tool) for tool in QUOTA_TOOLS)
 
     async def ensure(self, row: Container) -> bool:
-        """Make sure the row's volume exists and is mounted; True when its data already existed."""
+        """Make sure the row's volume exists, is Corral's and is mounted; True when its data
+        already existed. Made only for a row that never had one (see the module's doc):
+        ``VolumeGone`` when its data is gone or the volume of that name is not Corral's."""
         name = row.volume_name
+        create = not had_volume(row)
+        labels = await self._docker.volume_labels(name)
+        if labels is not None and any(
+            labels.get(key) != value for key, value in instance_labels(self._instance).items()
+        ):
+            raise VolumeGone(
+                f"a volume named {name} exists but was not made by Corral (it lacks its labels); "
+                "remove it on the host (docker volume rm) if it holds nothing, then try again"
+            )
         if self._images is None:
-            if await self._docker.volume_exists(name):
+            if labels is not None:
                 return True
+            if not create:
+                raise VolumeGone(gone_message(name))
             await self._create_docker_volume(row)
             return False
-        existed = await asyncio.to_thread(self._images.ensure, volume_key(name), row.disk_mb)
-        if not await self._docker.volume_exists(name):
+        existed = await asyncio.to_thread(
+            self._images.ensure, volume_key(name), row.disk_mb, create
+        )
+        if labels is None:  # its image holds the data: only the engine's record was lost
             await self._create_docker_volume(row)
         return existed
 
@@ -281,9 +304,23 @@ class VolumeManager:
             return
         key = volume_key(row.volume_name)
         if await self.size_mb(row) is None:
-            await asyncio.to_thread(self._images.ensure, key, disk_mb)
+            await asyncio.to_thread(self._images.ensure, key, disk_mb, not had_volume(row))
             return
         await asyncio.to_thread(self._images.resize, key, disk_mb)
+
+
+def had_volume(row: Container) -> bool:
+    """Whether the row's volume has existed, so that its absence means lost data: the row had
+    a sandbox (which mounted it), or it was created on a kept volume."""
+    return row.docker_id is not None or row.volume_name != volume_name(row.id)
+
+
+def gone_message(name: str) -> str:
+    return (
+        f"the container's volume {name} is gone (removed outside Corral): its data cannot be "
+        "recovered, and Corral does not give it an empty one in its place; delete the container "
+        "(and create a new one)"
+    )
 
 
 def volume_key(name: str) -> str:
