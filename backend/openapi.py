@@ -78,6 +78,7 @@ STATS_SAMPLE = _obj(
 )
 KEPT_VOLUME = _obj(
     name=STR,
+    owner_id=STR,
     size_mb=INT,
     used_mb={"type": ["integer", "null"], "description": "null when it cannot be measured"},
     container_name=STR,
@@ -204,7 +205,15 @@ def openapi_document() -> dict[str, Any]:
                             user={"type": "object"},
                             tier=STR,
                             limits={"type": "object"},
-                            usage=_obj(containers=INT),
+                            usage=_obj(
+                                containers=INT,
+                                disk_mb={
+                                    **INT,
+                                    "description": "Disk held: containers' and kept volumes'",
+                                },
+                                kept_volumes=INT,
+                                kept_volumes_mb=INT,
+                            ),
                         ),
                         "The caller",
                     ),

@@ -43,6 +43,28 @@ _DOCKER_ID_CACHE = 50_000
 _OWNER_CACHE = 50_000
 
 
+class UserUsage(NamedTuple):
+    """What a user holds against their tier: containers, and disk (their containers' and
+    their kept volumes')."""
+
+    containers: int
+    containers_disk_mb: int
+    kept_volumes: int
+    kept_mb: int
+
+    @property
+    def disk_mb(self) -> int:
+        return self.containers_disk_mb + self.kept_mb
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "containers": self.containers,
+            "disk_mb": self.disk_mb,
+            "kept_volumes": self.kept_volumes,
+            "kept_volumes_mb": self.kept_mb,
+        }
+
+
 class SandboxRef(NamedTuple):
     """A row that names a Docker container: enough to follow it (the stats sampler)."""
 
@@ -57,6 +79,7 @@ class ContainerRepository:
         self._sessions = sessions
         self._events = events
         self._locks = KeyedLocks()
+        self._user_locks = KeyedLocks()
         self._docker_ids: dict[str, str] = {}
         self._owners: dict[str, str] = {}  # db_id -> user_id
 
@@ -77,6 +100,20 @@ class ContainerRepository:
                 select(func.count()).select_from(Container).where(Container.user_id == user_id)
             )
         return int(value or 0)
+
+    async def usage_of(self, user_id: str) -> UserUsage:
+        """The user's containers and disk, their containers' and kept volumes' (one query)."""
+        mine = Container.user_id == user_id
+        kept = KeptVolume.user_id == user_id
+        query = select(
+            select(func.count()).where(mine).scalar_subquery(),
+            select(func.coalesce(func.sum(Container.disk_mb), 0)).where(mine).scalar_subquery(),
+            select(func.count()).select_from(KeptVolume).where(kept).scalar_subquery(),
+            select(func.coalesce(func.sum(KeptVolume.size_mb), 0)).where(kept).scalar_subquery(),
+        )
+        async with self._sessions() as session:
+            row = (await session.execute(query)).one()
+        return UserUsage(*(int(value or 0) for value in row))
 
     async def resolve(self, principal: Principal, ident: str) -> Container:
         """The container ``ident`` names: a database ID, a Docker ID, a name or a unique Docker
@@ -141,6 +178,12 @@ class ContainerRepository:
     def lock(self, db_id: str) -> AbstractAsyncContextManager[None]:
         """The container's lock: hold it to change the row or its sandbox."""
         return self._locks.hold(db_id)
+
+    def user_lock(self, user_id: str) -> AbstractAsyncContextManager[None]:
+        """The user's lock: what counts against their tier (containers, disk) is checked and
+        changed under it, so concurrent requests cannot pass a limit together. Taken after a
+        container's lock, never before one."""
+        return self._user_locks.hold(user_id)
 
     def lock_users(self, db_id: str) -> int:
         """How many tasks hold or wait for the container's lock (tests: who queued on it)."""

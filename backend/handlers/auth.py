@@ -69,13 +69,13 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     principal = principal_of(request)
     tier = request.app[SETTINGS].tier(principal.user.tier)
-    count = await request.app[CONTAINERS].repository.count_for(principal.user_id)
+    usage = await request.app[CONTAINERS].repository.usage_of(principal.user_id)
     return web.json_response(
         {
             "user": principal.user.as_json(),
             "tier": tier.name,
             "limits": tier.as_json(),
-            "usage": {"containers": count},
+            "usage": usage.as_json(),
             "scopes": sorted(principal.scopes),
             "session_expires_at": iso(principal.user.session_expires_at),
         }

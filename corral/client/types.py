@@ -79,6 +79,7 @@ class KeptVolume(TypedDict):
     """A volume kept by a delete with ``keep_volume``; ``used_mb`` is None when unknown."""
 
     name: str
+    owner_id: str
     size_mb: int
     used_mb: int | None
     container_name: str
