@@ -29,7 +29,8 @@ from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerUnavailable
 from backend.events.hub import CLOSE_GOING_AWAY, EventHub
 from backend.events.log import EventLog
-from backend.middleware import auth_middleware, error_middleware
+from backend.middleware import auth_middleware, error_middleware, rate_limit_middleware
+from backend.ratelimit import RateLimiter
 from backend.routes import ROUTES
 from backend.settings import Settings
 from backend.state import (
@@ -42,6 +43,7 @@ from backend.state import (
     EVENT_HUB,
     EVENTS,
     INSTANCE,
+    RATE_LIMITER,
     SESSIONS,
     SETTINGS,
     SIGNER,
@@ -215,10 +217,16 @@ async def _close_stats_streams(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, auth_middleware, rate_limit_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[RATE_LIMITER] = RateLimiter(
+        {"guest": settings.guest_signin_rate, "login": settings.login_rate},
+        settings.write_rate,
+        settings.trusted_proxies,
+        settings.rate_limit_keys,
+    )
     app.add_routes(ROUTES)
     app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats])
     app.on_shutdown.extend([_close_event_streams, _close_stats_streams])

@@ -40,6 +40,10 @@ class CorralError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": self.error, "message": self.message, **self.extra}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body (none by default)."""
+        return {}
+
 
 class InvalidParameters(CorralError):
     status = 400
@@ -160,6 +164,27 @@ class UsernameTaken(Conflict):
 class PayloadTooLarge(CorralError):
     status = 413
     error = "request too large"
+
+
+class RateLimited(CorralError):
+    """429 with ``Retry-After``: the caller sent more than its rate limit allows
+    (``backend.ratelimit``); nothing was done."""
+
+    status = 429
+    error = "too many requests"
+
+    def __init__(self, message: str, retry_after: int, **extra: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after, **extra)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class GuestLimitReached(RateLimited):
+    """429: as many guest sessions are live as the backend allows (``max_guest_sessions``)."""
+
+    error = "guest limit reached"
 
 
 class DockerUnavailable(CorralError):

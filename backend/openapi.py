@@ -120,6 +120,29 @@ def _op(
     return op
 
 
+RATE_LIMITED = {
+    "description": "too many requests (a rate limit: sign-in per client IP, writes per user), "
+    "or on guest sign-in guest limit reached (as many guest sessions are live as allowed); "
+    "retry_after in the body, as the header",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds until the request may succeed",
+            "schema": INT,
+        }
+    },
+    "content": {"application/json": {"schema": ERROR}},
+}
+SIGN_IN = ("/api/auth/guest", "/api/auth/login")
+
+
+def _add_rate_limits(paths: dict[str, dict[str, Any]]) -> None:
+    """429 on every rate-limited operation: sign-in, and every write of a signed-in caller."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if path in SIGN_IN or method in ("post", "put", "patch", "delete"):
+                operation["responses"]["429"] = RATE_LIMITED
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     bodies = [v.GUEST_LOGIN, v.LOGIN, v.TOKEN_CREATE, v.CONTAINER_CREATE, v.CONTAINER_SETTINGS]
@@ -570,6 +593,7 @@ def openapi_document() -> dict[str, Any]:
             )
         },
     }
+    _add_rate_limits(paths)
     return {
         "openapi": "3.1.0",
         "info": {

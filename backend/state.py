@@ -15,6 +15,7 @@ from backend.containers.watcher import DockerWatcher
 from backend.docker_service import DockerService
 from backend.events.hub import EventHub
 from backend.events.log import EventLog
+from backend.ratelimit import RateLimiter
 from backend.settings import Settings
 from backend.stats.sampler import StatsSampler
 
@@ -33,3 +34,4 @@ INSTANCE = web.AppKey("instance", str)
 WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)
 STATS = web.AppKey("stats", StatsSampler)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -10,20 +10,22 @@ a failed sign-in says nothing about which part was wrong.
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.passwords import DUMMY_HASH, hash_password, verify_password
 from backend.auth.tokens import new_api_token_row
 from backend.db.models import ApiToken, RevokedJwt, User, utcnow
-from backend.errors import NotFound, Unauthorized, UsernameTaken
+from backend.errors import GuestLimitReached, NotFound, Unauthorized, UsernameTaken
 
 
 class UserService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._guest_lock = asyncio.Lock()
 
     # -- users --------------------------------------------------------------------------------
 
@@ -67,15 +69,17 @@ class UserService:
                 await session.commit()
             return user
 
-    async def add_guest(self, username: str, session_end: datetime) -> User:
+    async def add_guest(self, username: str, session_end: datetime, max_live: int) -> User:
         """A guest whose session ends at ``session_end``; UsernameTaken when a registered user
-        has the name."""
-        async with self._sessions() as session:
+        has the name, GuestLimitReached when ``max_live`` guest sessions are live already
+        (counted and added under one lock, so concurrent sign-ins cannot pass it together)."""
+        async with self._guest_lock, self._sessions() as session:
             taken = await session.scalar(
                 select(User.id).where(User.username == username, User.is_guest.is_(False))
             )
             if taken is not None:
                 raise UsernameTaken()
+            await _check_guest_room(session, max_live)
             user = User(
                 username=username, tier="guest", is_guest=True, session_expires_at=session_end
             )
@@ -93,12 +97,21 @@ class UserService:
             raise Unauthorized("Wrong username or password.")
         return user
 
-    async def end_session(self, jti: str, expires_at: datetime) -> None:
-        """Refuse a session token from now on (kept until it would have expired anyway)."""
+    async def end_session(self, user: User, jti: str, expires_at: datetime) -> None:
+        """Refuse a session token from now on (kept until it would have expired anyway). A
+        guest signing out ends their guest session too (a guest cannot sign in again as the
+        same guest), so it no longer counts as live."""
         async with self._sessions() as session:
             if await session.get(RevokedJwt, jti) is None:
                 session.add(RevokedJwt(jti=jti, expires_at=expires_at))
-                await session.commit()
+            if user.is_guest:
+                now = utcnow()
+                await session.execute(
+                    update(User)
+                    .where(User.id == user.id, User.session_expires_at > now)
+                    .values(session_expires_at=now)
+                )
+            await session.commit()
 
     # -- API tokens ---------------------------------------------------------------------------
 
@@ -138,6 +151,28 @@ class UserService:
             await session.commit()
         if not getattr(result, "rowcount", 0):
             raise NotFound("No such token among yours.")
+
+
+async def _check_guest_room(session: AsyncSession, max_live: int) -> None:
+    """GuestLimitReached when ``max_live`` guest sessions are live; ``Retry-After`` is when the
+    first of them ends."""
+    now = utcnow()
+    live, first_end = (
+        await session.execute(
+            select(func.count(), func.min(User.session_expires_at)).where(
+                User.is_guest.is_(True), User.session_expires_at > now
+            )
+        )
+    ).one()
+    if live < max_live:
+        return
+    wait = (first_end - now).total_seconds() if first_end is not None else 60.0
+    raise GuestLimitReached(
+        f"Corral is at its limit of {max_live} guest sessions at once; try again later, or sign "
+        "in with an account.",
+        retry_after=max(1, math.ceil(wait)),
+        limit=max_live,
+    )
 
 
 async def _registered(session: AsyncSession, username: str) -> User | None:

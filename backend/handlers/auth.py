@@ -10,11 +10,13 @@ from backend.auth.policy import access
 from backend.db.models import iso, utcnow
 from backend.errors import InvalidParameters, NotAuthorized
 from backend.middleware import principal_of
+from backend.ratelimit import limited_by_ip
 from backend.state import CONTAINERS, SETTINGS, SIGNER, USERS
 from backend.validation import GUEST_LOGIN, LOGIN, TOKEN_CREATE, USERNAME_RE, read_json
 
 
 @access(public=True)
+@limited_by_ip("guest")
 async def guest_login(request: web.Request) -> web.Response:
     fields = GUEST_LOGIN.parse(await read_json(request))
     username = fields["username"]
@@ -24,7 +26,7 @@ async def guest_login(request: web.Request) -> web.Response:
         )
     settings = request.app[SETTINGS]
     session_end = utcnow().replace(microsecond=0) + timedelta(hours=settings.guest_session_hours)
-    user = await request.app[USERS].add_guest(username, session_end)
+    user = await request.app[USERS].add_guest(username, session_end, settings.max_guest_sessions)
     # The token outlives the session by a grace period, so an expired guest can still see, stop
     # and delete what they made; starting and creating are refused once the session is over.
     lifetime = timedelta(hours=settings.guest_session_hours + settings.guest_grace_hours)
@@ -42,6 +44,7 @@ async def guest_login(request: web.Request) -> web.Response:
 
 
 @access(public=True)
+@limited_by_ip("login")
 async def login(request: web.Request) -> web.Response:
     fields = LOGIN.parse(await read_json(request))
     user = await request.app[USERS].check_password(fields["username"], fields["password"])
@@ -62,7 +65,7 @@ async def logout(request: web.Request) -> web.Response:
     principal = principal_of(request)
     if principal.kind != "jwt" or principal.expires_at is None:
         raise InvalidParameters("Only a session token can sign out; revoke API tokens instead.")
-    await request.app[USERS].end_session(principal.token_id, principal.expires_at)
+    await request.app[USERS].end_session(principal.user, principal.token_id, principal.expires_at)
     return web.json_response({"message": "signed out"})
 
 
