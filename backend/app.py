@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from backend.agents.service import AgentService
+from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.auth.users import UserService
@@ -43,6 +44,7 @@ from backend.state import (
     EVENT_HUB,
     EVENTS,
     INSTANCE,
+    LIVE_STREAMS,
     RATE_LIMITER,
     SESSIONS,
     SETTINGS,
@@ -83,7 +85,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = make_sessionmaker(engine)
     app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))
     app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER])
-    app[USERS] = UserService(app[SESSIONS])
+    app[USERS] = UserService(app[SESSIONS], app[LIVE_STREAMS])
+    app[LIVE_STREAMS].check_with(app[USERS].revoked)
     app[INSTANCE] = instance_id(settings)
     yield
     await engine.dispose()
@@ -221,6 +224,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[LIVE_STREAMS] = LiveStreams()
     app[RATE_LIMITER] = RateLimiter(
         {"guest": settings.guest_signin_rate, "login": settings.login_rate},
         settings.write_rate,

@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.agents.service import AgentService
+from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner
 from backend.auth.users import UserService
@@ -35,3 +36,4 @@ WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)
 STATS = web.AppKey("stats", StatsSampler)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+LIVE_STREAMS = web.AppKey("live_streams", LiveStreams)

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.auth.live import LiveStreams
 from backend.auth.passwords import DUMMY_HASH, hash_password, verify_password
 from backend.auth.tokens import new_api_token_row
 from backend.db.models import ApiToken, RevokedJwt, User, utcnow
@@ -23,8 +24,13 @@ from backend.errors import GuestLimitReached, NotFound, Unauthorized, UsernameTa
 
 
 class UserService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], live: LiveStreams | None = None
+    ) -> None:
         self._sessions = sessions
+        # The streams open with each token (the backend's; None in the admin commands, which
+        # run beside it and revoke nothing), ended as soon as a revocation commits.
+        self._live = live
         self._guest_lock = asyncio.Lock()
 
     # -- users --------------------------------------------------------------------------------
@@ -112,6 +118,18 @@ class UserService:
                     .values(session_expires_at=now)
                 )
             await session.commit()
+        if self._live is not None:
+            self._live.end("jwt", jti, "This session was signed out.")
+
+    async def revoked(self, kind: str, token_id: str) -> bool:
+        """Whether the token (a session's ``jti``, or an API token's ID) has been revoked."""
+        async with self._sessions() as session:
+            if kind == "jwt":
+                return await session.get(RevokedJwt, token_id) is not None
+            revoked_at = await session.scalar(
+                select(ApiToken.revoked_at).where(ApiToken.id == token_id)
+            )
+            return revoked_at is not None
 
     # -- API tokens ---------------------------------------------------------------------------
 
@@ -151,6 +169,8 @@ class UserService:
             await session.commit()
         if not getattr(result, "rowcount", 0):
             raise NotFound("No such token among yours.")
+        if self._live is not None:
+            self._live.end("api", token_id, "This API token was revoked.")
 
 
 async def _check_guest_room(session: AsyncSession, max_live: int) -> None:

@@ -10,7 +10,7 @@ from backend.errors import NotAuthorized
 from backend.events.stream import EventConnection
 from backend.handlers.containers import container_listing
 from backend.middleware import principal_of
-from backend.state import EVENT_HUB, EVENTS, SETTINGS
+from backend.state import EVENT_HUB, EVENTS, LIVE_STREAMS, SETTINGS
 from backend.validation import query_flag, query_int
 
 
@@ -31,5 +31,6 @@ async def container_events(request: web.Request) -> web.StreamResponse:
         principal=principal,
         all_users=all_users,
         since=since,
+        live=request.app[LIVE_STREAMS],
     )
     return await connection.run()

@@ -14,7 +14,7 @@ from backend.errors import (
     OperationFailed,
 )
 from backend.middleware import principal_of
-from backend.state import AGENTS, CONTAINERS, SETTINGS, STATS
+from backend.state import AGENTS, CONTAINERS, LIVE_STREAMS, SETTINGS, STATS
 from backend.stats.sampler import RUNNING
 from backend.stats.stream import StatsConnection
 from backend.validation import query_flag
@@ -50,5 +50,6 @@ async def stats_stream(request: web.Request) -> web.StreamResponse:
         sampler=request.app[STATS],
         principal=principal,
         all_users=all_users,
+        live=request.app[LIVE_STREAMS],
     )
     return await connection.run()

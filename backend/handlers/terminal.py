@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from aiohttp import web
 
 from backend.agents.service import is_agent_id
+from backend.auth.live import CLOSE_CREDENTIALS, REVOKED_REASON
 from backend.auth.policy import access
 from backend.errors import ContainerNotRunning
 from backend.middleware import WS_SUBPROTOCOL, principal_of
-from backend.state import AGENTS, CONTAINERS, DOCKER
+from backend.state import AGENTS, CONTAINERS, DOCKER, LIVE_STREAMS
 from backend.terminal.bridge import bridge
 from backend.terminal.shell import DockerShell, Shell
 
@@ -50,5 +54,22 @@ async def terminal(request: web.Request) -> web.StreamResponse:
     except BaseException:
         await shell.close()
         raise
-    await bridge(ws, shell)
+    ending: set[asyncio.Task[None]] = set()
+
+    def revoked(message: str) -> None:
+        """The token was revoked: end the session (the bridge then hangs the shell up)."""
+        task = asyncio.ensure_future(_end_revoked(ws, message))
+        ending.add(task)
+        task.add_done_callback(ending.discard)
+
+    async with request.app[LIVE_STREAMS].opened_with(principal, revoked):
+        await bridge(ws, shell)
     return ws
+
+
+async def _end_revoked(ws: web.WebSocketResponse, message: str) -> None:
+    if ws.closed:
+        return
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_json({"type": "error", "data": message})
+        await ws.close(code=CLOSE_CREDENTIALS, message=REVOKED_REASON.encode())
