@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# aiosqlite logs every statement with its parameters at DEBUG: a container's environment (it may
+# hold secrets), token hashes. Never wanted in Corral's log, whatever level the log is at.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
