@@ -26,6 +26,7 @@ from backend.errors import (
 )
 from backend.ratelimit import WRITE_METHODS, ip_limit_of
 from backend.state import AUTHENTICATOR, RATE_LIMITER
+from corral.shapes import Scope
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +104,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-def _authorize(principal: Principal, admin: bool, scope: str | None, method: str) -> None:
+def _authorize(principal: Principal, admin: bool, scope: Scope | None, method: str) -> None:
     if admin and not principal.is_admin:
         raise NotAuthorized("This route is for administrators.")
-    needed = scope or ("read" if method in ("GET", "HEAD", "OPTIONS") else "write")
+    needed = scope or (Scope.READ if method in ("GET", "HEAD", "OPTIONS") else Scope.WRITE)
     if needed not in principal.scopes:
         raise NotAuthorized(f"Your token lacks the {needed!r} scope needed here.")
 

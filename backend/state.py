@@ -37,3 +37,4 @@ AGENTS = web.AppKey("agents", AgentService)
 STATS = web.AppKey("stats", StatsSampler)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 LIVE_STREAMS = web.AppKey("live_streams", LiveStreams)
+OPENAPI = web.AppKey("openapi", dict)  # the document served at /api/openapi.json

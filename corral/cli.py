@@ -22,6 +22,7 @@ from typing import Any
 from backend.settings import ConfigError, Settings, load_settings
 from corral.commands import EXIT_USAGE, add_commands, add_server_options, is_client_command
 from corral.roles_cli import add_roles_commands
+from corral.shapes import FULL_SCOPES
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -207,7 +208,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_token_issue(args: argparse.Namespace) -> int:
     from backend.admin import Admin, AdminError
 
-    scopes = args.scope or ["read", "write"]
+    scopes = args.scope or sorted(FULL_SCOPES)
 
     async def run() -> None:
         async with Admin(_settings(args)) as admin:
@@ -300,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument(
         "--scope",
         action="append",
-        choices=["read", "write"],
+        choices=sorted(FULL_SCOPES),
         help="a scope to grant (repeat for both; default read and write)",
     )
     issue.add_argument("--name", default="cli", help="a label for the token")

@@ -17,9 +17,17 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
-from corral.client import ApiError, Container, CorralClient, CorralClientError, EventMessage
+from corral.client import (
+    ApiError,
+    Container,
+    ContainerList,
+    CorralClient,
+    CorralClientError,
+    EventMessage,
+    EventType,
+)
 from corral.logs_and_volumes import add_logs_and_volumes
 from corral.output import print_json as _print_json
 from corral.output import table as _table
@@ -111,7 +119,7 @@ def _row(c: Container) -> list[str]:
         _short(c["id"]),
         c["name"],
         c["status"],
-        c["image"],
+        str(c["image"]),
         f"{res['memory_mb']}M",
         f"{res['cpu_shares']}m",
         f"{res['disk_mb']}M",
@@ -260,10 +268,12 @@ async def events(client: CorralClient, args: argparse.Namespace) -> int:
 
 def _describe(m: EventMessage) -> str:
     c = m["container"]
-    if m["type"] == "list":
-        return f"{m['timestamp']}  list  {c['count']} of {c['limit']} containers  (seq {m['seq']})"
+    if m["type"] == EventType.LIST:
+        listing = cast(ContainerList, c)
+        count, limit = listing["count"], listing["limit"]
+        return f"{m['timestamp']}  list  {count} of {limit} containers  (seq {m['seq']})"
     name = c.get("name") or _short(str(c.get("id", "")))
-    if m["type"] == "container_progress":
+    if m["type"] == EventType.CONTAINER_PROGRESS:
         detail = f"{c.get('progress', '')}%  {c.get('message', '')}"
     else:
         detail = str(c.get("status", ""))

@@ -23,9 +23,10 @@ from backend.auth.passwords import hash_password
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import User
 from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_settings
-from backend.state import SESSIONS, SIGNER
+from backend.state import EVENTS, SESSIONS, SIGNER
 from corral.client import CorralClient
 from tests.backend_process import unmount_volumes
+from tests.conformance import Conformance
 
 BUSYBOX = "corral/busybox"
 
@@ -85,9 +86,10 @@ def settings(
 class Api:
     """A test client with helpers to make users and sign in as them."""
 
-    def __init__(self, client: TestClient[Any, Any]) -> None:
+    def __init__(self, client: TestClient[Any, Any], conformance: Conformance) -> None:
         self.client = client
         self.app = client.app
+        self.conformance = conformance  # checks every answer against the OpenAPI document
 
     async def user(
         self,
@@ -137,9 +139,16 @@ class Api:
 
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Api]:
-    """A backend over ``settings`` (for tests that need settings of their own)."""
-    async with TestClient(TestServer(create_app(settings))) as client:
-        yield Api(client)
+    """A backend over ``settings`` (for tests that need settings of their own). Every answer it
+    sends is checked against its OpenAPI document (``tests.conformance``); the test that got
+    one that does not conform fails."""
+    app = create_app(settings)
+    conformance = Conformance()
+    conformance.attach(app)
+    async with TestClient(TestServer(app)) as client:
+        app[EVENTS].add_listener(conformance.on_event)
+        yield Api(client, conformance)
+    conformance.assert_conforms()
 
 
 @pytest.fixture

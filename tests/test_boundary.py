@@ -1,25 +1,43 @@
-"""The architecture's one hard line: the backend never imports the console, and the console
-reaches the backend only over HTTP/WebSocket (never by importing it)."""
+"""The architecture's hard lines: the backend never imports the console, the console reaches the
+backend only over HTTP/WebSocket (never by importing it), and the one thing both sides import is
+``corral.shapes``, the declarations of what travels between them."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED = "corral.shapes"
 
 
-def _imports(package: str) -> dict[str, set[str]]:
+def _modules(package: str) -> dict[str, set[str]]:
+    """Each file's imported modules, by their full dotted names."""
     found: dict[str, set[str]] = {}
     for path in (ROOT / package).rglob("*.py"):
         names: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
+                names.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
+                # ``from corral import shapes`` imports corral.shapes, not corral's other parts
+                subs = [f"{node.module}.{alias.name}" for alias in node.names]
+                names.update(subs if all(_shared(sub) for sub in subs) else [node.module])
         found[str(path.relative_to(ROOT))] = names
     return found
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Each file's imported top-level packages; ``corral.shapes`` counts as its own."""
+    return {
+        path: {SHARED if _shared(name) else name.split(".")[0] for name in names}
+        for path, names in _modules(package).items()
+    }
+
+
+def _shared(name: str) -> bool:
+    return name == SHARED or name.startswith(SHARED + ".")
 
 
 def test_backend_never_imports_the_console() -> None:
@@ -29,6 +47,7 @@ def test_backend_never_imports_the_console() -> None:
         if names & {"textual", "tui", "corral", "rich"}
     }
     assert offenders == {}
+    assert any(SHARED in names for names in _imports("backend").values())
 
 
 def test_console_never_imports_the_backend() -> None:
@@ -50,6 +69,18 @@ def test_the_client_never_imports_the_backend() -> None:
     }
     assert offenders == {}
     assert _imports("corral/client"), "the check must read the client's files"
+
+
+def test_the_shapes_import_only_the_standard_library_and_pydantic() -> None:
+    """What both sides import must pull in neither side (nor aiohttp, SQLAlchemy, Textual)."""
+    allowed = {"pydantic", "pydantic_core", "typing_extensions", SHARED}
+    offenders = {
+        path: sorted(names - allowed - set(sys.stdlib_module_names))
+        for path, names in _imports("corral/shapes").items()
+        if names - allowed - set(sys.stdlib_module_names)
+    }
+    assert offenders == {}
+    assert _imports("corral/shapes"), "the check must read the shapes' files"
 
 
 def test_the_check_sees_imports() -> None:

@@ -9,16 +9,14 @@ from typing import Any
 
 import docker
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from backend.app import create_app
 from backend.db.models import EventRecord
 from backend.docker_service import DockerService
 from backend.errors import DockerUnavailable
 from backend.settings import Settings
 from backend.state import CONTAINERS, SESSIONS, WATCHER
-from tests.conftest import Api, containers_of, sh, wait_for
+from tests.conftest import Api, containers_of, serve, sh, wait_for
 
 
 def docker_cli(*args: str) -> None:
@@ -143,8 +141,7 @@ async def test_watcher_reconnects_and_catches_up(api: Api) -> None:
 async def test_restart_reconciles_changes_made_while_down(
     settings: Settings, docker_client: docker.DockerClient
 ) -> None:
-    async with TestClient(TestServer(create_app(settings))) as client:
-        api = Api(client)
+    async with serve(settings) as api:
         _, headers = await api.user("owner", tier="test")
         gone = await api.create(headers, name="gone")
         halted = await api.create(headers, name="halted")
@@ -153,8 +150,7 @@ async def test_restart_reconciles_changes_made_while_down(
     docker_cli("rm", "-f", gone["id"])
     docker_cli("stop", "-t", "1", halted["id"])
 
-    async with TestClient(TestServer(create_app(settings))) as client:
-        api = Api(client)
+    async with serve(settings) as api:
         await _watching(api)
         assert (await api.get(headers, gone["db_id"]))["status"] == "missing"
         assert (await api.get(headers, halted["db_id"]))["status"] == "stopped"

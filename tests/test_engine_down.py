@@ -13,7 +13,7 @@ from backend.db.models import Container
 from backend.docker_service import DockerService
 from backend.settings import Settings
 from backend.state import SESSIONS
-from tests.conftest import BUSYBOX, Api
+from tests.conftest import BUSYBOX, serve
 
 
 async def _rows(client: TestClient[Any, Any]) -> list[tuple[object, ...]]:
@@ -23,14 +23,14 @@ async def _rows(client: TestClient[Any, Any]) -> list[tuple[object, ...]]:
 
 
 async def test_unreachable_engine_is_503_and_changes_nothing(settings: Settings) -> None:
-    async with TestClient(TestServer(create_app(settings))) as live:
-        api = Api(live)
+    async with serve(settings) as api:
         _, headers = await api.user("owner")
         made = await api.create(headers, name="kept")
         token = headers
 
     down = settings.with_overrides(docker_host="unix:///nonexistent/docker.sock")
-    async with TestClient(TestServer(create_app(down))) as client:
+    async with serve(down) as served:
+        client = served.client
         before = await _rows(client)
         assert before and before[0][1] == "running"
 
@@ -77,6 +77,7 @@ async def test_runc_when_configured_explicitly(settings: Settings, monkeypatch: 
 
     monkeypatch.setattr(DockerService, "runtimes", only_runc)
     runc = settings.with_overrides(runtime="runc")
-    async with TestClient(TestServer(create_app(runc))) as client:
+    async with serve(runc) as served:
+        client = served.client
         body = await (await client.get("/health")).json()
         assert body["runtime"] == "runc"

@@ -30,7 +30,11 @@ def make(docker_client: docker.DockerClient, instance: str) -> Iterator[Make]:
 
     def create(command: list[str]) -> str:
         made = docker_client.containers.create(
-            BUSYBOX, command, runtime="runsc", labels={"corral.instance": instance}
+            BUSYBOX,
+            command,
+            runtime="runsc",
+            network_mode="none",  # as every sandbox: the host need not have a docker0 bridge
+            labels={"corral.instance": instance},
         )
         return str(made.id)
 

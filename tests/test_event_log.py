@@ -9,6 +9,13 @@ from backend.state import EVENTS, SESSIONS
 from tests.conftest import Api
 
 
+@pytest.fixture(autouse=True)
+def _made_up_payloads(api: Api) -> None:
+    """The log is under test here, with payloads that are not containers: the events are not
+    held to the stream's message schema (the HTTP answers still are)."""
+    api.conformance.events = False
+
+
 async def _publish(log: EventLog, user_id: str, n: int) -> list[Event]:
     events = []
     for i in range(n):

@@ -203,6 +203,7 @@ async def test_since_resumes_exactly_whatever_arrives_during_the_catch_up(api: A
     """Events committed while a client is being caught up are neither lost nor doubled."""
     user, headers = await api.user()
     log = api.app[EVENTS]
+    api.conformance.events = False  # made-up payloads, not containers
     for i in range(50):
         await log.publish(user.id, "container_progress", {"id": "x", "progress": i})
     async with api.corral(headers) as client:
@@ -228,6 +229,7 @@ async def test_pruned_gap_gets_a_fresh_list_and_the_log_stays_bounded(
     async with serve(bounded) as api:
         user, headers = await api.user()
         log = api.app[EVENTS]
+        api.conformance.events = False  # made-up payloads, not containers
         for i in range(12):
             await log.publish(user.id, "container_progress", {"id": "x", "progress": i})
 
@@ -425,6 +427,7 @@ async def test_stalled_client_is_closed_1013_while_50_others_get_every_event(
         user, headers = await api.user()
         hub = api.app[EVENT_HUB]
         log = api.app[EVENTS]
+        api.conformance.events = False  # made-up payloads, not containers
         token = headers["Authorization"].removeprefix("Bearer ")
         async with api.corral(headers) as client:
             others = [await client.connect_events() for _ in range(50)]

@@ -89,6 +89,26 @@ async def test_shell_runs_commands_resizes_and_reports_exit_code(api: Api) -> No
     await term.ws.close()
 
 
+async def test_a_bad_initial_size_falls_back_to_the_default_not_a_refusal(api: Api) -> None:
+    """``?cols=&rows=`` come from the terminal's declared query shape: a size that is not a
+    number from 1 to 1000 gets its default (80 columns, 24 rows), the other one is kept."""
+    _, headers = await api.user(tier="test")
+    made = await api.create(headers)
+    term = await _open(api, headers, made["id"], "?cols=5000&rows=30")
+    await term.send("stty size\n")
+    await term.expect(r"30 80")
+    await term.ws.close()
+    term = await _open(api, headers, made["id"], "?cols=abc&rows=0")
+    await term.send("stty size\n")
+    await term.expect(r"24 80")
+    await term.ws.close()
+    document = await (await api.client.get("/api/openapi.json")).json()
+    parameters = document["paths"]["/ws/terminal/{id}"]["get"]["parameters"]
+    sizes = {p["name"]: p["schema"] for p in parameters if p["in"] == "query"}
+    bounds = {name: (s["minimum"], s["maximum"], s["default"]) for name, s in sizes.items()}
+    assert bounds == {"cols": (1, 1000, 80), "rows": (1, 1000, 24)}
+
+
 async def test_two_terminals_at_once_and_closing_ends_the_shell(
     api: Api, docker_client: docker.DockerClient
 ) -> None:

@@ -7,11 +7,9 @@ import os
 import subprocess
 
 import docker
-from aiohttp.test_utils import TestClient, TestServer
 
-from backend.app import create_app
 from backend.settings import Settings
-from tests.conftest import Api, sh
+from tests.conftest import Api, serve, sh
 
 
 async def test_delete_removes_the_image_file_unless_kept(api: Api, settings: Settings) -> None:
@@ -33,8 +31,8 @@ async def test_delete_removes_the_image_file_unless_kept(api: Api, settings: Set
 async def test_volumes_are_mounted_again_at_start(
     settings: Settings, docker_client: docker.DockerClient
 ) -> None:
-    async with TestClient(TestServer(create_app(settings))) as client:
-        api = Api(client)
+    async with serve(settings) as api:
+        client = api.client
         _, headers = await api.user("owner", tier="test")
         made = await api.create(headers)
         sh(docker_client, made["id"], "echo rebooted > /home/user/f")
@@ -44,8 +42,8 @@ async def test_volumes_are_mounted_again_at_start(
     subprocess.run(["umount", str(mountpoint)], check=True)  # what a reboot does to loop mounts
     assert not os.path.ismount(mountpoint)
 
-    async with TestClient(TestServer(create_app(settings))) as client:
-        api = Api(client)
+    async with serve(settings) as api:
+        client = api.client
         assert os.path.ismount(mountpoint)
         resp = await client.post(f"/api/containers/{made['id']}/start", headers=headers)
         assert resp.status == 200

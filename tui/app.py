@@ -112,8 +112,10 @@ class CorralApp(App[None]):
         )
         if isinstance(me, BaseException):
             raise me
-        self.images = [] if isinstance(images, BaseException) else list(images["images"])
-        self.roles = [] if isinstance(roles, BaseException) else list(roles["roles"])
+        self.images = (
+            [] if isinstance(images, BaseException) else [dict(i) for i in images["images"]]
+        )
+        self.roles = [] if isinstance(roles, BaseException) else [dict(r) for r in roles["roles"]]
         status = {"docker": "unavailable"} if isinstance(health, BaseException) else dict(health)
         self.main_screen.post_message(ProfileLoaded(dict(me), self.images, self.roles, status))
         if status.get("docker") != "ok":

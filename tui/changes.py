@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from corral.shapes import EventType
 from tui import formatting as fmt
 
 RESOURCE_WORDS = (
@@ -14,12 +15,18 @@ RESOURCE_WORDS = (
 )
 
 
+# Events that say all there is to say about themselves.
+QUIET_EVENTS = frozenset(
+    {EventType.LIST, EventType.CONTAINER_PROGRESS, EventType.CONTAINER_CREATED}
+)
+
+
 def describe_change(
     message: dict[str, Any], before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> str | None:
     """The change from ``before`` to ``after`` in a few words; None when there is nothing to say
     beyond the event's own message (a create, a progress step, a list)."""
-    if message.get("type") in ("list", "container_progress", "container_created"):
+    if message.get("type") in QUIET_EVENTS:
         return None
     if before is None or after is None:
         return None

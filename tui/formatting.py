@@ -9,27 +9,29 @@ from typing import Any
 
 from rich.text import Text
 
-STATUS_STYLE = {
-    "running": ("●", "green"),
-    "configuring": ("◐", "cyan"),
-    "creating": ("◌", "cyan"),
-    "stopped": ("○", "yellow"),
-    "offline": ("○", "yellow"),
-    "missing": ("✕", "magenta"),
-    "error": ("✕", "red"),
-    "deleted": ("✕", "dim"),
+from corral.shapes import EventType, RoleState, Status
+
+STATUS_STYLE: dict[str, tuple[str, str]] = {
+    Status.RUNNING: ("●", "green"),
+    Status.CONFIGURING: ("◐", "cyan"),
+    Status.CREATING: ("◌", "cyan"),
+    Status.STOPPED: ("○", "yellow"),
+    Status.OFFLINE: ("○", "yellow"),
+    Status.MISSING: ("✕", "magenta"),
+    Status.ERROR: ("✕", "red"),
+    Status.DELETED: ("✕", "dim"),
 }
 
-EVENT_STYLE = {
-    "container_created": "cyan",
-    "container_progress": "blue",
-    "container_started": "green",
-    "container_stopped": "yellow",
-    "container_deleted": "red",
-    "container_updated": "magenta",
-    "agent_connected": "green",
-    "agent_disconnected": "yellow",
-    "list": "dim",
+EVENT_STYLE: dict[str, str] = {
+    EventType.CONTAINER_CREATED: "cyan",
+    EventType.CONTAINER_PROGRESS: "blue",
+    EventType.CONTAINER_STARTED: "green",
+    EventType.CONTAINER_STOPPED: "yellow",
+    EventType.CONTAINER_DELETED: "red",
+    EventType.CONTAINER_UPDATED: "magenta",
+    EventType.AGENT_CONNECTED: "green",
+    EventType.AGENT_DISCONNECTED: "yellow",
+    EventType.LIST: "dim",
 }
 
 
@@ -86,7 +88,7 @@ def duration(seconds: float) -> str:
 
 
 def uptime(container: dict[str, Any], now: datetime | None = None) -> str:
-    if container.get("status") != "running":
+    if container.get("status") != Status.RUNNING:
         return "—"
     started = parse_time(container.get("started_at"))
     if started is None:
@@ -112,7 +114,7 @@ def role_cell(container: dict[str, Any]) -> str:
     if not role:
         return "—"
     state = container.get("role_state")
-    if state and state not in ("installed", "none"):
+    if state and state not in (RoleState.INSTALLED, RoleState.NONE):
         return f"{role} ({state})"
     return str(role)
 

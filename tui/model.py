@@ -12,6 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.shapes import EventType, RoleState, Status, is_agent
+
 RECENT_EVENTS = 12
 STATS_HISTORY = 60  # samples kept per container, for the details pane's sparkline
 
@@ -65,16 +67,16 @@ class Fleet:
         payload = message.get("container") or {}
         if isinstance(message.get("seq"), int):
             self.last_seq = message["seq"]
-        if kind == "list":
+        if kind == EventType.LIST:
             return self._replace_all(payload)
         key = self.key_of(payload)
         self.recent.setdefault(key, deque(maxlen=RECENT_EVENTS)).append(message)
-        if kind == "container_progress":
+        if kind == EventType.CONTAINER_PROGRESS:
             self.progress[key] = payload
             if payload.get("complete"):
                 self.progress.pop(key, None)
             return [Change("upsert", key)] if key in self.items else []
-        if kind == "container_deleted" or payload.get("status") == "deleted":
+        if kind == EventType.CONTAINER_DELETED or payload.get("status") == Status.DELETED:
             self.items.pop(key, None)
             self.progress.pop(key, None)
             self.stats.pop(key, None)
@@ -83,7 +85,10 @@ class Fleet:
         if "status" not in payload:
             return []
         self.items[key] = payload
-        if payload.get("status") == "running" and payload.get("role_state") != "installing":
+        if (
+            payload.get("status") == Status.RUNNING
+            and payload.get("role_state") != RoleState.INSTALLING
+        ):
             self.progress.pop(key, None)
         return [Change("upsert", key)]
 
@@ -104,4 +109,4 @@ class Fleet:
         return changes
 
     def container_count(self) -> int:
-        return sum(1 for c in self.items.values() if c.get("session_type") != "agent")
+        return sum(1 for c in self.items.values() if not is_agent(c))

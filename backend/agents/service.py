@@ -14,6 +14,8 @@ from backend.auth.principal import Principal
 from backend.db.models import Agent, ApiToken, utcnow
 from backend.errors import AgentNotFound, ContainerNotRunning, InvalidParameters, NotAuthorized
 from backend.events.log import EventLog
+from corral.shapes import Container as ContainerJson
+from corral.shapes import Deleted, EventType, Lifecycle, Status
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,12 @@ class AgentService:
         """At start no agent is connected yet, whatever the rows said when the backend stopped.
         Also learns who owns agents at all (see ``list_json``)."""
         async with self._sessions() as session:
-            await session.execute(update(Agent).values(status="offline"))
+            await session.execute(update(Agent).values(status=Status.OFFLINE))
             await session.commit()
             owners = (await session.execute(select(Agent.user_id).distinct())).scalars()
             self._owners = set(owners)
 
-    async def list_json(self, principal: Principal, all_users: bool) -> list[dict[str, Any]]:
+    async def list_json(self, principal: Principal, all_users: bool) -> list[ContainerJson]:
         """The caller's agents. Most users have none, and agents are only made and deleted
         here, so a user known to own none costs no query on every container list."""
         if not all_users and principal.user_id not in self._owners:
@@ -82,10 +84,10 @@ class AgentService:
                 agent = Agent(user_id=principal.user_id, token_id=principal.token_id, name=name)
                 session.add(agent)
                 self._owners.add(principal.user_id)
-            agent.name, agent.facts, agent.status = name, clean, "running"
+            agent.name, agent.facts, agent.status = name, clean, Status.RUNNING
             agent.connected_at = agent.last_seen_at = now
             await session.commit()
-        await self._events.publish(agent.user_id, "agent_connected", agent.as_json())
+        await self._events.publish(agent.user_id, EventType.AGENT_CONNECTED, agent.as_json())
         return agent
 
     async def attach(self, connection: AgentConnection) -> None:
@@ -105,9 +107,9 @@ class AgentService:
             agent = await session.get(Agent, connection.agent_id)
             if agent is None:
                 return  # deleted
-            agent.status = "offline"
+            agent.status = Status.OFFLINE
             await session.commit()
-        await self._events.publish(agent.user_id, "agent_disconnected", agent.as_json())
+        await self._events.publish(agent.user_id, EventType.AGENT_DISCONNECTED, agent.as_json())
 
     async def heartbeat(self, agent_id: str, message: dict[str, Any]) -> None:
         load = message.get("load")
@@ -120,17 +122,22 @@ class AgentService:
 
     # -- the API's side -------------------------------------------------------------------------
 
-    async def stop(self, principal: Principal, ident: str) -> dict[str, Any]:
+    async def stop(self, principal: Principal, ident: str) -> Lifecycle:
         agent = await self.get(principal, ident)
         connection = self.connections.get(agent.id)
-        body = {"id": agent.public_id, "name": agent.name, "status": "offline"}
+        answer: Lifecycle = {
+            "message": "agent was already offline",
+            "id": agent.public_id,
+            "name": agent.name,
+            "status": Status.OFFLINE,
+        }
         if connection is None:
-            return {"message": "agent was already offline", **body}
+            return answer
         await self.detach(connection)  # offline now, whatever the close handshake does
         await connection.close()
-        return {"message": "agent disconnected", **body}
+        return {**answer, "message": "agent disconnected"}
 
-    async def delete(self, principal: Principal, ident: str) -> dict[str, Any]:
+    async def delete(self, principal: Principal, ident: str) -> Deleted:
         agent = await self.get(principal, ident)
         async with self._sessions() as session:
             await session.execute(
@@ -141,8 +148,8 @@ class AgentService:
         connection = self.connections.pop(agent.id, None)
         if connection is not None:
             await connection.close()
-        payload = {**agent.as_json(), "status": "deleted"}
-        await self._events.publish(agent.user_id, "container_deleted", payload)
+        payload = {**agent.as_json(), "status": Status.DELETED}
+        await self._events.publish(agent.user_id, EventType.CONTAINER_DELETED, payload)
         return {"message": "agent deleted", "id": agent.public_id, "name": agent.name}
 
     async def open_shell(

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from corral.shapes import Scope
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 ACCESS_ATTR = "__corral_access__"
@@ -20,14 +22,14 @@ ACCESS_ATTR = "__corral_access__"
 class Access:
     public: bool = False
     admin: bool = False
-    scope: str | None = None  # None: read for GET/HEAD, write otherwise
+    scope: Scope | None = None  # None: read for GET/HEAD, write otherwise
 
 
 DEFAULT_ACCESS = Access()
 
 
 def access(
-    *, public: bool = False, admin: bool = False, scope: str | None = None
+    *, public: bool = False, admin: bool = False, scope: Scope | None = None
 ) -> Callable[[F], F]:
     def mark(handler: F) -> F:
         setattr(handler, ACCESS_ATTR, Access(public=public, admin=admin, scope=scope))

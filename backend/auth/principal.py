@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.auth.tokens import API_TOKEN_RE, JwtSigner, hash_api_token
 from backend.db.models import ApiToken, RevokedJwt, User, utcnow
 from backend.errors import Unauthorized
+from corral.shapes import FULL_SCOPES, Scope
 
-FULL_SCOPES = frozenset({"read", "write"})
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 
@@ -25,7 +25,7 @@ class Principal:
     """The authenticated caller of one request."""
 
     user: User
-    scopes: frozenset[str]
+    scopes: frozenset[Scope]
     kind: str  # "jwt", "api" or "agent"
     token_id: str  # the JWT's jti or the API token's row ID
     expires_at: datetime | None
@@ -91,8 +91,8 @@ class Authenticator:
                     update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
                 )
                 await session.commit()
-        scopes = frozenset(row.scopes)
-        kind = "agent" if "agent" in scopes else "api"
+        scopes = frozenset(Scope(scope) for scope in row.scopes)
+        kind = "agent" if Scope.AGENT in scopes else "api"
         return Principal(
             user=user, scopes=scopes, kind=kind, token_id=row.id, expires_at=row.expires_at
         )

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -91,7 +92,7 @@ def hash_api_token(token: str) -> str:
 
 
 def new_api_token_row(
-    user_id: str, name: str, scopes: list[str], days: int | None
+    user_id: str, name: str, scopes: Iterable[str], days: int | None
 ) -> tuple[str, ApiToken]:
     """A fresh API token and the row that stores it (its hash, never the token itself)."""
     token = new_api_token()

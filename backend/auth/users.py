@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -21,6 +22,7 @@ from backend.auth.passwords import DUMMY_HASH, hash_password, verify_password
 from backend.auth.tokens import new_api_token_row
 from backend.db.models import ApiToken, RevokedJwt, User, utcnow
 from backend.errors import GuestLimitReached, NotFound, Unauthorized, UsernameTaken
+from corral.shapes import Scope
 
 
 class UserService:
@@ -134,7 +136,7 @@ class UserService:
     # -- API tokens ---------------------------------------------------------------------------
 
     async def add_token(
-        self, user_id: str, name: str, scopes: list[str], days: int | None
+        self, user_id: str, name: str, scopes: Iterable[str], days: int | None
     ) -> tuple[str, ApiToken]:
         """A new API token of the user (shown once) and its stored row (only its hash)."""
         token, row = new_api_token_row(user_id, name, scopes, days)
@@ -152,7 +154,7 @@ class UserService:
                 .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
                 .order_by(ApiToken.created_at)
             )
-            return [row for row in rows.scalars().all() if "agent" not in row.scopes]
+            return [row for row in rows.scalars().all() if Scope.AGENT not in row.scopes]
 
     async def revoke_token(self, user_id: str, token_id: str) -> None:
         """Revoke one of the user's tokens; NotFound when it is not theirs or already revoked."""

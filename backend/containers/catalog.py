@@ -15,6 +15,7 @@ from typing import Any
 from backend.docker_service import DockerService
 from backend.errors import UnsupportedImage, UnsupportedRole
 from backend.settings import ImageSpec, Settings
+from corral import shapes
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Role:
     def supports(self, image: ImageSpec) -> bool:
         return not self.images or image.name in self.images or image.reference in self.images
 
-    def as_json(self, all_images: tuple[ImageSpec, ...]) -> dict[str, Any]:
+    def as_json(self, all_images: tuple[ImageSpec, ...]) -> shapes.Role:
         images = self.images or tuple(i.name for i in all_images)
         return {
             "id": self.id,
@@ -215,8 +216,8 @@ class Catalog:
             )
         return role
 
-    async def images_json(self) -> list[dict[str, Any]]:
-        result = []
+    async def images_json(self) -> list[shapes.Image]:
+        result: list[shapes.Image] = []
         for spec in self._settings.images:
             details = await self._docker.image_details(spec.reference)
             result.append(
@@ -230,5 +231,5 @@ class Catalog:
             )
         return result
 
-    def roles_json(self) -> list[dict[str, Any]]:
+    def roles_json(self) -> list[shapes.Role]:
         return [role.as_json(self._settings.images) for role in self.roles.values()]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +22,8 @@ from backend.auth.principal import Principal
 from backend.containers.locks import KeyedLocks
 from backend.db.models import Container, KeptVolume
 from backend.errors import DockerError, InvalidParameters, OperationFailed, VolumeNotFound
+from corral.shapes import KeptVolume as KeptVolumeJson
+from corral.shapes import VolumeDeleted
 
 
 class VolumeData(Protocol):
@@ -45,7 +47,7 @@ class KeptVolumes:
         async with self._locks.hold(name):
             yield
 
-    async def list_json(self, principal: Principal, all_users: bool) -> list[dict[str, Any]]:
+    async def list_json(self, principal: Principal, all_users: bool) -> list[KeptVolumeJson]:
         query = select(KeptVolume).order_by(KeptVolume.kept_at)
         if not all_users:
             query = query.where(KeptVolume.user_id == principal.user_id)
@@ -64,7 +66,7 @@ class KeptVolumes:
         record = await self.find(user_id, name)
         return record.size_mb if record is not None else 0
 
-    async def delete(self, principal: Principal, name: str) -> dict[str, Any]:
+    async def delete(self, principal: Principal, name: str) -> VolumeDeleted:
         """Remove the volume (the Docker volume, then its image) and its record. Another
         user's volume is the same 404 as an unknown one; an administrator may delete any."""
         async with self.held(name):

@@ -7,8 +7,6 @@ stopped are applied by rebuilding it before it starts (``backend.containers.recr
 
 from __future__ import annotations
 
-from typing import Any
-
 from backend.auth.principal import Principal
 from backend.containers.recreate import Rebuilder
 from backend.containers.repository import ContainerRepository
@@ -25,6 +23,8 @@ from backend.errors import (
     VolumeGone,
 )
 from backend.settings import Settings
+from corral.shapes import RUNNING_STATUSES, Deleted, EventType, Status
+from corral.shapes import Lifecycle as LifecycleAnswer
 
 
 class Lifecycle:
@@ -53,7 +53,7 @@ class Lifecycle:
 
     # -- start --------------------------------------------------------------------------------
 
-    async def start(self, principal: Principal, ident: str) -> dict[str, Any]:
+    async def start(self, principal: Principal, ident: str) -> LifecycleAnswer:
         async with self._rows.held(principal, ident) as row:
             if principal.guest_session_over():
                 state = await self._starter.state(row)
@@ -68,14 +68,16 @@ class Lifecycle:
             except VolumeGone as exc:
                 # The volume can only have gone with its container: the row is missing, and
                 # stays so (with the reason) rather than start on an empty volume.
-                await self._rows.save(row, "container_updated", status="missing", error=str(exc))
+                await self._rows.save(
+                    row, EventType.CONTAINER_UPDATED, status=Status.MISSING, error=str(exc)
+                )
                 raise OperationFailed("failed to start container", str(exc)) from exc
             except DockerError as exc:
                 await self._rows.save(row, error=failure_text(exc))
                 raise OperationFailed("failed to start container", failure_text(exc)) from exc
             row = started[0]
             if not started[1]:
-                if row.status not in ("running", "configuring"):
+                if row.status not in RUNNING_STATUSES:
                     row = await self._starter.mark_started(row, None, stamp=False)
                 return _lifecycle_body("container already running", row)
             row = await self._starter.mark_started(row, None)
@@ -95,7 +97,7 @@ class Lifecycle:
             return None
         return row, await self._docker.start(state.id)
 
-    async def _recreate_and_start(self, row: Container) -> dict[str, Any]:
+    async def _recreate_and_start(self, row: Container) -> LifecycleAnswer:
         """Rebuild a container Docker lost, from its row, on the same volume."""
         old_id = row.docker_id
         image = await self._starter.image_for(row)
@@ -104,16 +106,15 @@ class Lifecycle:
         try:
             await self._docker.start(docker_id)
         except DockerError:
-            await self._rows.save(row, docker_id=docker_id, status="stopped")
+            await self._rows.save(row, docker_id=docker_id, status=Status.STOPPED)
             raise
         row = await self._starter.mark_started(row, image, docker_id=docker_id)
         if old_id is None:
             return _lifecycle_body("container started", row)
         body = _lifecycle_body("container recreated and started", row)
-        body.update(old_id=old_id, recreated=True, volume_kept=volume_kept)
-        return body
+        return {**body, "old_id": old_id, "recreated": True, "volume_kept": volume_kept}
 
-    async def _rebuild_and_start(self, row: Container) -> dict[str, Any]:
+    async def _rebuild_and_start(self, row: Container) -> LifecycleAnswer:
         """Apply limits changed while the container was stopped: rebuild it, then start."""
         old = await self._starter.state(row)
         image = await self._starter.image_for(row)
@@ -126,36 +127,42 @@ class Lifecycle:
 
     # -- stop and delete ----------------------------------------------------------------------
 
-    async def stop(self, principal: Principal, ident: str) -> dict[str, Any]:
+    async def stop(self, principal: Principal, ident: str) -> LifecycleAnswer:
         rows, roles = self._rows, self._roles
         async with rows.held(principal, ident) as row:
             target = row.docker_id or row.docker_name
             try:
                 changed = await self._docker.stop(target, self._settings.stop_timeout_s)
             except DockerNotFound:
-                if row.docker_id is not None and row.status != "missing":
+                if row.docker_id is not None and row.status != Status.MISSING:
                     row = await rows.save(
-                        row, "container_updated", status="missing", **roles.stop_values(row)
+                        row,
+                        EventType.CONTAINER_UPDATED,
+                        status=Status.MISSING,
+                        **roles.stop_values(row),
                     )
                 return _lifecycle_body("container already stopped", row)
             except DockerError as exc:
                 raise OperationFailed("failed to stop container", failure_text(exc)) from exc
             if not changed:
-                if row.status in ("running", "configuring"):
+                if row.status in RUNNING_STATUSES:
                     row = await rows.save(
-                        row, "container_stopped", status="stopped", **roles.stop_values(row)
+                        row,
+                        EventType.CONTAINER_STOPPED,
+                        status=Status.STOPPED,
+                        **roles.stop_values(row),
                     )
                 return _lifecycle_body("container already stopped", row)
             row = await rows.save(
                 row,
-                "container_stopped",
-                status="stopped",
+                EventType.CONTAINER_STOPPED,
+                status=Status.STOPPED,
                 last_used_at=utcnow(),
                 **roles.stop_values(row),
             )
             return _lifecycle_body("container stopped", row)
 
-    async def delete(self, principal: Principal, ident: str, keep_volume: bool) -> dict[str, Any]:
+    async def delete(self, principal: Principal, ident: str, keep_volume: bool) -> Deleted:
         async with self._rows.held(principal, ident) as row:
             self._roles.cancel(row.id)
             try:
@@ -168,7 +175,7 @@ class Lifecycle:
                 size_mb = await self._volumes.size_mb(row) if kept else None
             except DockerError as exc:
                 raise OperationFailed("failed to delete container", failure_text(exc)) from exc
-            payload = {**row.as_json(), "status": "deleted", "volume_kept": keep_volume}
+            payload = {**row.as_json(), "status": Status.DELETED, "volume_kept": keep_volume}
             await self._rows.remove(row, payload, keep=kept, size_mb=size_mb)
         return {
             "message": "container deleted",
@@ -179,10 +186,10 @@ class Lifecycle:
         }
 
 
-def _lifecycle_body(message: str, row: Container) -> dict[str, Any]:
+def _lifecycle_body(message: str, row: Container) -> LifecycleAnswer:
     """The contract's answer to start and stop. A sandbox whose role is still installing runs
     (``configuring`` in the container object), so start says ``running`` as the contract has it."""
-    status = "stopped" if row.status in ("stopped", "error") else row.status
-    if status == "configuring":
-        status = "running"
+    status = Status.STOPPED if row.status in (Status.STOPPED, Status.ERROR) else Status(row.status)
+    if status == Status.CONFIGURING:
+        status = Status.RUNNING
     return {"message": message, "id": row.public_id, "name": row.name, "status": status}

@@ -26,7 +26,3 @@ class KeyedLocks:
             if self._users[key] == 0:
                 del self._users[key]
                 del self._locks[key]
-
-    def users(self, key: str) -> int:
-        """How many tasks hold or wait for ``key``'s lock (0: nobody); a second one waits."""
-        return self._users.get(key, 0)

@@ -23,11 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.principal import Principal
 from backend.db.models import Container
-from backend.validation import NAME_RE
+from corral.shapes.containers import CONTAINER_NAME_PATTERN
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DOCKER_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 DOCKER_PREFIX_RE = re.compile(r"^[0-9a-f]{12,63}$")
+NAME_RE = re.compile(CONTAINER_NAME_PATTERN)
 
 
 def _visible(query: Select[Container], principal: Principal) -> Select[Container]:

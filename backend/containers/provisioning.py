@@ -24,7 +24,6 @@ from backend.containers.recreate import Rebuilder
 from backend.containers.repository import ContainerRepository
 from backend.containers.resources import check_disk_budget, check_resources
 from backend.containers.roles import RoleInstaller, SandboxImage
-from backend.containers.sandbox import RESERVED_LABEL_PREFIX
 from backend.containers.starter import ROLE_MESSAGES, SandboxStarter, failure_text
 from backend.containers.volumes import VolumeManager
 from backend.db.models import Container, new_id, utcnow, volume_name
@@ -38,7 +37,7 @@ from backend.errors import (
     InvalidParameters,
 )
 from backend.settings import Settings, TierLimits
-from backend.validation import CONTAINER_CREATE, ENV_KEY_RE, check_name, check_string_map
+from corral.shapes import ContainerCreate, EventType, RoleState, Stage, Status
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +80,15 @@ class Provisioner:
 
     # -- the request --------------------------------------------------------------------------
 
-    async def create(self, principal: Principal, body: Any) -> CreateResult:
+    async def create(self, principal: Principal, fields: ContainerCreate) -> CreateResult:
+        """Store the new row (announced as ``container_created``) and build its sandbox in the
+        background. ``fields`` passed their shape's checks; what depends on configuration (the
+        catalog, the tier, the caller's kept volumes) is checked here."""
         if principal.guest_session_over():
             raise GuestSessionExpired()
-        fields = CONTAINER_CREATE.parse(body)
         tier = self._settings.tier(principal.user.tier)
         row = await self._new_row(principal, fields, tier)
-        volume: str | None = fields.get("volume")
+        volume = fields.get("volume")
 
         async with self._rows.user_lock(principal.user_id):
             usage = await self._rows.usage_of(principal.user_id)
@@ -110,27 +111,17 @@ class Provisioner:
         return CreateResult(container=row, task=task)
 
     async def _new_row(
-        self, principal: Principal, fields: dict[str, Any], tier: TierLimits
+        self, principal: Principal, fields: ContainerCreate, tier: TierLimits
     ) -> Container:
         """The row a create makes (not stored yet), every field checked."""
         catalog = self._catalog
         image = catalog.image(fields["image"])
-        name = check_name(fields["name"]) if "name" in fields else _generated_name(image.name)
+        name = fields.get("name") or _generated_name(image.name)
         role = catalog.role(fields.get("role", "barebone"), image)
+        given: dict[str, Any] = dict(fields)
         if "volume" in fields:
-            disk_mb = await self._disk_for_volume(principal, fields, tier)
-            fields = {**fields, "disk_mb": disk_mb}
-        resources = check_resources(fields, tier, fill_defaults=True)
-        environment = fields.get("environment", {})
-        check_string_map("environment", environment, ENV_KEY_RE)
-        labels = fields.get("labels", {})
-        check_string_map("labels", labels, None)
-        for key in labels:
-            if key.startswith(RESERVED_LABEL_PREFIX):
-                raise InvalidParameters(
-                    f"label {key!r} uses the reserved prefix {RESERVED_LABEL_PREFIX!r}",
-                    field="labels",
-                )
+            given["disk_mb"] = await self._disk_for_volume(principal, fields, tier)
+        resources = check_resources(given, tier, fill_defaults=True)
         await catalog.require_available(image)
         db_id = new_id()
         return Container(
@@ -139,17 +130,17 @@ class Provisioner:
             name=name,
             image=image.name,
             role=role.id,
-            role_state="pending" if role.installs else "none",
-            status="creating",
+            role_state=RoleState.PENDING if role.installs else RoleState.NONE,
+            status=Status.CREATING,
             runtime=self._settings.runtime,
-            environment=environment,
-            labels=labels,
+            environment=fields.get("environment", {}),
+            labels=fields.get("labels", {}),
             volume=fields.get("volume") or volume_name(db_id),
             **resources,
         )
 
     async def _disk_for_volume(
-        self, principal: Principal, fields: dict[str, Any], tier: TierLimits
+        self, principal: Principal, fields: ContainerCreate, tier: TierLimits
     ) -> int:
         """The disk of a container made on a kept volume: at least the volume's size (a larger
         ``disk_mb`` grows the volume when the sandbox is built; omitted, the volume's size)."""
@@ -167,12 +158,12 @@ class Provisioner:
                     field="volume",
                 )
             return max(kept.size_mb, allowed.min)
-        if isinstance(requested, int) and requested < kept.size_mb:
+        if requested < kept.size_mb:
             raise InvalidParameters(
                 f"disk_mb must be at least {kept.size_mb}: the size of volume {name!r}",
                 field="disk_mb",
             )
-        return int(requested)
+        return requested
 
     # -- the background work ------------------------------------------------------------------
 
@@ -210,9 +201,12 @@ class Provisioner:
                 row = await self._rows.reload(db_id)
             except ContainerNotFound:
                 return
-            if row.status == "creating":
+            if row.status == Status.CREATING:
                 await self._rows.save(
-                    row, "container_updated", status="configuring", role_state="installing"
+                    row,
+                    EventType.CONTAINER_UPDATED,
+                    status=Status.CONFIGURING,
+                    role_state=RoleState.INSTALLING,
                 )
 
     async def _provision_failed(self, db_id: str, exc: DockerError | DockerUnavailable) -> None:
@@ -222,9 +216,11 @@ class Provisioner:
             return
         message = failure_text(exc)
         log.warning("creating container %s failed: %s", db_id, message)
-        row = await self._rows.save(row, "container_updated", status="error", error=message)
+        row = await self._rows.save(
+            row, EventType.CONTAINER_UPDATED, status=Status.ERROR, error=message
+        )
         await self._rows.progress(
-            row, "failed", f"creation failed: {message}", 100, complete=True, error=message
+            row, Stage.FAILED, f"creation failed: {message}", 100, complete=True, error=message
         )
 
     async def _provision_locked(self, db_id: str, image: SandboxImage) -> None:
@@ -235,17 +231,17 @@ class Provisioner:
             except ContainerNotFound:
                 return
             try:
-                await rows.progress(row, "volume", "preparing the volume", 10)
+                await rows.progress(row, Stage.VOLUME, "preparing the volume", 10)
                 await self._volumes.ensure(row)
-                await rows.progress(row, "container", "creating the sandbox", 40)
+                await rows.progress(row, Stage.CONTAINER, "creating the sandbox", 40)
                 docker_id = await self._rebuilder.create(row, image)
                 row = await rows.save(row, docker_id=docker_id)
-                await rows.progress(row, "starting", "starting the sandbox", 70)
+                await rows.progress(row, Stage.STARTING, "starting the sandbox", 70)
                 await self._docker.start(docker_id)
                 now = utcnow()
                 row = await rows.save(
                     row,
-                    "container_started",
+                    EventType.CONTAINER_STARTED,
                     message=ROLE_MESSAGES.get(image.role_state),
                     started_at=now,
                     last_used_at=now,
@@ -258,16 +254,16 @@ class Provisioner:
             if image.installs_in_sandbox:
                 await rows.progress(
                     row,
-                    "configuring",
+                    Stage.CONFIGURING,
                     f"the sandbox is running; installing role {row.role} in the background",
                     100,
                     role=row.role,
                 )
                 self._roles.schedule(row, "create")
-            elif image.role_state == "failed":
+            elif image.role_state == RoleState.FAILED:
                 await self._starter.role_failed_progress(row, image.role_error or "")
             else:
-                await rows.progress(row, "running", "container is running", 100, complete=True)
+                await rows.progress(row, Stage.RUNNING, "container is running", 100, complete=True)
 
     async def drain(self, timeout_s: float) -> None:
         """Let creates in progress finish (bounded), then cancel what is left."""

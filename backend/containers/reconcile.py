@@ -12,13 +12,19 @@ from typing import Protocol
 
 from backend.containers.recreate import Rebuilder
 from backend.containers.repository import ContainerRepository
-from backend.containers.role_state import ACTIVE_STATES
 from backend.containers.roles import RoleInstaller
 from backend.containers.sandbox import LABEL_DB_ID, instance_labels
 from backend.containers.starter import SandboxStarter
 from backend.db.models import Container, utcnow
 from backend.docker_service import ContainerState, DockerService
 from backend.errors import ContainerNotFound
+from corral.shapes import (
+    ACTIVE_ROLE_STATES,
+    RUNNING_STATUSES,
+    STARTABLE_STATUSES,
+    EventType,
+    Status,
+)
 
 
 class Provisioning(Protocol):
@@ -70,13 +76,12 @@ class Reconciler:
                 return
             state = await self._rebuilder.recover(row, states)
             if row.docker_id is None and state is None:
-                if row.status in ("creating", "configuring") and not (
-                    self._provisioning.is_provisioning(db_id)
-                ):
+                unfinished = (Status.CREATING, Status.CONFIGURING)
+                if row.status in unfinished and not self._provisioning.is_provisioning(db_id):
                     await self._rows.save(
                         row,
-                        "container_updated",
-                        status="error",
+                        EventType.CONTAINER_UPDATED,
+                        status=Status.ERROR,
                         error="creation was interrupted by a restart; start it to finish",
                     )
                 return
@@ -87,24 +92,26 @@ class Reconciler:
     async def _sync_locked(self, row: Container, state: ContainerState | None) -> None:
         rows, starter = self._rows, self._starter
         if state is None:
-            if row.docker_id is not None and row.status != "missing":
-                await rows.save(row, "container_updated", status="missing")
+            if row.docker_id is not None and row.status != Status.MISSING:
+                await rows.save(row, EventType.CONTAINER_UPDATED, status=Status.MISSING)
             return
         if state.id != row.docker_id:
             row = await rows.save(row, docker_id=state.id)
         if state.running:
-            if row.status in ("stopped", "missing", "error", "creating"):
+            if row.status in (*STARTABLE_STATUSES, Status.CREATING):
                 await starter.mark_started(row, None, stamp=False, started_at=utcnow())
-            elif row.role_state in ACTIVE_STATES and not self._roles.active(row.id, state.id):
+            elif row.role_state in ACTIVE_ROLE_STATES and not self._roles.active(row.id, state.id):
                 # An install that nothing runs any more (the backend restarted during it):
                 # resume it. apt waits for a still-running one in the sandbox (dpkg's lock).
-                await starter.mark_started(row, None, event="container_updated", stamp=False)
+                await starter.mark_started(
+                    row, None, event=EventType.CONTAINER_UPDATED, stamp=False
+                )
             return
-        if row.status in ("running", "configuring", "missing", "creating"):
+        if row.status in (*RUNNING_STATUSES, Status.MISSING, Status.CREATING):
             await rows.save(
                 row,
-                "container_stopped",
-                status="stopped",
+                EventType.CONTAINER_STOPPED,
+                status=Status.STOPPED,
                 error=_exit_reason(state),
                 **self._roles.stop_values(row, state),
             )

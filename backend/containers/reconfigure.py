@@ -29,7 +29,8 @@ from backend.errors import (
     OperationFailed,
 )
 from backend.settings import Settings
-from backend.validation import CONTAINER_SETTINGS, check_name
+from corral.shapes import Container as ContainerJson
+from corral.shapes import ContainerSettings, EventType, RoleState, SettingsChanged, Status
 
 
 class Reconfigurer:
@@ -52,9 +53,10 @@ class Reconfigurer:
 
     # -- settings -----------------------------------------------------------------------------
 
-    async def update_settings(self, principal: Principal, ident: str, body: Any) -> dict[str, Any]:
-        fields = CONTAINER_SETTINGS.parse(body)
-        name = check_name(fields["name"]) if "name" in fields else None
+    async def update_settings(
+        self, principal: Principal, ident: str, fields: ContainerSettings
+    ) -> SettingsChanged:
+        name = fields.get("name")
         tier = self._settings.tier(principal.user.tier)
         resources = check_resources(fields, tier, fill_defaults=False)
         async with self._rows.held(principal, ident) as row:
@@ -65,7 +67,7 @@ class Reconfigurer:
                 await self._check_disk_fits(row, changed["disk_mb"])
             if not changed:
                 if name is not None and name != row.name:
-                    row = await self._rows.save(row, "container_updated", name=name)
+                    row = await self._rows.save(row, EventType.CONTAINER_UPDATED, name=name)
                 return _settings_body(row, restarted=False)
             grows = changed.get("disk_mb", row.disk_mb) > row.disk_mb
             # A larger disk counts against the tier's disk: checked and applied under the
@@ -93,7 +95,7 @@ class Reconfigurer:
 
     async def _apply_resources(
         self, row: Container, changed: dict[str, int], name: str | None
-    ) -> dict[str, Any]:
+    ) -> SettingsChanged:
         values: dict[str, Any] = dict(changed)
         if name is not None:
             values["name"] = name
@@ -106,7 +108,10 @@ class Reconfigurer:
                 await self._volumes.resize(target, changed["disk_mb"])
             rebuild = state is not None and bool(set(changed) - {"disk_mb"})
             row = await self._rows.save(
-                row, "container_updated", needs_recreate=row.needs_recreate or rebuild, **values
+                row,
+                EventType.CONTAINER_UPDATED,
+                needs_recreate=row.needs_recreate or rebuild,
+                **values,
             )
             return _settings_body(row, restarted=False)
         image = await self._starter.image_for(row)
@@ -114,7 +119,7 @@ class Reconfigurer:
         row = await self._starter.mark_started(
             row,
             image,
-            event="container_updated",
+            event=EventType.CONTAINER_UPDATED,
             docker_id=swap.new_id,
             needs_recreate=False,
             **values,
@@ -124,7 +129,7 @@ class Reconfigurer:
 
     # -- the role -----------------------------------------------------------------------------
 
-    async def reinstall_role(self, principal: Principal, ident: str) -> dict[str, Any]:
+    async def reinstall_role(self, principal: Principal, ident: str) -> ContainerJson:
         """Install the role again in the running sandbox (after a failure, or to repair it).
 
         Answers at once with the container (``configuring``); the install runs in the
@@ -143,17 +148,17 @@ class Reconfigurer:
                 return row.as_json()
             row = await self._rows.save(
                 row,
-                "container_updated",
+                EventType.CONTAINER_UPDATED,
                 message="role packages reinstalling",
-                status="configuring",
-                role_state="pending",
+                status=Status.CONFIGURING,
+                role_state=RoleState.PENDING,
                 role_error=None,
             )
             self._roles.schedule(row, "retry")
             return row.as_json()
 
 
-def _settings_body(row: Container, restarted: bool) -> dict[str, Any]:
+def _settings_body(row: Container, restarted: bool) -> SettingsChanged:
     return {"message": "settings updated", "restarted": restarted, "container": row.as_json()}
 
 

@@ -31,6 +31,7 @@ from backend.db.models import Container
 from backend.docker_service import ContainerState, DockerService
 from backend.errors import DockerError, DockerNotFound
 from backend.settings import Settings
+from corral.shapes import Status
 
 if TYPE_CHECKING:
     from backend.containers.roles import SandboxImage
@@ -172,7 +173,7 @@ class Rebuilder:
         if size is not None and size != row.disk_mb:
             await self._volumes.resize(row, row.disk_mb)
         await self._docker.rename(old.id, row.docker_name)
-        if row.status == "running":
+        if row.status == Status.RUNNING:
             try:
                 await self._docker.start(old.id)
             except DockerNotFound:

@@ -36,6 +36,8 @@ from backend.db.models import (
 )
 from backend.errors import ContainerNotFound, NameTaken
 from backend.events.log import EventLog
+from corral.shapes import Container as ContainerJson
+from corral.shapes import EventType, Stage, Status
 
 # Full Docker IDs (they never move to another row) and owners (a row's never changes)
 # remembered before each cache starts over.
@@ -85,7 +87,7 @@ class ContainerRepository:
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def list_json(self, principal: Principal, all_users: bool) -> list[dict[str, Any]]:
+    async def list_json(self, principal: Principal, all_users: bool) -> list[ContainerJson]:
         """The caller's containers as contract objects, from the database alone."""
         query = select(*LIST_COLUMNS).order_by(Container.created_at)
         if not all_users:
@@ -149,7 +151,7 @@ class ContainerRepository:
             )
         return taken is not None
 
-    async def with_sandbox(self, statuses: Iterable[str]) -> list[SandboxRef]:
+    async def with_sandbox(self, statuses: Iterable[Status]) -> list[SandboxRef]:
         """Every row in one of ``statuses`` that names a Docker container."""
         query = select(Container.id, Container.docker_id, Container.user_id, Container.name).where(
             Container.status.in_(tuple(statuses)), Container.docker_id.is_not(None)
@@ -184,10 +186,6 @@ class ContainerRepository:
         changed under it, so concurrent requests cannot pass a limit together. Taken after a
         container's lock, never before one."""
         return self._user_locks.hold(user_id)
-
-    def lock_users(self, db_id: str) -> int:
-        """How many tasks hold or wait for the container's lock (tests: who queued on it)."""
-        return self._locks.users(db_id)
 
     @asynccontextmanager
     async def held(self, principal: Principal, ident: str) -> AsyncIterator[Container]:
@@ -260,13 +258,18 @@ class ContainerRepository:
                     await KeptVolumes.claim(tx.session, row.user_id, kept_volume)
                 tx.session.add(row)
                 await tx.session.flush()
-                await tx.add(row.user_id, "container_created", row.as_json())
+                await tx.add(row.user_id, EventType.CONTAINER_CREATED, row.as_json())
         except IntegrityError as exc:
             raise NameTaken() from exc
         self.remember(row)
 
     async def save(
-        self, row: Container, event: str | None = None, *, message: str | None = None, **values: Any
+        self,
+        row: Container,
+        event: EventType | None = None,
+        *,
+        message: str | None = None,
+        **values: Any,
     ) -> Container:
         """Write ``values`` to a row read under its lock and, when ``event`` is given, announce
         the change in the same transaction. One UPDATE, no re-read: the caller's copy is fresh.
@@ -297,7 +300,7 @@ class ContainerRepository:
             await tx.session.execute(delete(Container).where(Container.id == row.id))
             if keep:
                 KeptVolumes.record(tx.session, row, size_mb)
-            await tx.add(row.user_id, "container_deleted", payload)
+            await tx.add(row.user_id, EventType.CONTAINER_DELETED, payload)
 
     async def touch(self, row: Container) -> None:
         """Record use (a terminal opened) without announcing it: ``last_used_at`` only."""
@@ -308,7 +311,7 @@ class ContainerRepository:
             await session.commit()
 
     async def progress(
-        self, row: Container, stage: str, message: str, progress: int, **extra: Any
+        self, row: Container, stage: Stage, message: str, progress: int, **extra: Any
     ) -> None:
         """Announce a step of long work on the row (``container_progress``; nothing stored)."""
         payload = {
@@ -320,4 +323,4 @@ class ContainerRepository:
             "progress": progress,
             **extra,
         }
-        await self._events.publish(row.user_id, "container_progress", payload)
+        await self._events.publish(row.user_id, EventType.CONTAINER_PROGRESS, payload)

@@ -3,6 +3,7 @@ when its settings change; and the tier's disk, which kept volumes count against 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from backend.containers.repository import UserUsage
@@ -11,16 +12,17 @@ from backend.settings import RESOURCES, TierLimits
 
 
 def check_resources(
-    fields: dict[str, Any], tier: TierLimits, *, fill_defaults: bool
+    fields: Mapping[str, Any], tier: TierLimits, *, fill_defaults: bool
 ) -> dict[str, int]:
-    """Each resource given (or its tier default), refused with the field named when out of range."""
+    """Each resource given (or its tier default), refused with the field named when out of range
+    (the tier's ranges are configuration, so they are checked here rather than in the shapes)."""
     result: dict[str, int] = {}
     for resource in RESOURCES:
         if resource not in fields:
             if fill_defaults:
                 result[resource] = tier.default_for(resource)
             continue
-        value = fields[resource]
+        value = int(fields[resource])
         allowed = tier.range_for(resource)
         if not allowed.contains(value):
             if allowed.min == allowed.max:

@@ -29,6 +29,7 @@ from backend.containers.role_image_identity import (
 from backend.docker_service import DockerService, read_exec_output
 from backend.errors import DockerError, DockerUnavailable, sanitize
 from backend.settings import Settings
+from corral.shapes import Stage
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,10 @@ class SharedBuild:
     every step, and one who joins late gets the last step at once."""
 
     listeners: list[Progress] = field(default_factory=list)
-    last: tuple[str, str, int, dict[str, Any]] | None = None
+    last: tuple[Stage, str, int, dict[str, Any]] | None = None
     task: asyncio.Task[RoleImage] | None = None
 
-    async def emit(self, stage: str, message: str, percent: int, **extra: Any) -> None:
+    async def emit(self, stage: Stage, message: str, percent: int, **extra: Any) -> None:
         self.last = (stage, message, percent, extra)
         for listener in list(self.listeners):
             try:
@@ -75,7 +76,9 @@ class ImageBuilder:
             self._cache.check_image(distribution, target.base_labels)
             if not self._cache.is_ready(distribution, role):
                 await build.emit(
-                    "role_download", f"downloading the packages of role {role.id} on the host", 0
+                    Stage.ROLE_DOWNLOAD,
+                    f"downloading the packages of role {role.id} on the host",
+                    0,
                 )
                 await self._cache.prepare(distribution, role)
         except PrepareFailed as exc:
@@ -96,7 +99,7 @@ class ImageBuilder:
             name, target.base_id, command, self._settings.role_build_runtime, binds
         )
         try:
-            await build.emit("role_image", f"building the image of role {role.id}", 0)
+            await build.emit(Stage.ROLE_IMAGE, f"building the image of role {role.id}", 0)
             progress = await self._install(container, target, build)
             code = await docker.wait(container, 60)
             if code != 0:
@@ -106,7 +109,7 @@ class ImageBuilder:
                 raise RoleImageFailed(
                     sanitize(f"installing the packages of role {role.id} failed: {detail}")
                 )
-            await build.emit("role_image", f"saving the image of role {role.id}", 99)
+            await build.emit(Stage.ROLE_IMAGE, f"saving the image of role {role.id}", 99)
             changes = [f"LABEL {key}={json.dumps(value)}" for key, value in target.labels.items()]
             if target.base_cmd:
                 changes.append(f"CMD {json.dumps(target.base_cmd)}")
@@ -145,7 +148,7 @@ class ImageBuilder:
                         last_sent, last_key = now, key
                         what = progress.package or progress.action or target.role.id
                         await build.emit(
-                            "role_image",
+                            Stage.ROLE_IMAGE,
                             f"installing {what} ({int(progress.percent)}%)",
                             int(progress.percent),
                             package=progress.package,

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from backend.containers.catalog import Role
 from backend.settings import ImageSpec
+from corral.shapes import Stage
 
 # Bump when a build would put something else into an image: every role image is then rebuilt.
 BUILDER_VERSION = "1"
@@ -31,7 +32,7 @@ LABEL_BUILDER = "corral.role.builder"
 class Progress(Protocol):
     """Where a build reports what it does: ``container_progress`` events, or a terminal."""
 
-    async def __call__(self, stage: str, message: str, percent: int, **extra: Any) -> None: ...
+    async def __call__(self, stage: Stage, message: str, percent: int, **extra: Any) -> None: ...
 
 
 class RoleImageFailed(Exception):

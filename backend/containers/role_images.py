@@ -61,6 +61,7 @@ from backend.containers.role_image_identity import (
 from backend.docker_service import DockerService
 from backend.errors import DockerConflict
 from backend.settings import ImageSpec, Settings
+from corral.shapes import Stage
 
 __all__ = ["Progress", "RoleImage", "RoleImageFailed", "RoleImages"]
 
@@ -174,7 +175,7 @@ class RoleImages:
         started = time.monotonic()
         role = target.role
         if self._slots.locked():
-            await build.emit("role_queued", "waiting for another role image build to finish", 0)
+            await build.emit(Stage.ROLE_QUEUED, "waiting for another role image build to finish", 0)
         async with self._slots, self._host_lock(target.build_name, build):
             if not force:
                 found = await self._existing(target)
@@ -210,7 +211,7 @@ class RoleImages:
                     if not announced:
                         announced = True
                         await build.emit(
-                            "role_queued", "another process is building this role image", 0
+                            Stage.ROLE_QUEUED, "another process is building this role image", 0
                         )
                     await asyncio.sleep(0.2)
             try:

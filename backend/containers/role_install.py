@@ -25,6 +25,7 @@ from backend.db.models import Container
 from backend.docker_service import DockerService, read_exec_output
 from backend.errors import DockerError, DockerUnavailable, UnsupportedImage, sanitize
 from backend.settings import Settings
+from corral.shapes import EventType, RoleState, Stage
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class SandboxInstall:
         if not self._cache.is_ready(image.distribution, role):
             await self._rows.progress(
                 row,
-                "role_download",
+                Stage.ROLE_DOWNLOAD,
                 f"downloading the packages of role {role.id} on the host",
                 0,
                 role=role.id,
@@ -94,7 +95,9 @@ class SandboxInstall:
             if row is None:
                 return None
             state = await self._docker.inspect(docker_id)
-            row = await self._rows.save(row, "container_updated", role_state="installing")
+            row = await self._rows.save(
+                row, EventType.CONTAINER_UPDATED, role_state=RoleState.INSTALLING
+            )
 
         error = await self._exec(row, role, docker_id)
         return InstallOutcome(error, state.started_at if state else None)
@@ -110,7 +113,7 @@ class SandboxInstall:
         command = ["/bin/sh", "-c", INSTALL_SCRIPT, "corral-role", role.id, *role.packages]
         progress = InstallProgress()
         await self._rows.progress(
-            row, "role_install", f"installing role {role.id}", 0, role=role.id
+            row, Stage.ROLE_INSTALL, f"installing role {role.id}", 0, role=role.id
         )
         try:
             exec_id, sock = await docker.exec_stream(docker_id, command, environment, "/", "root")
@@ -163,7 +166,7 @@ class SandboxInstall:
         what = f"installing {progress.package}" if progress.package else progress.action
         await self._rows.progress(
             row,
-            "role_install",
+            Stage.ROLE_INSTALL,
             f"{what} ({int(progress.percent)}%)" if what else f"installing role {role.id}",
             int(progress.percent),
             role=role.id,

@@ -12,8 +12,7 @@ from typing import Any, Protocol
 
 from backend.db.models import Container
 from backend.docker_service import ContainerState
-
-ACTIVE_STATES = ("pending", "installing")
+from corral.shapes import ACTIVE_ROLE_STATES, EventType, RoleState, Stage
 
 OOM_REASON = (
     "the sandbox ran out of memory while installing the role's packages; give it more memory "
@@ -29,18 +28,23 @@ class RoleRows(Protocol):
     def lock(self, db_id: str) -> AbstractAsyncContextManager[None]: ...
 
     async def save(
-        self, row: Container, event: str | None = None, *, message: str | None = None, **values: Any
+        self,
+        row: Container,
+        event: EventType | None = None,
+        *,
+        message: str | None = None,
+        **values: Any,
     ) -> Container: ...
 
     async def progress(
-        self, row: Container, stage: str, message: str, progress: int, **extra: Any
+        self, row: Container, stage: Stage, message: str, progress: int, **extra: Any
     ) -> None: ...
 
 
 async def current_row(rows: RoleRows, db_id: str, docker_id: str) -> Container | None:
     """The row, if it still expects role work in this sandbox."""
     row = await rows.get(db_id)
-    if row is None or row.docker_id != docker_id or row.role_state not in ACTIVE_STATES:
+    if row is None or row.docker_id != docker_id or row.role_state not in ACTIVE_ROLE_STATES:
         return None
     return row
 
@@ -49,8 +53,8 @@ def stopped_values(row: Container, state: ContainerState | None) -> dict[str, An
     """The row values for its sandbox having stopped under role work: the work is due again at
     the next start, unless the sandbox ran out of memory doing it (then it would only fail the
     same way: it is marked failed)."""
-    if row.role_state not in ACTIVE_STATES:
+    if row.role_state not in ACTIVE_ROLE_STATES:
         return {}
     if state is not None and state.oom_killed:
-        return {"role_state": "failed", "role_error": OOM_REASON}
-    return {"role_state": "pending"}
+        return {"role_state": RoleState.FAILED, "role_error": OOM_REASON}
+    return {"role_state": RoleState.PENDING}

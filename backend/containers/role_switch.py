@@ -14,11 +14,12 @@ from backend.containers.catalog import Catalog
 from backend.containers.recreate import Rebuilder
 from backend.containers.repository import ContainerRepository
 from backend.containers.role_images import RoleImages
-from backend.containers.role_state import ACTIVE_STATES, stopped_values
+from backend.containers.role_state import stopped_values
 from backend.containers.roles import SandboxImage
 from backend.db.models import Container, utcnow
 from backend.docker_service import DockerService
 from backend.errors import ContainerNotFound
+from corral.shapes import ACTIVE_ROLE_STATES, EventType, Stage
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +52,19 @@ class RoleSwitch:
                 row = await self._rows.reload(db_id)
             except ContainerNotFound:
                 return
-            if row.docker_id != docker_id or row.role_state not in ACTIVE_STATES:
+            if row.docker_id != docker_id or row.role_state not in ACTIVE_ROLE_STATES:
                 return
             state = await self._docker.inspect(docker_id)
             if state is None or not state.running:
                 values = stopped_values(row, state)
                 if values:
-                    await self._rows.save(row, "container_updated", **values)
+                    await self._rows.save(row, EventType.CONTAINER_UPDATED, **values)
                 return
             swap = await self._rebuilder.swap(row, row, state, start=True, image=image)
             now = utcnow()
             row = await self._rows.save(
                 row,
-                "container_updated",
+                EventType.CONTAINER_UPDATED,
                 message="role packages restored"
                 if reason in ("recreate", "resume")
                 else "role packages installed",
@@ -74,7 +75,7 @@ class RoleSwitch:
             self._rows.remember(row)
             await self._rebuilder.finish(swap)
             await self._rows.progress(
-                row, "role_done", "role packages installed", 100, complete=True, role=row.role
+                row, Stage.ROLE_DONE, "role packages installed", 100, complete=True, role=row.role
             )
         await self._prune_role_images(row)
 

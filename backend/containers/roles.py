@@ -37,11 +37,12 @@ from backend.containers.catalog import Catalog
 from backend.containers.packages import PackageCache
 from backend.containers.role_images import Progress, RoleImageFailed, RoleImages
 from backend.containers.role_install import SandboxInstall
-from backend.containers.role_state import ACTIVE_STATES, RoleRows, current_row, stopped_values
+from backend.containers.role_state import RoleRows, current_row, stopped_values
 from backend.db.models import Container
 from backend.docker_service import ContainerState, DockerService
 from backend.errors import sanitize
 from backend.settings import Settings
+from corral.shapes import ACTIVE_ROLE_STATES, EventType, RoleState, Stage, Status
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +52,18 @@ class SandboxImage:
     """What a new sandbox of a row starts from, and the role's state once it runs."""
 
     reference: str
-    role_state: str  # none, installed, failed; pending: the fallback installs in the sandbox
+    role_state: RoleState  # none, installed, failed; pending: the fallback installs in the sandbox
     role_error: str | None = None
     packages_dir: Path | None = None  # the fallback mounts the host's package cache here
 
     @property
     def installs_in_sandbox(self) -> bool:
-        return self.role_state == "pending"
+        return self.role_state == RoleState.PENDING
 
     def values(self) -> dict[str, Any]:
         """The row's values once a sandbox from this image runs."""
         return {
-            "status": "configuring" if self.installs_in_sandbox else "running",
+            "status": Status.CONFIGURING if self.installs_in_sandbox else Status.RUNNING,
             "role_state": self.role_state,
             "role_error": self.role_error,
         }
@@ -132,18 +133,22 @@ class RoleInstaller:
         role = catalog.find_role(row.role)
         if role is None:
             return SandboxImage(
-                base.reference, "failed", f"role {row.role!r} is no longer offered on this host"
+                base.reference,
+                RoleState.FAILED,
+                f"role {row.role!r} is no longer offered on this host",
             )
         if not role.installs:
-            return SandboxImage(base.reference, "none")
+            return SandboxImage(base.reference, RoleState.NONE)
         if not base.distribution:
             return SandboxImage(
-                base.reference, "failed", f"image {base.name!r} has no known distribution"
+                base.reference,
+                RoleState.FAILED,
+                f"image {base.name!r} has no known distribution",
             )
         if not await self.images.usable():
             return SandboxImage(
                 base.reference,
-                "pending",
+                RoleState.PENDING,
                 packages_dir=self._cache.distribution_dir(base.distribution),
             )
         try:
@@ -152,13 +157,13 @@ class RoleInstaller:
             built = await self.images.ensure(base, role, progress)
         except RoleImageFailed as exc:
             log.warning("the role image of %s (%s) failed: %s", row.id, role.id, exc)
-            return SandboxImage(base.reference, "failed", str(exc)[:1024])
-        return SandboxImage(built.reference, "installed")
+            return SandboxImage(base.reference, RoleState.FAILED, str(exc)[:1024])
+        return SandboxImage(built.reference, RoleState.INSTALLED)
 
     def progress_for(self, row: Container) -> Progress:
         """A build's progress as the row's ``container_progress`` events."""
 
-        async def report(stage: str, message: str, percent: int, **extra: Any) -> None:
+        async def report(stage: Stage, message: str, percent: int, **extra: Any) -> None:
             await self._rows.progress(row, stage, message, percent, role=row.role, **extra)
 
         return report
@@ -166,9 +171,9 @@ class RoleInstaller:
     def restart_values(self, row: Container) -> dict[str, Any]:
         """The row values for its existing sandbox started again: work that a stop interrupted
         is resumed."""
-        if row.role_state in ACTIVE_STATES:
-            return {"status": "configuring", "role_state": "pending"}
-        return {"status": "running"}
+        if row.role_state in ACTIVE_ROLE_STATES:
+            return {"status": Status.CONFIGURING, "role_state": RoleState.PENDING}
+        return {"status": Status.RUNNING}
 
     def stop_values(self, row: Container, state: ContainerState | None = None) -> dict[str, Any]:
         """Cancel the row's background work, if any; the row values for its sandbox having
@@ -215,7 +220,7 @@ class RoleInstaller:
             if row is None:
                 return
             choice = await self.image_for(row, self.progress_for(row))
-            if choice.role_state == "failed":
+            if choice.role_state == RoleState.FAILED:
                 await self._finish(db_id, docker_id, reason, choice.role_error)
                 return
             if not choice.installs_in_sandbox:
@@ -224,7 +229,7 @@ class RoleInstaller:
             if self._slots.locked():
                 await self._rows.progress(
                     row,
-                    "role_queued",
+                    Stage.ROLE_QUEUED,
                     "waiting for another role install to finish",
                     0,
                     role=row.role,
@@ -269,16 +274,18 @@ class RoleInstaller:
                 message = (
                     "role packages restored" if reason == "recreate" else "role packages installed"
                 )
-                status = "running" if row.status == "configuring" else row.status
+                status = Status.RUNNING if row.status == Status.CONFIGURING else row.status
                 row = await rows.save(
                     row,
-                    "container_updated",
+                    EventType.CONTAINER_UPDATED,
                     message=message,
                     status=status,
-                    role_state="installed",
+                    role_state=RoleState.INSTALLED,
                     role_error=None,
                 )
-                await rows.progress(row, "role_done", message, 100, complete=True, role=row.role)
+                await rows.progress(
+                    row, Stage.ROLE_DONE, message, 100, complete=True, role=row.role
+                )
                 return
             state = await self._docker.inspect(docker_id)
             if state is None or not state.running:
@@ -286,25 +293,27 @@ class RoleInstaller:
                 # install is due again at the next start (or failed, if memory ran out).
                 values = stopped_values(row, state)
                 if values:
-                    await rows.save(row, "container_updated", **values)
+                    await rows.save(row, EventType.CONTAINER_UPDATED, **values)
                 return
             if started_at is not None and state.started_at != started_at:
-                row = await rows.save(row, "container_updated", role_state="pending")
+                row = await rows.save(
+                    row, EventType.CONTAINER_UPDATED, role_state=RoleState.PENDING
+                )
                 self.schedule(row, reason)
                 return
             log.warning("role install of %s failed: %s", db_id, error)
-            status = "running" if row.status == "configuring" else row.status
+            status = Status.RUNNING if row.status == Status.CONFIGURING else row.status
             row = await rows.save(
                 row,
-                "container_updated",
+                EventType.CONTAINER_UPDATED,
                 message="role packages failed to install",
                 status=status,
-                role_state="failed",
+                role_state=RoleState.FAILED,
                 role_error=error[:1024],
             )
             await rows.progress(
                 row,
-                "role_failed",
+                Stage.ROLE_FAILED,
                 f"installing role {row.role} failed: {error}",
                 100,
                 complete=True,

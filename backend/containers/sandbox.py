@@ -18,7 +18,6 @@ LABEL_MANAGED = "corral.managed"
 LABEL_DB_ID = "corral.db_id"
 LABEL_USER_ID = "corral.user_id"
 LABEL_INSTANCE = "corral.instance"
-RESERVED_LABEL_PREFIX = "corral."
 
 # Enough for a shell, a package manager and file ownership; everything else is dropped.
 SHELL_CAPABILITIES = (

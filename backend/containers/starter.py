@@ -15,11 +15,12 @@ from backend.containers.roles import RoleInstaller, SandboxImage
 from backend.db.models import Container, utcnow
 from backend.docker_service import ContainerState, DockerService
 from backend.errors import DockerUnavailable
+from corral.shapes import EventType, RoleState, Stage, Status
 
 # The message a sandbox's start event carries about its role, by role_state.
 ROLE_MESSAGES = {
-    "installed": "role packages installed",
-    "failed": "role packages failed to install",
+    RoleState.INSTALLED: "role packages installed",
+    RoleState.FAILED: "role packages failed to install",
 }
 
 
@@ -57,7 +58,7 @@ class SandboxStarter:
         self,
         row: Container,
         image: SandboxImage | None,
-        event: str = "container_started",
+        event: EventType = EventType.CONTAINER_STARTED,
         stamp: bool = True,
         **values: Any,
     ) -> Container:
@@ -74,41 +75,41 @@ class SandboxStarter:
             values.update(started_at=now, last_used_at=now)
         if image is None:
             row = await rows.save(row, event, error=None, **values, **roles.restart_values(row))
-            if row.status == "configuring":
+            if row.status == Status.CONFIGURING:
                 roles.schedule(row, "resume")
             return row
-        if image.role_state == "installed":
+        if image.role_state == RoleState.INSTALLED:
             row = await rows.save(
                 row,
                 event,
                 message="role packages reinstalling",
                 error=None,
-                status="configuring",
-                role_state="installing",
+                status=Status.CONFIGURING,
+                role_state=RoleState.INSTALLING,
                 role_error=None,
                 **values,
             )
             return await rows.save(
                 row,
-                "container_updated",
+                EventType.CONTAINER_UPDATED,
                 message="role packages restored",
-                status="running",
-                role_state="installed",
+                status=Status.RUNNING,
+                role_state=RoleState.INSTALLED,
             )
         message = "role packages reinstalling" if image.installs_in_sandbox else None
-        if image.role_state == "failed":
-            message = ROLE_MESSAGES["failed"]
+        if image.role_state == RoleState.FAILED:
+            message = ROLE_MESSAGES[RoleState.FAILED]
         row = await rows.save(row, event, message=message, error=None, **values, **image.values())
         if image.installs_in_sandbox:
             roles.schedule(row, "recreate")
-        elif image.role_state == "failed":
+        elif image.role_state == RoleState.FAILED:
             await self.role_failed_progress(row, image.role_error or "")
         return row
 
     async def role_failed_progress(self, row: Container, error: str) -> None:
         await self._rows.progress(
             row,
-            "role_failed",
+            Stage.ROLE_FAILED,
             f"the sandbox runs without role {row.role}: {error}",
             100,
             complete=True,

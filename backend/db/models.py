@@ -10,11 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast, overload
 
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, type_coerce
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from corral import shapes
+from corral.shapes import AGENT_SESSION, RoleState, Status
 
 
 def utcnow() -> datetime:
@@ -71,7 +74,7 @@ class User(Base):
         ),
     )
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> shapes.User:
         return {
             "id": self.id,
             "username": self.username,
@@ -96,12 +99,12 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> shapes.TokenInfo:
         return {
             "id": self.id,
             "name": self.name,
             "token_prefix": self.token_prefix,
-            "scopes": list(self.scopes),
+            "scopes": [shapes.Scope(scope) for scope in self.scopes],
             "expires_at": iso(self.expires_at),
             "created_at": iso(self.created_at),
             "last_used_at": iso(self.last_used_at),
@@ -125,7 +128,7 @@ class Container(Base):
     name: Mapped[str] = mapped_column(String(64))
     image: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(64), default="barebone")
-    status: Mapped[str] = mapped_column(String(16), default="creating")
+    status: Mapped[str] = mapped_column(String(16), default=Status.CREATING)
     docker_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     memory_mb: Mapped[int] = mapped_column()
     cpu_shares: Mapped[int] = mapped_column()
@@ -139,11 +142,11 @@ class Container(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     # Set when resources changed while stopped: the next start rebuilds the container with them.
     needs_recreate: Mapped[bool] = mapped_column(default=False)
-    # The role's packages live in the sandbox's root filesystem, so every new Docker container
-    # installs them again: "none" (nothing to install), "pending" (an install is due: queued, or
-    # interrupted by a stop and resumed at the next start), "installing", "installed", "failed"
-    # (``role_error`` says why; POST .../role/reinstall retries).
-    role_state: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    # Where the role stands in the current sandbox (``corral.shapes.RoleState``; ``role_error``
+    # says why it failed; POST .../role/reinstall retries).
+    role_state: Mapped[str] = mapped_column(
+        String(16), default=RoleState.NONE, server_default=RoleState.NONE.value
+    )
     role_error: Mapped[str | None] = mapped_column(String(1024), default=None)
     # The Docker volume holding /home/user: made for this row (named from its ID), or a kept
     # volume of an earlier container attached at create. Rows older than the column have it
@@ -164,15 +167,15 @@ class Container(Base):
     def docker_name(self) -> str:
         return f"corral-{self.id}"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> shapes.Container:
         return container_json({name: getattr(self, name) for name in LIST_NAMES})
 
 
-def container_json(c: Mapping[str, Any]) -> dict[str, Any]:
+def container_json(c: Mapping[str, Any]) -> shapes.Container:
     """The contract's container object from a mapping of ``LIST_NAMES``. The list route builds
     these mappings from plain Core rows: hydrating hundreds of ORM objects (or reading SQLAlchemy
     ``Row`` attributes one by one) costs more than the query itself."""
-    body: dict[str, Any] = {
+    body: shapes.Container = {
         "id": c["docker_id"] or c["id"],
         "db_id": c["id"],
         "name": c["name"],
@@ -181,9 +184,9 @@ def container_json(c: Mapping[str, Any]) -> dict[str, Any]:
         "role_state": c["role_state"],
         "role_error": c["role_error"],
         "status": c["status"],
-        "created_at": _stamp(c["created_at"]),
+        "created_at": _stamp(c["created_at"]) or "",
         "last_used_at": _stamp(c["last_used_at"]),
-        "started_at": _stamp(c["started_at"]) if c["status"] == "running" else None,
+        "started_at": _stamp(c["started_at"]) if c["status"] == Status.RUNNING else None,
         "resources": {
             "memory_mb": c["memory_mb"],
             "cpu_shares": c["cpu_shares"],
@@ -227,7 +230,7 @@ class Agent(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_id: Mapped[str] = mapped_column(String(36), unique=True)
     name: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="offline")
+    status: Mapped[str] = mapped_column(String(16), default=Status.OFFLINE)
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     load: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -238,9 +241,13 @@ class Agent(Base):
     def public_id(self) -> str:
         return f"agent:{self.id}"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> shapes.Container:
         facts = dict(self.facts)
         cpus = facts.get("cpus")
+        details = cast(
+            shapes.AgentDetails,
+            {**facts, "load": dict(self.load), "last_seen_at": iso(self.last_seen_at)},
+        )
         return {
             "id": self.public_id,
             "db_id": self.id,
@@ -249,11 +256,11 @@ class Agent(Base):
             "role": None,
             "role_state": None,
             "role_error": None,
-            "status": self.status,
-            "session_type": "agent",
+            "status": Status(self.status),
+            "session_type": AGENT_SESSION,
             "created_at": iso(self.created_at),
             "last_used_at": iso(self.last_seen_at),
-            "started_at": iso(self.connected_at) if self.status == "running" else None,
+            "started_at": iso(self.connected_at) if self.status == Status.RUNNING else None,
             "resources": {
                 "memory_mb": facts.get("memory_mb"),
                 "cpu_shares": cpus * 1000 if isinstance(cpus, int) else None,
@@ -262,7 +269,7 @@ class Agent(Base):
             "runtime": "agent",
             "labels": {},
             "owner_id": self.user_id,
-            "agent": {**facts, "load": dict(self.load), "last_seen_at": iso(self.last_seen_at)},
+            "agent": details,
         }
 
 
@@ -279,7 +286,7 @@ class KeptVolume(Base):
     container_db_id: Mapped[str] = mapped_column(String(36))
     kept_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    def as_json(self, used_mb: int | None) -> dict[str, Any]:
+    def as_json(self, used_mb: int | None) -> shapes.KeptVolume:
         return {
             "name": self.name,
             "owner_id": self.user_id,
@@ -316,6 +323,12 @@ def volume_name(db_id: str) -> str:
     return f"{VOLUME_PREFIX}{db_id}"
 
 
+@overload
+def iso(value: datetime) -> str: ...
+@overload
+def iso(value: None) -> None: ...
+@overload
+def iso(value: datetime | None) -> str | None: ...
 def iso(value: datetime | None) -> str | None:
     """RFC 3339 in UTC with a ``Z``, the one timestamp format of the API."""
     if value is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,21 +23,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.db.models import EventRecord, iso, utcnow
+from corral.shapes import EventType
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-EVENT_TYPES = (
-    "container_created",
-    "container_progress",
-    "container_started",
-    "container_stopped",
-    "container_deleted",
-    "container_updated",
-    "agent_connected",
-    "agent_disconnected",
-)
 
 
 @dataclass(frozen=True)
@@ -81,8 +71,8 @@ class EventTransaction:
         self.session = session
         self.staged: list[EventRecord] = []
 
-    async def add(self, user_id: str, type_: str, container: dict[str, Any]) -> None:
-        assert type_ in EVENT_TYPES, type_
+    async def add(self, user_id: str, type_: EventType, container: Mapping[str, Any]) -> None:
+        assert type_ is not EventType.LIST, type_
         mine = [record.seq for record in self.staged if record.user_id == user_id]
         seq = mine[-1] + 1 if mine else await self._log._next_seq(self.session, user_id)
         record = EventRecord(
@@ -90,7 +80,7 @@ class EventTransaction:
             seq=seq,
             type=type_,
             container_id=str(container.get("id")) if container.get("id") else None,
-            payload=container,
+            payload=dict(container),
             timestamp=utcnow(),
         )
         self.session.add(record)
@@ -148,7 +138,9 @@ class EventLog:
         for event in tx.events():
             self._deliver(event)
 
-    async def publish(self, user_id: str, type_: str, container: dict[str, Any]) -> Event | None:
+    async def publish(
+        self, user_id: str, type_: EventType, container: Mapping[str, Any]
+    ) -> Event | None:
         """Record one event on its own and hand it to the live listeners. Never raises: a change
         that happened must not be reported as failed because its announcement was not stored."""
         try:

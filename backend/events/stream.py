@@ -20,7 +20,6 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -33,6 +32,7 @@ from backend.events.log import Event, EventLog
 from backend.middleware import WS_SUBPROTOCOL
 from backend.settings import Settings
 from backend.websocket import cap_send_buffer, close_bounded, expiry_timer, revoked_frame
+from corral.shapes import ContainerList, EventType
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class EventConnection:
         settings: Settings,
         hub: EventHub,
         events: EventLog,
-        listing: Callable[[], Awaitable[dict[str, Any]]],
+        listing: Callable[[], Awaitable[ContainerList]],
         principal: Principal,
         all_users: bool,
         since: int | None,
@@ -158,7 +158,12 @@ class EventConnection:
         position, listing = await self.events.snapshot(user_id, self.listing)
         await self.ws.send_str(
             wire(
-                {"type": "list", "container": listing, "timestamp": iso(utcnow()), "seq": position}
+                {
+                    "type": EventType.LIST,
+                    "container": listing,
+                    "timestamp": iso(utcnow()),
+                    "seq": position,
+                }
             )
         )
         self.position = position

@@ -9,16 +9,26 @@ from aiohttp import WSMsgType, web
 
 from backend.agents.connection import AgentConnection
 from backend.auth.policy import access
+from backend.endpoint import Answer, endpoint
 from backend.errors import CorralError
 from backend.middleware import WS_SUBPROTOCOL, principal_of
 from backend.state import AGENTS
+from corral.shapes import Scope
 
 log = logging.getLogger(__name__)
 
 REGISTER_TIMEOUT_S = 10.0
 
 
-@access(scope="agent")
+@endpoint(
+    "WebSocket for corral agent (an agent token: scope agent). The agent sends "
+    '{"type": "register", "name", "facts"} first, then heartbeats; the server multiplexes '
+    "terminal sessions (open, input, resize, close / opened, output, exit, error) over it.",
+    tag="agents",
+    answers={101: Answer("Switching to the WebSocket protocol")},
+    errors=(401, 403),
+)
+@access(scope=Scope.AGENT)
 async def connect(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     service = request.app[AGENTS]

@@ -10,43 +10,42 @@ from collections.abc import AsyncGenerator
 from aiohttp import web
 
 from backend.agents.service import is_agent_id
-from backend.errors import (
-    DockerError,
-    DockerNotFound,
-    InvalidParameters,
-    NotSupportedForAgents,
-    OperationFailed,
-)
+from backend.endpoint import Answer, endpoint
+from backend.errors import DockerError, DockerNotFound, NotSupportedForAgents, OperationFailed
 from backend.middleware import principal_of
 from backend.state import AGENTS, CONTAINERS, DOCKER
-from backend.validation import query_flag, query_int
+from corral.shapes import LogsQuery
+from corral.shapes.usage import DEFAULT_TAIL
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TAIL = 200
-MAX_TAIL = 10_000
 # How often a follow with nothing to send checks that its client is still connected.
 IDLE_CHECK_S = 2.0
 
 
-def _tail(request: web.Request) -> int:
-    tail = query_int(request, "tail")
-    if tail is None:
-        return DEFAULT_TAIL
-    if not 1 <= tail <= MAX_TAIL:
-        raise InvalidParameters(f"tail must be between 1 and {MAX_TAIL}", field="tail")
-    return tail
-
-
-async def container_logs(request: web.Request) -> web.StreamResponse:
+@endpoint(
+    "The container's output (its PID 1's stdout and stderr, demultiplexed): a line when the "
+    "sandbox starts and stops, and whatever is written to /proc/1/fd/1 in it. A stopped "
+    "container's output is readable; a rebuilt one starts afresh.",
+    tag="usage",
+    answers={
+        200: Answer(
+            "The output, streamed; with follow=true until the client leaves or the container stops",
+            media_type="text/plain; charset=utf-8",
+        )
+    },
+    errors=(400, 401, 403, 404, 503),
+    notes={500: "failed to read container logs (sanitized message)"},
+)
+async def container_logs(request: web.Request, query: LogsQuery) -> web.StreamResponse:
     """Every refusal (400, 401, 403, 404, 503) is JSON, before the first byte of output; then
     the output as ``text/plain``. ``follow=true`` keeps the response open until the client
     leaves or the container stops."""
     ident = request.match_info["id"]
     principal = principal_of(request)
-    tail = _tail(request)
-    follow = query_flag(request, "follow")
-    timestamps = query_flag(request, "timestamps")
+    tail = query.get("tail", DEFAULT_TAIL)
+    follow = query.get("follow", False)
+    timestamps = query.get("timestamps", False)
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal, ident)
         raise NotSupportedForAgents("An agent's machine keeps its own logs.")

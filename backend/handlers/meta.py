@@ -6,11 +6,20 @@ from aiohttp import web
 
 from backend.auth.policy import access
 from backend.db.health import database_reachable
+from backend.endpoint import Answer, endpoint
 from backend.errors import DockerError, DockerUnavailable
-from backend.openapi import openapi_document
-from backend.state import CATALOG, CONTAINERS, DB_ENGINE, DOCKER, SETTINGS
+from backend.state import CATALOG, CONTAINERS, DB_ENGINE, DOCKER, OPENAPI, SETTINGS
+from corral.shapes import Health, ImageList, RoleList
 
 
+@endpoint(
+    "Health of the database, the engine, the runtime and the limits",
+    tag="meta",
+    answers={
+        200: Answer("All checked and healthy", Health),
+        503: Answer("The engine or the database is down (status degraded)", Health),
+    },
+)
 @access(public=True)
 async def health(request: web.Request) -> web.Response:
     """Every value is checked for real on each call: a health check that guesses is no check."""
@@ -32,24 +41,44 @@ async def health(request: web.Request) -> web.Response:
     if docker != "ok":
         runtime = f"{settings.runtime} (unknown: engine unreachable)"
     healthy = database == "ok" and docker == "ok" and runtime_ok
-    body = {
+    answer: Health = {
         "status": "ok" if healthy else "degraded",
-        "database": database,
-        "docker": docker,
+        "database": "ok" if database == "ok" else "unavailable",
+        "docker": "ok" if docker == "ok" else "unavailable",
         "runtime": runtime,
         "limits_enforced": limits,
     }
-    return web.json_response(body, status=200 if healthy else 503)
+    return web.json_response(answer, status=200 if healthy else 503)
 
 
+@endpoint(
+    "Images that create accepts",
+    tag="catalog",
+    answers={200: Answer("Images", ImageList)},
+    errors=(401, 403, 503),
+)
 async def list_images(request: web.Request) -> web.Response:
-    return web.json_response({"images": await request.app[CATALOG].images_json()})
+    answer: ImageList = {"images": await request.app[CATALOG].images_json()}
+    return web.json_response(answer)
 
 
+@endpoint(
+    "Roles that create accepts: development tools a sandbox starts with (from the role's image, "
+    "built once per host). A role on an image it does not list is 400 unsupported role.",
+    tag="catalog",
+    answers={200: Answer("Roles", RoleList)},
+    errors=(401, 403),
+)
 async def list_roles(request: web.Request) -> web.Response:
-    return web.json_response({"roles": request.app[CATALOG].roles_json()})
+    answer: RoleList = {"roles": request.app[CATALOG].roles_json()}
+    return web.json_response(answer)
 
 
+@endpoint(
+    "This document",
+    tag="meta",
+    answers={200: Answer("OpenAPI 3.1", dict)},
+)
 @access(public=True)
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return web.json_response(request.app[OPENAPI])

@@ -10,34 +10,39 @@ from aiohttp import web
 from backend.agents.service import is_agent_id
 from backend.auth.live import CLOSE_CREDENTIALS, REVOKED_REASON
 from backend.auth.policy import access
+from backend.endpoint import Answer, endpoint
 from backend.errors import ContainerNotRunning
 from backend.middleware import WS_SUBPROTOCOL, principal_of
 from backend.state import AGENTS, CONTAINERS, DOCKER, LIVE_STREAMS
 from backend.terminal.bridge import bridge
 from backend.terminal.shell import DockerShell, Shell
-
-DEFAULT_COLS, DEFAULT_ROWS = 80, 24
-
-
-def _initial_size(request: web.Request) -> tuple[int, int]:
-    try:
-        cols = int(request.query.get("cols", DEFAULT_COLS))
-        rows = int(request.query.get("rows", DEFAULT_ROWS))
-    except ValueError:
-        return DEFAULT_COLS, DEFAULT_ROWS
-    if 0 < cols <= 1000 and 0 < rows <= 1000:
-        return cols, rows
-    return DEFAULT_COLS, DEFAULT_ROWS
+from corral.shapes import Scope, TerminalQuery
+from corral.shapes.terminal import DEFAULT_COLS, DEFAULT_ROWS
 
 
-@access(scope="write")
-async def terminal(request: web.Request) -> web.StreamResponse:
+@endpoint(
+    "WebSocket: an interactive shell (TTY) in a running container. Messages: client "
+    '{"type": "input"|"resize"|"ping"} or raw text/binary input; server '
+    '{"type": "connected"|"output"|"exit"|"error"|"pong"}.',
+    tag="terminal",
+    answers={
+        101: Answer(
+            "Switching to the WebSocket protocol. Revoking the token it was opened with (or "
+            'signing its session out) ends it: {"type": "error", "data"}, then close 1008 '
+            '"token revoked", and the shell is hung up.'
+        )
+    },
+    errors=(400, 401, 403, 404, 503),
+)
+@access(scope=Scope.WRITE)
+async def terminal(request: web.Request, query: TerminalQuery) -> web.StreamResponse:
     """Every refusal (404, 400 not running, 401, 403) happens before the upgrade, as JSON."""
     principal = principal_of(request)
     ident = request.match_info["id"]
+    size = (query.get("cols", DEFAULT_COLS), query.get("rows", DEFAULT_ROWS))
     shell: Shell
     if is_agent_id(ident):
-        shell = await request.app[AGENTS].open_shell(principal, ident, *_initial_size(request))
+        shell = await request.app[AGENTS].open_shell(principal, ident, *size)
     else:
         containers = request.app[CONTAINERS]
         row = await containers.repository.resolve(principal, ident)
@@ -45,7 +50,7 @@ async def terminal(request: web.Request) -> web.StreamResponse:
         if state is None or not state.running:
             raise ContainerNotRunning()
         docker_shell = DockerShell(request.app[DOCKER], state.id)
-        await docker_shell.open(*_initial_size(request))
+        await docker_shell.open(*size)
         await containers.repository.touch(row)
         shell = docker_shell
     ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_SUBPROTOCOL,), compress=False)

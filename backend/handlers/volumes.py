@@ -5,23 +5,41 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from backend.endpoint import Answer, endpoint
 from backend.errors import NotAuthorized
 from backend.middleware import principal_of
 from backend.state import CONTAINERS
-from backend.validation import query_flag
+from corral.shapes import ListQuery, VolumeDeleted, VolumeList
 
 
-async def list_volumes(request: web.Request) -> web.Response:
+@endpoint(
+    "The caller's kept volumes (from deletes with keep_volume=true)",
+    tag="volumes",
+    answers={200: Answer("Kept volumes, oldest first", VolumeList)},
+    errors=(400, 401, 403),
+)
+async def list_volumes(request: web.Request, query: ListQuery) -> web.Response:
     principal = principal_of(request)
-    all_users = query_flag(request, "all")
+    all_users = query.get("all", False)
     if all_users and not principal.is_admin:
         raise NotAuthorized("Only administrators may list every user's volumes.")
     items = await request.app[CONTAINERS].kept.list_json(principal, all_users)
-    return web.json_response({"volumes": items, "count": len(items)})
+    answer: VolumeList = {"volumes": items, "count": len(items)}
+    return web.json_response(answer)
 
 
+@endpoint(
+    "Delete a kept volume and its data",
+    tag="volumes",
+    answers={200: Answer("Deleted", VolumeDeleted)},
+    errors=(401, 403, 503),
+    notes={
+        404: "volume not found (also for another user's volume)",
+        500: "failed to delete volume (sanitized message)",
+    },
+)
 async def delete_volume(request: web.Request) -> web.Response:
-    body = await request.app[CONTAINERS].kept.delete(
+    answer = await request.app[CONTAINERS].kept.delete(
         principal_of(request), request.match_info["name"]
     )
-    return web.json_response(body)
+    return web.json_response(answer)

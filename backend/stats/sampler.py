@@ -34,17 +34,17 @@ from backend.errors import DockerError, DockerNotFound, DockerUnavailable
 from backend.events.hub import wire
 from backend.events.log import Event
 from backend.stats.sample import Sample, is_stopped, usage_of
+from corral.shapes import RUNNING_STATUSES, EventType, Status
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("running", "configuring")  # a configuring sandbox runs (its role is installing)
 CONTAINER_EVENTS = frozenset(
     {
-        "container_created",
-        "container_started",
-        "container_stopped",
-        "container_deleted",
-        "container_updated",
+        EventType.CONTAINER_CREATED,
+        EventType.CONTAINER_STARTED,
+        EventType.CONTAINER_STOPPED,
+        EventType.CONTAINER_DELETED,
+        EventType.CONTAINER_UPDATED,
     }
 )
 RESYNC_S = 30.0
@@ -54,7 +54,7 @@ FRESH_S = 2.5  # a sample at most this old answers GET .../stats without asking 
 class SandboxRows(Protocol):
     """Where the running sandboxes are read from (``ContainerRepository``)."""
 
-    async def with_sandbox(self, statuses: Iterable[str]) -> Sequence[SandboxRef]: ...
+    async def with_sandbox(self, statuses: Iterable[Status]) -> Sequence[SandboxRef]: ...
 
 
 class StatsSource(Protocol):
@@ -213,7 +213,7 @@ class StatsSampler:
         db_id, docker_id = c.get("db_id"), c.get("id")
         if not isinstance(db_id, str) or not isinstance(docker_id, str):
             return
-        running = event.type != "container_deleted" and c.get("status") in RUNNING
+        running = event.type != EventType.CONTAINER_DELETED and c.get("status") in RUNNING_STATUSES
         if running and docker_id != db_id:
             self._follow(db_id, docker_id, event.user_id, str(c.get("name") or ""))
         else:
@@ -233,7 +233,7 @@ class StatsSampler:
             self._publish()
 
     async def _resync(self) -> None:
-        rows = await self._rows.with_sandbox(RUNNING)
+        rows = await self._rows.with_sandbox(RUNNING_STATUSES)
         running = {row.db_id for row in rows}
         for db_id in [d for d in self._followed if d not in running]:
             self._unfollow(db_id)

@@ -1,5 +1,6 @@
 """The Python client of the Corral backend: the one way the console, the command line and the
-tests talk to it (over HTTP and WebSocket; this package never imports ``backend``)."""
+tests talk to it (over HTTP and WebSocket; this package never imports ``backend``). Its answers
+are typed by ``corral.shapes``, re-exported here under the names callers use."""
 
 from corral.client.api import CorralClient
 from corral.client.errors import (
@@ -36,13 +37,16 @@ from corral.client.errors import (
 )
 from corral.client.events import Backoff, EventConnection, EventStream
 from corral.client.stats import StatsStream
-from corral.client.types import (
+from corral.shapes import (
     Container,
     ContainerList,
     ContainerStats,
     EventMessage,
+    EventType,
     KeptVolume,
+    Scope,
     StatsMessage,
+    Status,
     VolumeList,
 )
 
@@ -63,6 +67,7 @@ __all__ = [
     "EventConnection",
     "EventMessage",
     "EventStream",
+    "EventType",
     "GuestLimitReached",
     "GuestSessionExpired",
     "InternalError",
@@ -78,8 +83,10 @@ __all__ = [
     "OperationFailed",
     "PayloadTooLarge",
     "RateLimited",
+    "Scope",
     "StatsMessage",
     "StatsStream",
+    "Status",
     "StreamClosed",
     "TransportError",
     "Unauthorized",

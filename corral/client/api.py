@@ -1,6 +1,9 @@
 """``CorralClient``: one typed method per route of the backend's HTTP API.
 
-Every refusal is raised as the ``ApiError`` subclass named by the contract's error string (see
+Answers are the server's JSON as it came (dicts and lists), typed by the API's declarations
+(``corral.shapes``, the same the server validates requests with and documents); the client does
+not re-validate them, so a newer server's added keys reach the caller rather than failing the
+call. Every refusal is raised as the ``ApiError`` subclass named by the contract's error string (see
 ``corral.client.errors``); an unreachable server is a ``TransportError``. The client owns an
 ``aiohttp.ClientSession`` unless it is handed one, and is used as an async context manager::
 
@@ -12,7 +15,7 @@ Every refusal is raised as the ``ApiError`` subclass named by the contract's err
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, cast
 from urllib.parse import quote
@@ -22,20 +25,25 @@ import aiohttp
 from corral.client.errors import TransportError, api_error
 from corral.client.events import Backoff, EventConnection, EventStream, connect_events
 from corral.client.stats import StatsStream
-from corral.client.types import (
+from corral.shapes import (
     Container,
+    ContainerCreate,
     ContainerList,
+    ContainerSettings,
     ContainerStats,
-    DeleteResult,
+    Deleted,
     Health,
     ImageList,
-    LifecycleResult,
+    Lifecycle,
     Me,
     NewToken,
     RoleList,
+    Scope,
     Session,
-    SettingsResult,
+    SettingsChanged,
+    TokenCreate,
     TokenList,
+    TokenRevoked,
     VolumeDeleted,
     VolumeList,
 )
@@ -94,7 +102,7 @@ class CorralClient:
         method: str,
         path: str,
         *,
-        body: dict[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
         params: dict[str, str] | None = None,
         ok: tuple[int, ...] = (),
     ) -> Any:
@@ -171,11 +179,14 @@ class CorralClient:
         return cast(Me, await self.request("GET", "/api/me"))
 
     async def create_token(
-        self, name: str, scopes: list[str] | None = None, expires_in_days: int | None = None
+        self,
+        name: str,
+        scopes: Sequence[Scope | str] | None = None,
+        expires_in_days: int | None = None,
     ) -> NewToken:
-        body: dict[str, Any] = {"name": name}
+        body: TokenCreate = {"name": name}
         if scopes is not None:
-            body["scopes"] = scopes
+            body["scopes"] = [Scope(scope) for scope in scopes]
         if expires_in_days is not None:
             body["expires_in_days"] = expires_in_days
         return cast(NewToken, await self.request("POST", "/api/tokens", body=body))
@@ -183,10 +194,8 @@ class CorralClient:
     async def list_tokens(self) -> TokenList:
         return cast(TokenList, await self.request("GET", "/api/tokens"))
 
-    async def revoke_token(self, token_id: str) -> dict[str, Any]:
-        return cast(
-            dict[str, Any], await self.request("DELETE", f"/api/tokens/{self._id(token_id)}")
-        )
+    async def revoke_token(self, token_id: str) -> TokenRevoked:
+        return cast(TokenRevoked, await self.request("DELETE", f"/api/tokens/{self._id(token_id)}"))
 
     # -- containers ---------------------------------------------------------------------------
 
@@ -214,7 +223,7 @@ class CorralClient:
         """Create a container: at once with ``status: creating`` (progress arrives as events),
         or with ``wait=True`` once it runs. ``volume`` attaches a kept volume (see
         ``volumes()``) as its /home/user."""
-        body: dict[str, Any] = {"image": image}
+        body: dict[str, Any] = {"image": image}  # a ContainerCreate
         optional: dict[str, Any] = {
             "name": name,
             "role": role,
@@ -228,25 +237,28 @@ class CorralClient:
         body.update({k: v for k, v in optional.items() if v is not None})
         params = {"wait": "true"} if wait else None
         return cast(
-            Container, await self.request("POST", "/api/containers", body=body, params=params)
+            Container,
+            await self.request(
+                "POST", "/api/containers", body=cast(ContainerCreate, body), params=params
+            ),
         )
 
-    async def start_container(self, ident: str) -> LifecycleResult:
+    async def start_container(self, ident: str) -> Lifecycle:
         return cast(
-            LifecycleResult,
+            Lifecycle,
             await self.request("POST", f"/api/containers/{self._id(ident)}/start"),
         )
 
-    async def stop_container(self, ident: str) -> LifecycleResult:
+    async def stop_container(self, ident: str) -> Lifecycle:
         return cast(
-            LifecycleResult,
+            Lifecycle,
             await self.request("POST", f"/api/containers/{self._id(ident)}/stop"),
         )
 
-    async def delete_container(self, ident: str, *, keep_volume: bool = False) -> DeleteResult:
+    async def delete_container(self, ident: str, *, keep_volume: bool = False) -> Deleted:
         params = {"keep_volume": "true"} if keep_volume else None
         return cast(
-            DeleteResult,
+            Deleted,
             await self.request("DELETE", f"/api/containers/{self._id(ident)}", params=params),
         )
 
@@ -258,7 +270,7 @@ class CorralClient:
         memory_mb: int | None = None,
         cpu_shares: int | None = None,
         disk_mb: int | None = None,
-    ) -> SettingsResult:
+    ) -> SettingsChanged:
         """Change a container's name and/or resources; omitted fields stay as they are."""
         fields = {
             "name": name,
@@ -266,9 +278,9 @@ class CorralClient:
             "cpu_shares": cpu_shares,
             "disk_mb": disk_mb,
         }
-        body = {k: v for k, v in fields.items() if v is not None}
+        body = cast(ContainerSettings, {k: v for k, v in fields.items() if v is not None})
         return cast(
-            SettingsResult,
+            SettingsChanged,
             await self.request("PATCH", f"/api/containers/{self._id(ident)}/settings", body=body),
         )
 

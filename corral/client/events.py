@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, cast
 import aiohttp
 
 from corral.client.errors import ApiError, StreamClosed, TransportError, api_error
-from corral.client.types import EventMessage
+from corral.shapes import EventMessage, EventType
 
 if TYPE_CHECKING:
     from corral.client.api import CorralClient
@@ -359,7 +359,7 @@ class EventStream(ReconnectingStream):
                 self.last_error = str(message.get("message") or message.get("error"))
                 continue
             duplicate = isinstance(seq, int) and self.last_seq is not None and seq <= self.last_seq
-            if kind != "list" and duplicate:
+            if kind != EventType.LIST and duplicate:
                 continue  # the server never sends one; still, never yield an event twice
             if isinstance(seq, int):
                 self.last_seq = seq

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import cast
 
 from corral.client.events import EventConnection, ReconnectingStream, connect_events
-from corral.client.types import StatsMessage
+from corral.shapes import StatsMessage
 
 STATS_PATH = "/api/containers/stats"
 

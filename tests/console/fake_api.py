@@ -1,13 +1,30 @@
 """A stand-in for ``CorralClient`` with fixed answers, for snapshot tests and the 1,000-row
 test: pictures must not change with the clock, ports or Docker IDs. Every behaviour is also
-tested against the real backend and engine (``test_console_live.py``)."""
+tested against the real backend and engine (``test_console_live.py``).
+
+Each answer is checked against the API's declarations (``corral.shapes``) before it is handed
+out, exactly as the real server's are checked against its document, so the stand-in cannot
+drift from what the console really receives."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from corral import shapes
+from corral.shapes.check import adapter
+
+T = TypeVar("T")
+
+
+def shaped(shape: type[Any], data: T) -> T:
+    """``data`` itself, once it passed ``shape`` (as JSON: enums arrive as their values)."""
+    adapter(shape).validate_json(json.dumps(data))
+    return data
+
 
 LIMITS = {
     "tier": "pro",
@@ -33,6 +50,7 @@ def container(
     **extra: Any,
 ) -> dict[str, Any]:
     db_id = f"{index:08x}-0000-4000-8000-{index:012x}"
+    extra.setdefault("role_state", "none" if role == "barebone" else "installed")
     started = None
     if started_ago is not None:
         started = (datetime.now(UTC) - started_ago).isoformat().replace("+00:00", "Z")
@@ -50,6 +68,8 @@ def container(
         "runtime": "runsc",
         "labels": {},
         "volume": f"corral-vol-{db_id}",
+        "owner_id": "u1",
+        "role_error": None,
         **extra,
     }
 
@@ -74,7 +94,9 @@ def sample_fleet() -> list[dict[str, Any]]:
         container(5, "old-db", "missing", image="corral/debian:bookworm"),
         container(6, "broken", "error", error="the sandbox was killed (exit code 137)"),
         {
-            **container(7, "laptop", "running", image=None, role=None, started_ago=up),
+            **container(
+                7, "laptop", "running", image=None, role=None, started_ago=up, role_state=None
+            ),
             "id": "agent:00000007-0000-4000-8000-000000000007",
             "session_type": "agent",
             "runtime": "agent",
@@ -86,6 +108,7 @@ def sample_fleet() -> list[dict[str, Any]]:
                 "cpus": 8,
                 "memory_mb": 16384,
                 "load": {"1m": 0.42, "5m": 0.3, "15m": 0.25},
+                "last_seen_at": STAMP,
             },
         },
     ]
@@ -142,7 +165,7 @@ class FakeApi:
             {
                 "name": "corral-vol-0000000a-0000-4000-8000-00000000000a",
                 "size_mb": 2048,
-                "used_mb": 312.5,
+                "used_mb": 312,
                 "container_name": "old-notes",
                 "container_db_id": "0000000a-0000-4000-8000-00000000000a",
                 "kept_at": STAMP,
@@ -150,49 +173,64 @@ class FakeApi:
         ]
 
     async def me(self) -> dict[str, Any]:
-        return {
-            "user": {"id": "u1", "username": "ada", "tier": "pro", "admin": False, "guest": False},
-            "tier": "pro",
-            "limits": LIMITS,
-            "usage": {"containers": 6},
-        }
+        user = {"id": "u1", "username": "ada", "tier": "pro", "admin": False, "guest": False}
+        return shaped(
+            shapes.Me,
+            {
+                "user": {**user, "created_at": STAMP},
+                "tier": "pro",
+                "limits": LIMITS,
+                "usage": {"containers": 6},
+                "scopes": ["read", "write"],
+                "session_expires_at": None,
+            },
+        )
 
     async def images(self) -> dict[str, Any]:
-        return {
-            "images": [
-                {"name": "corral/busybox", "available": True, "description": "BusyBox"},
-                {"name": "corral/debian:bookworm", "available": True, "description": "Debian 12"},
-            ]
-        }
+        return shaped(
+            shapes.ImageList,
+            {
+                "images": [
+                    _image("corral/busybox", "BusyBox", 5),
+                    _image("corral/debian:bookworm", "Debian 12", 180),
+                ]
+            },
+        )
 
     async def roles(self) -> dict[str, Any]:
-        return {
-            "roles": [
-                {
-                    "id": "barebone",
-                    "name": "Barebone",
-                    "description": "The image as it is",
-                    "packages": [],
-                    "images": ["corral/busybox", "corral/debian:bookworm"],
-                },
-                {
-                    "id": "python",
-                    "name": "Python",
-                    "description": "python3, pip, venv, git",
-                    "packages": ["python3"],
-                    "images": ["corral/debian:bookworm"],
-                },
-            ]
-        }
+        return shaped(
+            shapes.RoleList,
+            {
+                "roles": [
+                    {
+                        "id": "barebone",
+                        "name": "Barebone",
+                        "description": "The image as it is",
+                        "packages": [],
+                        "images": ["corral/busybox", "corral/debian:bookworm"],
+                    },
+                    {
+                        "id": "python",
+                        "name": "Python",
+                        "description": "python3, pip, venv, git",
+                        "packages": ["python3"],
+                        "images": ["corral/debian:bookworm"],
+                    },
+                ]
+            },
+        )
 
     async def health(self) -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "database": "ok",
-            "docker": "ok",
-            "runtime": "runsc",
-            "limits_enforced": True,
-        }
+        return shaped(
+            shapes.Health,
+            {
+                "status": "ok",
+                "database": "ok",
+                "docker": "ok",
+                "runtime": "runsc",
+                "limits_enforced": True,
+            },
+        )
 
     def events(self, *, on_state: Callable[[str], None] | None = None, **_: Any) -> FakeStream:
         return FakeStream(self, on_state)
@@ -212,16 +250,17 @@ class FakeApi:
     async def get_container(self, ident: str) -> dict[str, Any]:
         for item in self.fleet:
             if ident in (item.get("db_id"), item.get("id"), item.get("name")):
-                return dict(item)
+                return shaped(shapes.Container, dict(item))
         raise KeyError(ident)
 
     async def volumes(self) -> dict[str, Any]:
-        return {"volumes": [dict(v) for v in self.kept], "count": len(self.kept)}
+        listing = {"volumes": [dict(v) for v in self.kept], "count": len(self.kept)}
+        return shaped(shapes.VolumeList, listing)
 
     async def delete_volume(self, name: str) -> dict[str, Any]:
         self.calls.append("delete_volume")
         self.kept = [v for v in self.kept if v["name"] != name]
-        return {"message": "volume deleted", "name": name}
+        return shaped(shapes.VolumeDeleted, {"message": "volume deleted", "name": name})
 
     async def close(self) -> None:
         return None
@@ -232,6 +271,16 @@ class FakeApi:
             return {"message": f"{name} done", "id": args[0] if args else "", "name": ""}
 
         return record
+
+
+def _image(name: str, description: str, size_mb: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "reference": f"{name}:latest" if ":" not in name else name,
+        "description": description,
+        "available": True,
+        "size_mb": size_mb,
+    }
 
 
 LOG_LINES = [
@@ -273,11 +322,14 @@ class FakeStats:
         running = [c for c in running if c.get("session_type") != "agent"]
         if not self.api.with_stats:
             running = []
-        yield {
-            "type": "stats",
-            "timestamp": STAMP,
-            "stats": [stats_sample(c, i) for i, c in enumerate(running, start=1)],
-        }
+        yield shaped(
+            shapes.StatsMessage,
+            {
+                "type": "stats",
+                "timestamp": STAMP,
+                "stats": [stats_sample(c, i) for i, c in enumerate(running, start=1)],
+            },
+        )
         await asyncio.Event().wait()
 
 
@@ -296,13 +348,17 @@ class FakeStream:
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         if self.on_state:
             self.on_state("connected")
-        yield {
-            "type": "list",
-            "seq": 1,
-            "timestamp": "2026-11-28T09:30:00.000Z",
-            "container": {"containers": self.api.fleet, "count": len(self.api.fleet), "limit": 10},
-        }
+        fleet = self.api.fleet
+        yield shaped(
+            shapes.EventMessage,
+            {
+                "type": "list",
+                "seq": 1,
+                "timestamp": "2026-11-28T09:30:00.000Z",
+                "container": {"containers": fleet, "count": len(fleet), "limit": 10},
+            },
+        )
         for message in self.api.log:
-            yield message
+            yield shaped(shapes.EventMessage, message)
         while True:
             yield await self.extra.get()

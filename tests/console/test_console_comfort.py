@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiohttp.test_utils import TestClient, TestServer
-
-from backend.app import create_app
 from backend.settings import Settings
-from tests.conftest import Api
+from tests.conftest import serve
 from tests.console.conftest import make_app, until
 from tests.console.fake_api import FakeApi
 from tui.app import CorralApp
@@ -102,8 +99,7 @@ async def test_palette_offers_the_actions(tmp_path: Path) -> None:
 
 async def test_engine_down_is_said_with_the_fix(settings: Settings, tmp_path: Path) -> None:
     down = settings.with_overrides(docker_host="unix:///nonexistent/docker.sock")
-    async with TestClient(TestServer(create_app(down))) as client:
-        api = Api(client)
+    async with serve(down) as api:
         _, headers = await api.user()
         app = make_app(api, headers, ConsoleConfig(path=tmp_path / "c.toml"))
         async with app.run_test(size=(140, 36)) as pilot:

@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static, Switch
 
+from corral.shapes import is_agent
+
 
 class ConfirmDelete(ModalScreen[tuple[bool, bool] | None]):
     BINDINGS = [("escape", "cancel", "Cancel")]
@@ -20,7 +22,7 @@ class ConfirmDelete(ModalScreen[tuple[bool, bool] | None]):
         self.targets = targets
 
     def compose(self) -> ComposeResult:
-        agents = [c for c in self.targets if c.get("session_type") == "agent"]
+        agents = [c for c in self.targets if is_agent(c)]
         names = ", ".join(str(c.get("name")) for c in self.targets)
         with Vertical(id="dialog"):
             if len(self.targets) == 1 and agents:

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from corral.client import ApiError
+from corral.shapes import RUNNING_STATUSES, RoleState, Status
 from tui import formatting as fmt
 from tui.app_access import corral_app
 from tui.messages import BackendEvent
@@ -184,12 +185,12 @@ class CreateScreen(FormScreen):
         if container is None:
             return
         status = container.get("status")
-        if status in ("running", "configuring") and progress is None:
+        if status in RUNNING_STATUSES and progress is None:
             self.finished = True
             role = container.get("role_state")
-            note = f" (role {container.get('role')} failed)" if role == "failed" else ""
+            note = f" (role {container.get('role')} failed)" if role == RoleState.FAILED else ""
             self.app.notify(f"{container['name']} is running{note}")
             self.dismiss(self.creating)
-        elif status == "error":
+        elif status == Status.ERROR:
             self.show_error(f"Creation failed: {container.get('error', 'unknown error')}")
             self.creating = None

@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from corral.shapes import is_agent
 from tui.app_access import ReportsWorkerErrors, corral_app
 
 
@@ -44,7 +45,7 @@ class InspectScreen(ReportsWorkerErrors, ModalScreen[None]):
     @work(group="inspect", exclusive=True, exit_on_error=False)
     async def refresh_from_api(self) -> None:
         """The stored copy shows at once; the backend's fresh answer replaces it."""
-        if self.container.get("session_type") == "agent":
+        if is_agent(self.container):
             return
         fresh = await corral_app(self).api.get_container(str(self.container.get("db_id")))
         self.text = json.dumps(dict(fresh), indent=2, sort_keys=True)

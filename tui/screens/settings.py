@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from corral.client import ApiError
+from corral.shapes import RUNNING_STATUSES
 from tui.app_access import corral_app
 from tui.model import Fleet
 from tui.screens.forms import FormScreen
@@ -39,7 +40,7 @@ class SettingsScreen(FormScreen):
             yield name_field(str(self.container.get("name", "")))
             for resource in RESOURCES:
                 yield resource_field(resource, self.limits, resources.get(resource))
-            running = self.container.get("status") in ("running", "configuring")
+            running = self.container.get("status") in RUNNING_STATUSES
             yield Static(
                 RESTART_WARNING
                 if running
@@ -83,7 +84,7 @@ class SettingsScreen(FormScreen):
     @work(group="form", exit_on_error=False)
     async def _apply(self, changes: dict[str, Any]) -> None:
         resizing = bool(set(changes) & set(RESOURCES))
-        running = self.container.get("status") in ("running", "configuring")
+        running = self.container.get("status") in RUNNING_STATUSES
         text = "Rebuilding with the new limits…" if resizing and running else "Saving…"
         self.busy(True, text)
         main = corral_app(self).main_screen

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.text import Text
 
+from corral.shapes import Status
 from tui import formatting as fmt
 
 
@@ -39,14 +40,14 @@ class Column:
 
 
 # Most alive first.
-STATUS_ORDER = {
-    "running": 0,
-    "configuring": 1,
-    "creating": 2,
-    "stopped": 3,
-    "offline": 4,
-    "missing": 5,
-    "error": 6,
+STATUS_ORDER: dict[str, int] = {
+    Status.RUNNING: 0,
+    Status.CONFIGURING: 1,
+    Status.CREATING: 2,
+    Status.STOPPED: 3,
+    Status.OFFLINE: 4,
+    Status.MISSING: 5,
+    Status.ERROR: 6,
 }
 
 
@@ -66,7 +67,7 @@ def _status(row: RowData, _: datetime) -> Text:
 
 
 def _uptime_seconds(row: RowData, now: datetime) -> float:
-    if row.container.get("status") != "running":
+    if row.container.get("status") != Status.RUNNING:
         return -1.0
     started = fmt.parse_time(row.container.get("started_at"))
     return (now - started).total_seconds() if started else -1.0
@@ -75,7 +76,7 @@ def _uptime_seconds(row: RowData, now: datetime) -> float:
 def _cpu(row: RowData, _: datetime) -> Text:
     limit = fmt.millicores(_resources(row).get("cpu_shares"))
     stats = row.stats
-    if stats is None or row.container.get("status") != "running":
+    if stats is None or row.container.get("status") != Status.RUNNING:
         return Text(limit, style="dim")
     return Text(f"{stats.get('cpu_percent', 0):.0f}%")
 
@@ -83,7 +84,7 @@ def _cpu(row: RowData, _: datetime) -> Text:
 def _memory(row: RowData, _: datetime) -> Text:
     limit = fmt.megabytes(_resources(row).get("memory_mb"))
     stats = row.stats
-    if stats is None or row.container.get("status") != "running":
+    if stats is None or row.container.get("status") != Status.RUNNING:
         return Text(limit)
     used = stats.get("memory_used_mb")
     if not isinstance(used, int | float):
@@ -135,7 +136,7 @@ COLUMNS: tuple[Column, ...] = (
         _cpu,
         lambda r, _: (
             (r.stats or {}).get("cpu_percent", -1.0)
-            if r.stats and r.container.get("status") == "running"
+            if r.stats and r.container.get("status") == Status.RUNNING
             else -1.0,
             _resources(r).get("cpu_shares") or 0,
         ),
@@ -148,7 +149,7 @@ COLUMNS: tuple[Column, ...] = (
         _memory,
         lambda r, _: (
             (r.stats or {}).get("memory_used_mb", -1.0)
-            if r.stats and r.container.get("status") == "running"
+            if r.stats and r.container.get("status") == Status.RUNNING
             else -1.0,
             _resources(r).get("memory_mb") or 0,
         ),

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import ProgressBar, Static
 
+from corral.shapes import Status, is_agent
 from tui import formatting as fmt
 
 
@@ -29,7 +30,7 @@ def live(container: dict[str, Any] | None, history: list[dict[str, Any]]) -> Tab
     """What changes by the second: uptime, and the usage from the stats stream (the latest
     sample, and a sparkline of the recent ones). Drawn apart from the rest of the pane, so the
     clock and a new sample redraw these lines only."""
-    if container is None or container.get("status") != "running":
+    if container is None or container.get("status") != Status.RUNNING:
         return Text("")
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold dim", no_wrap=True, width=LABEL_WIDTH)
@@ -95,12 +96,11 @@ def describe(
     table.add_column(style="bold dim", no_wrap=True, width=LABEL_WIDTH)
     table.add_column()
     resources = container.get("resources") or {}
-    is_agent = container.get("session_type") == "agent"
     table.add_row("Name", str(container.get("name")))
     table.add_row("Status", fmt.status_cell(str(container.get("status"))))
     if container.get("error"):
         table.add_row("Problem", Text(str(container["error"]), style="red"))
-    if is_agent:
+    if is_agent(container):
         table.add_row("ID", str(container.get("id")))
         agent = container.get("agent") or {}
         table.add_row("Host", f"{agent.get('hostname', '—')} ({agent.get('os', '—')})")

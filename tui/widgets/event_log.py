@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input
 
+from corral.shapes import EventType
 from tui import formatting as fmt
 from tui.widgets.tail_log import TailLog
 
@@ -26,17 +27,17 @@ def event_line(message: dict[str, Any], change: str | None = None) -> Text:
     stamp = moment.astimezone().strftime("%H:%M:%S") if moment else "--:--:--"
     kind = str(message.get("type", ""))
     payload = message.get("container") or {}
-    if kind == "list":
+    if kind == EventType.LIST:
         detail = f"{payload.get('count', 0)} container(s)"
         name = ""
     else:
         name = str(payload.get("name", ""))
-        if kind == "container_progress":
+        if kind == EventType.CONTAINER_PROGRESS:
             detail = f"{payload.get('progress', 0)}% {payload.get('message', '')}"
         else:
             said = payload.get("message")
             detail = ", ".join(p for p in (said, change) if p) or str(payload.get("status") or "")
-        if payload.get("error") and kind != "container_progress":
+        if payload.get("error") and kind != EventType.CONTAINER_PROGRESS:
             detail += f" ({payload['error']})"
     return Text.assemble(
         (stamp, "dim"),

@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.validation import Function, ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
+from corral.shapes.containers import CONTAINER_NAME_PATTERN
+
 NAME_HELP = "letters, digits, hyphens"
 NAME_RULE = "1-64 letters, digits and hyphens, not starting with a hyphen"
 # The resource fields: label, unit, and how the backend names them in its messages.
@@ -23,7 +25,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
 
 
 def valid_name(value: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}", value))
+    return bool(re.fullmatch(CONTAINER_NAME_PATTERN, value))
 
 
 def humanize(message: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.text import Text
 
+from corral.shapes import Status
 from tui.widgets.columns import BY_KEY, COLUMNS, RowData, now
 
 USAGE_COLUMNS = ("cpu", "memory")  # the cells a usage sample changes
@@ -143,7 +144,7 @@ class Rows:
         changes = []
         for key in list(self._order):
             row = self._rows[key]
-            if row.data.container.get("status") != "running":
+            if row.data.container.get("status") != Status.RUNNING:
                 continue
             cell = uptime.cell(row.data, moment)
             if cell != row.cells["uptime"]:
