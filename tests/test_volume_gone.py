@@ -1,11 +1,13 @@
-"""A sandbox is never created on a volume Corral did not make.
+"""A sandbox is never created on a volume Corral did not make, and a lost volume is never
+passed over in silence.
 
 Docker makes an empty, unlabelled volume when a container names a missing one. So the Docker
-service refuses to create a sandbox unless its volume exists with this Corral's labels, and a
-container whose volume was removed by hand is not started on an empty one (its data's loss
-hidden): start answers ``failed to start container`` saying the volume is gone, and the row
-stays ``missing`` with that reason. Only the engine's record of a volume lost while its ext4
-image still holds the data is made again (nothing is lost then)."""
+service refuses to create a sandbox unless its volume exists with this Corral's labels. A
+container whose volume was removed by hand is recreated by start as the contract has it (a host
+rebuild loses volumes too), on a new volume Corral makes, and the answer says the data is gone:
+``volume_kept: false`` and a ``warning``. The engine's record of a volume lost while its ext4
+image still holds the data is made again (nothing is lost then). A volume of that name that
+Corral did not make is refused and left alone."""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def _no_volume(docker_client: docker.DockerClient, name: str) -> bool:
     return False
 
 
-async def test_a_container_whose_volume_was_removed_by_hand_is_not_started_empty(
+async def test_a_container_whose_volume_was_removed_by_hand_says_its_data_is_gone(
     api: Api, settings: Settings, docker_client: docker.DockerClient
 ) -> None:
     _, headers = await api.user(tier="test")
@@ -60,22 +62,21 @@ async def test_a_container_whose_volume_was_removed_by_hand_is_not_started_empty
     _wipe_image(settings, made["db_id"])
 
     status, body = await _start(api, headers, made)
-    assert status == 500, body
-    assert body["error"] == "failed to start container"
-    assert "volume" in body["message"] and "is gone" in body["message"]
-    row = await api.get(headers, made["db_id"])
-    assert row["status"] == "missing"
-    assert "is gone" in row["error"]
-    # Nothing was made in its place: no volume of that name, labelled or not, no image file.
-    assert _no_volume(docker_client, made["volume"])
-    assert not (settings.volumes_dir / f"{made['db_id']}.img").exists()
-    assert not docker_client.containers.list(
-        all=True, filters={"label": f"corral.db_id={made['db_id']}"}
-    )
-    # It is still answered the same way, and can be deleted.
-    assert (await _start(api, headers, made))[0] == 500
-    resp = await api.client.delete(f"/api/containers/{made['db_id']}", headers=headers)
-    assert resp.status == 200
+    assert status == 200, body
+    assert body["message"] == "container recreated and started" and body["recreated"] is True
+    assert body["volume_kept"] is False
+    assert made["volume"] in body["warning"] and "starts empty" in body["warning"]
+    # The new volume is Corral's own (labelled, on a new image), not one the engine made up.
+    labels = docker_client.volumes.get(made["volume"]).attrs["Labels"] or {}
+    assert labels.get("corral.instance") == settings.instance_label
+    assert (settings.volumes_dir / f"{made['db_id']}.img").exists()
+    assert sh(docker_client, body["id"], "test -e /home/user/f")[0] != 0  # lost, and said so
+    # Its volume is there again: the next start keeps it, and warns of nothing.
+    assert (
+        await api.client.post(f"/api/containers/{made['db_id']}/stop", headers=headers)
+    ).status == 200
+    status, again = await _start(api, headers, made)
+    assert status == 200 and "warning" not in again, again
 
 
 async def test_a_lost_engine_record_is_made_again_from_the_image_with_the_data(
@@ -116,7 +117,7 @@ async def test_a_volume_of_that_name_not_made_by_corral_is_refused(
         stray.remove(force=True)
 
 
-async def test_without_quotas_a_removed_volume_is_refused_too(
+async def test_without_quotas_a_removed_volume_is_said_too(
     settings: Settings, docker_client: docker.DockerClient
 ) -> None:
     async with serve(settings.with_overrides(disk_quotas="none")) as api:
@@ -126,8 +127,10 @@ async def test_without_quotas_a_removed_volume_is_refused_too(
         await wait_for(lambda: _missing(api, headers, made["db_id"]), what="the row to be missing")
         docker_client.volumes.get(made["volume"]).remove()
         status, body = await _start(api, headers, made)
-        assert status == 500 and "is gone" in body["message"], body
-        assert _no_volume(docker_client, made["volume"])
+        assert status == 200 and body["volume_kept"] is False, body
+        assert "starts empty" in body["warning"]
+        labels = docker_client.volumes.get(made["volume"]).attrs["Labels"] or {}
+        assert labels.get("corral.managed") == "true"
 
 
 async def _missing(api: Api, headers: dict[str, str], db_id: str) -> bool:

@@ -9,10 +9,11 @@ image again at the same path when it starts.
 
 Without quotas (not root, or ``disk_quotas = "none"``), a volume is a plain named Docker volume.
 
-A volume is made only for a container that never had one. One that should exist (its container
-had a sandbox, or it is a kept volume attached at create) and is gone, or a volume of that name
-that Corral did not make, is refused (``VolumeGone``): the engine would otherwise give the
-sandbox an empty volume in its place, and the data's loss would go unnoticed.
+Every volume a sandbox mounts is made here, labelled, never by the engine (which makes an empty,
+unlabelled one when a container names a missing volume). A volume of a row's name that Corral did
+not make is refused (``VolumeGone``). A row whose volume is gone (removed by hand, or a database
+brought to a new host) gets a new, empty one only when it is rebuilt, and the rebuild says so
+(``had_volume``: the data was lost, not a first volume).
 """
 
 from __future__ import annotations
@@ -92,14 +93,11 @@ class Ext4Images:
     def mountpoint(self, key: str) -> Path:
         return self.root / key
 
-    def ensure(self, key: str, disk_mb: int, create: bool) -> bool:
-        """Make (only when ``create``: ``VolumeGone`` otherwise) and mount the image if needed
-        (growing an existing one smaller than ``disk_mb``: a kept volume attached with a larger
-        disk); True when it already existed."""
+    def ensure(self, key: str, disk_mb: int) -> bool:
+        """Make and mount the image if needed (growing an existing one smaller than
+        ``disk_mb``: a kept volume attached with a larger disk); True when it already existed."""
         image, mountpoint = self.image(key), self.mountpoint(key)
         existed = image.exists()
-        if not existed and not create:
-            raise VolumeGone(gone_message(VOLUME_PREFIX + key))
         if existed and image.stat().st_size < disk_mb * MB:
             self.resize(key, disk_mb)
         if not existed:
@@ -217,10 +215,9 @@ class VolumeManager:
 
     async def ensure(self, row: Container) -> bool:
         """Make sure the row's volume exists, is Corral's and is mounted; True when its data
-        already existed. Made only for a row that never had one (see the module's doc):
-        ``VolumeGone`` when its data is gone or the volume of that name is not Corral's."""
+        already existed. ``VolumeGone`` when a volume of its name exists that Corral did not
+        make (left alone: it is not ours to remove or to mount)."""
         name = row.volume_name
-        create = not had_volume(row)
         labels = await self._docker.volume_labels(name)
         if labels is not None and any(
             labels.get(key) != value for key, value in instance_labels(self._instance).items()
@@ -232,14 +229,10 @@ class VolumeManager:
         if self._images is None:
             if labels is not None:
                 return True
-            if not create:
-                raise VolumeGone(gone_message(name))
             await self._create_docker_volume(row)
             return False
-        existed = await asyncio.to_thread(
-            self._images.ensure, volume_key(name), row.disk_mb, create
-        )
-        if labels is None:  # its image holds the data: only the engine's record was lost
+        existed = await asyncio.to_thread(self._images.ensure, volume_key(name), row.disk_mb)
+        if labels is None:  # the engine's record only; the image holds the data
             await self._create_docker_volume(row)
         return existed
 
@@ -304,8 +297,7 @@ class VolumeManager:
             return
         key = volume_key(row.volume_name)
         if await self.size_mb(row) is None:
-            await asyncio.to_thread(self._images.ensure, key, disk_mb, not had_volume(row))
-            return
+            return  # no image yet (or it is gone): it is made at the row's size when needed
         await asyncio.to_thread(self._images.resize, key, disk_mb)
 
 
@@ -315,11 +307,10 @@ def had_volume(row: Container) -> bool:
     return row.docker_id is not None or row.volume_name != volume_name(row.id)
 
 
-def gone_message(name: str) -> str:
+def lost_message(name: str) -> str:
     return (
-        f"the container's volume {name} is gone (removed outside Corral): its data cannot be "
-        "recovered, and Corral does not give it an empty one in its place; delete the container "
-        "(and create a new one)"
+        f"its volume {name} was gone (removed outside Corral, or the database was brought to "
+        "another host): it was recreated on a new, empty volume, and /home/user starts empty"
     )
 
 
