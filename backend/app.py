@@ -56,6 +56,7 @@ from backend.state import (
     WATCHER,
 )
 from backend.stats.sampler import StatsSampler
+from corral.aio import TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[DB_ENGINE] = engine
     app[SESSIONS] = make_sessionmaker(engine)
     app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))
-    app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER])
-    app[USERS] = UserService(app[SESSIONS], app[LIVE_STREAMS])
-    app[LIVE_STREAMS].check_with(app[USERS].revoked)
+    app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER], settings.auth_cache_s)
+    app[USERS] = UserService(
+        app[SESSIONS], revoked=app[AUTHENTICATOR].forget_token, live=app[LIVE_STREAMS]
+    )
+    app[LIVE_STREAMS].check_with(app[USERS].is_revoked)
     app[INSTANCE] = instance_id(settings)
     yield
     await engine.dispose()
@@ -147,16 +150,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         log.info("mounted %d volume(s) again", mounted)
     with contextlib.suppress(DockerError, DockerUnavailable):
         await containers.roles.images.sweep()
-    agents = AgentService(app[SESSIONS], events)
+    agents = AgentService(app[SESSIONS], events, revoked=app[AUTHENTICATOR].forget_token)
     await agents.mark_all_offline()
     app[AGENTS] = agents
     watcher = DockerWatcher(app[DOCKER], containers.reconciler, app[INSTANCE])
     app[WATCHER] = watcher
-    watch_task = asyncio.ensure_future(watcher.run())
+    watcher.start()
     yield
-    watch_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watch_task
     await watcher.close()
     await agents.close_all()
     await containers.drain()
@@ -171,13 +171,10 @@ async def _event_streams(app: web.Application) -> AsyncIterator[None]:
     hub = EventHub(settings.event_queue_size)
     app[EVENT_HUB] = hub
     events.add_listener(hub.deliver)
-    pruner = asyncio.create_task(
-        _prune_periodically(events, settings.event_prune_interval_s), name="event-log-prune"
-    )
+    tasks = TaskOwner("event-log-prune")
+    tasks.spawn(_prune_periodically(events, settings.event_prune_interval_s))
     yield
-    pruner.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await pruner
+    await tasks.close()
     events.remove_listener(hub.deliver)
     await _close_event_streams(app)
 

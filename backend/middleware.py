@@ -24,6 +24,7 @@ from backend.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from backend.json_answer import json_answer
 from backend.ratelimit import WRITE_METHODS, ip_limit_of
 from backend.state import AUTHENTICATOR, RATE_LIMITER
 from corral.shapes import Scope
@@ -36,7 +37,7 @@ WS_TOKEN_PREFIX = "corral.token."
 
 
 def error_response(error: CorralError) -> web.Response:
-    return web.json_response(error.body(), status=error.status, headers=error.headers() or None)
+    return json_answer(error.body(), status=error.status, headers=error.headers())
 
 
 def _from_http_exception(exc: web.HTTPException) -> CorralError:

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     guest_session_hours: int = 50
     guest_grace_hours: int = 24 * 7
     jwt_lifetime_hours: int = 24 * 7
+    # A checked token is trusted this long before the database is asked again. Revocations and
+    # sign-outs made through this backend apply at once; ones made by another process (the
+    # ``corral admin`` commands) within this many seconds. 0: ask every time.
+    auth_cache_s: float = Field(default=5.0, ge=0, le=60)
     max_body_bytes: int = 64 * 1024
     # Rate limits (backend.ratelimit), each [count, seconds]: `count` requests at once, then
     # `count` per `seconds`; a count of 0: no limit. Sign-in per client IP, writes per user.

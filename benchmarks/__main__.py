@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench_roles",
     "bench_console",
     "bench_stats",
+    "bench_load",
 ]
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import percentile, seed_users, server_process, summary, verdict
-from tests.console.fake_api import FakeApi, container
+from devkit.fake_api import FakeApi, container
+from devkit.waiting import wait_for
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
 from tui.messages import BackendEvent, StatsUpdate
@@ -55,12 +56,24 @@ async def _launch(url: str, token: str, rows: int, workdir: Path) -> float:
     frames = _frames(app)
     async with app.run_test(size=SIZE):
         table = app.main_screen.query_one(ContainerTable)
-        while table.row_count < rows or app.main_screen.header.connection != "connected":
-            await asyncio.sleep(0.001)
-        loaded = time.perf_counter()
-        while not frames or frames[-1] < loaded:
-            await asyncio.sleep(0.001)
-        return frames[-1] - t0
+        await wait_for(
+            lambda: table.row_count >= rows and app.main_screen.header.connection == "connected",
+            30,
+            0.001,
+            "every row, connected",
+        )
+        return await _frame_after(frames, time.perf_counter()) - t0
+
+
+async def _frame_after(frames: list[float], since: float) -> float:
+    """The time of the first frame sent at or after ``since``."""
+    await wait_for(lambda: bool(frames) and frames[-1] >= since, 10, 0.001, "a frame")
+    return frames[-1]
+
+
+async def _shown(table: ContainerTable, key: str, status: str) -> None:
+    """Until the row's status cell says ``status`` (checked on every turn of the loop)."""
+    await wait_for(lambda: status in table.cell_text(key, "status"), 10, 0, "the row")
 
 
 async def first_paint() -> tuple[list[float], list[float]]:
@@ -119,12 +132,8 @@ async def _repaints(rows: int, workdir: Path, stats: bool = False) -> list[float
             }
             t0 = time.perf_counter()
             app.main_screen.post_message(BackendEvent(message))
-            while status not in table.cell_text(target["db_id"], "status"):
-                await asyncio.sleep(0)
-            changed = time.perf_counter()
-            while not frames or frames[-1] < changed:  # the first frame after the change
-                await asyncio.sleep(0.001)
-            times.append(frames[-1] - t0)
+            await _shown(table, target["db_id"], status)
+            times.append(await _frame_after(frames, time.perf_counter()) - t0)
         if feeder is not None:
             feeder.cancel()
     return times

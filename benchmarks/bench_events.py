@@ -32,6 +32,7 @@ from typing import Any
 from backend.events.log import Event
 from backend.state import EVENT_HUB, EVENTS
 from benchmarks.common import Backend, percentile, running_backend, verdict
+from devkit.waiting import wait_for
 
 EVENTS_COUNT = 1000
 WARMUP = 30
@@ -189,8 +190,7 @@ async def measure(backend: Backend, subscribers: int, stalled: bool) -> Outcome:
     procs = await Subscribers.start(backend, token, subscribers)
     sock = await stalled_subscriber(backend, token) if stalled else None
     expected_subs = subscribers + (1 if stalled else 0)
-    while len(hub) != expected_subs:
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: len(hub) == expected_subs, 30, 0.01, "every subscriber")
 
     interval = 1.0 / RATE_PER_S
     start = time.monotonic()

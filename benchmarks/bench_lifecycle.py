@@ -19,8 +19,9 @@ import docker
 
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
-from benchmarks.common import admin_token, baseline_twin, server_process, summary, verdict
+from benchmarks.common import baseline_twin, remove_twin, server_process, summary, verdict
 from corral.client import CorralClient
+from corral.local import local_admin_token
 
 ROUNDS = 15
 TARGET = 1.10
@@ -31,7 +32,7 @@ async def run() -> dict[str, float]:
         data_dir = Path(tmp)
         instance = f"bench-{uuid.uuid4().hex[:10]}"
         async with server_process(data_dir, instance) as server, aiohttp.ClientSession() as http:
-            token = await admin_token(server.settings)
+            token = await local_admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
             async with CorralClient(server.url, token) as client:
                 made = dict(
@@ -73,7 +74,7 @@ async def run() -> dict[str, float]:
             for _ in range(ROUNDS):
                 sdk_times.append(await asyncio.to_thread(sdk_round))
                 api_times.append(await api_round())
-            client.remove_container(sdk_id, force=True)
+            remove_twin(client, sdk_id, twin)
             client.close()
 
     ratio = statistics.median(api_times) / statistics.median(sdk_times)

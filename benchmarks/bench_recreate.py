@@ -16,8 +16,9 @@ import docker
 
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
-from benchmarks.common import admin_token, baseline_twin, server_process, summary
+from benchmarks.common import baseline_twin, remove_twin, server_process, summary
 from corral.client import CorralClient
+from corral.local import local_admin_token
 
 ROUNDS = 8
 
@@ -27,7 +28,7 @@ async def run() -> dict[str, float]:
         data_dir = Path(tmp)
         instance = f"bench-{uuid.uuid4().hex[:10]}"
         async with server_process(data_dir, instance) as server, aiohttp.ClientSession() as http:
-            token = await admin_token(server.settings)
+            token = await local_admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
             async with CorralClient(server.url, token) as client:
                 made = dict(
@@ -75,7 +76,7 @@ async def run() -> dict[str, float]:
                 api_times.append(await api_round({"memory_mb": memory}))
             for i in range(ROUNDS // 2):
                 disk_times.append(await api_round({"disk_mb": 3072 if i % 2 == 0 else 2048}))
-            client.remove_container(current, force=True)
+            remove_twin(client, current, twin)
             client.close()
             service.close()
 

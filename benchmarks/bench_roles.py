@@ -31,7 +31,9 @@ from backend.containers.packages import PackageCache
 from backend.containers.role_images import RoleImages
 from backend.docker_service import DockerService
 from backend.settings import Settings, load_settings
-from benchmarks.common import admin_token, server_process, summary, verdict
+from benchmarks.common import server_process, summary, verdict
+from corral.local import local_admin_token
+from devkit.waiting import wait_for
 
 IMAGE = "corral/debian:bookworm"
 CREATES = 5
@@ -41,15 +43,14 @@ SIZE = {"memory_mb": 1024, "cpu_shares": 2000}
 
 async def _answers(client: docker.APIClient, container: str, command: list[str]) -> None:
     """Exec ``command`` until it exits 0 (a deadline of a minute)."""
-    deadline = time.monotonic() + 60
-    while True:
+
+    async def answered() -> bool:
         exec_id = await asyncio.to_thread(client.exec_create, container, command)
         await asyncio.to_thread(client.exec_start, exec_id["Id"])
         info = await asyncio.to_thread(client.exec_inspect, exec_id["Id"])
-        if info.get("ExitCode") == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{command} did not answer in {container[:12]}")
+        return bool(info.get("ExitCode") == 0)
+
+    await wait_for(answered, 60, 0, f"{command} to answer in {container[:12]}")
 
 
 PYTHON = ["python3", "-c", "print(1)"]
@@ -93,7 +94,7 @@ async def _sandboxes(settings: Settings) -> dict[str, Any]:
         data_dir = Path(tmp)
         instance = f"bench-{uuid.uuid4().hex[:10]}"
         async with server_process(data_dir, instance) as server:
-            token = await admin_token(server.settings)
+            token = await local_admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
             client = docker.APIClient(version="auto")
             async with aiohttp.ClientSession(headers=headers) as http:

@@ -17,8 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks.common import admin_token, server_process
+from benchmarks.common import server_process
 from corral.client import CorralClient
+from corral.local import local_admin_token
 
 SANDBOXES = 50
 WINDOW_S = 60.0
@@ -99,7 +100,7 @@ async def run() -> dict[str, float]:
         (data_dir / "config.toml").write_text(f"[tiers.enterprise]\ncontainers = {SANDBOXES + 5}\n")
         instance = f"bench-{uuid.uuid4().hex[:10]}"
         async with server_process(data_dir, instance) as server:
-            token = await admin_token(server.settings)
+            token = await local_admin_token(server.settings)
             async with CorralClient(server.url, token) as client:
                 t0 = time.monotonic()
                 await make_sandboxes(client)

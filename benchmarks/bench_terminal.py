@@ -16,8 +16,9 @@ from pathlib import Path
 import aiohttp
 import docker
 
-from benchmarks.common import admin_token, percentile, server_process, summary
+from benchmarks.common import percentile, server_process, summary
 from corral.client import CorralClient
+from corral.local import local_admin_token
 
 KEYS = 200
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
@@ -68,7 +69,7 @@ async def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
         instance = f"bench-{uuid.uuid4().hex[:10]}"
         async with server_process(Path(tmp), instance) as server, aiohttp.ClientSession() as http:
-            token = await admin_token(server.settings)
+            token = await local_admin_token(server.settings)
             headers = {"Authorization": f"Bearer {token}"}
             async with CorralClient(server.url, token) as client:
                 made = dict(await client.create_container("corral/busybox", wait=True))

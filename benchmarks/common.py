@@ -29,7 +29,13 @@ from backend.db.models import Container, User
 from backend.docker_service import DockerService
 from backend.settings import Settings, load_settings
 from backend.state import SESSIONS, SIGNER
-from tests.backend_process import BackendProcess, unmount_volumes
+from devkit.backend_process import BackendProcess
+from devkit.engine import clean_up
+from devkit.users import add_user
+
+# A benchmark's load comes from one user on purpose: the per-user write limit (a guard against
+# abuse, docs/security.md) would refuse it, so the benchmarks' backends run without it.
+NO_WRITE_LIMIT = "write_rate = [0, 1.0]\n"
 
 
 @dataclass
@@ -40,11 +46,14 @@ class Backend:
     instance: str
 
     async def user(self, tier: str = "enterprise", admin: bool = False) -> tuple[User, str]:
-        user = User(username=f"bench-{uuid.uuid4().hex[:8]}", tier=tier, is_admin=admin)
-        async with self.app[SESSIONS]() as session:
-            session.add(user)
-            await session.commit()
-        return user, self.app[SIGNER].issue(user, timedelta(hours=2)).token
+        return await add_user(
+            self.app[SESSIONS],
+            self.app[SIGNER],
+            f"bench-{uuid.uuid4().hex[:8]}",
+            tier=tier,
+            admin=admin,
+            lifetime=timedelta(hours=2),
+        )
 
 
 @asynccontextmanager
@@ -52,6 +61,7 @@ async def running_backend(**overrides: object) -> AsyncIterator[Backend]:
     """A backend inside this process (for benchmarks that reach into its services)."""
     instance = f"bench-{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
+        (Path(tmp) / "config.toml").write_text(NO_WRITE_LIMIT)
         settings = load_settings(data_dir=Path(tmp), instance_label=instance, port=0, **overrides)
         app = create_app(settings)
         runner = web.AppRunner(app, access_log=None)
@@ -63,8 +73,7 @@ async def running_backend(**overrides: object) -> AsyncIterator[Backend]:
             yield Backend(f"http://127.0.0.1:{port}", app, settings, instance)
         finally:
             await runner.cleanup()
-            remove_instance(instance)
-            unmount_volumes(Path(tmp))
+            clean_up(instance, Path(tmp))
 
 
 @dataclass
@@ -77,30 +86,19 @@ class ServerProcess:
 
 @asynccontextmanager
 async def server_process(data_dir: Path, instance: str) -> AsyncIterator[ServerProcess]:
-    """``corral serve`` on a free loopback port over ``data_dir``, stopped with SIGTERM."""
+    """``corral serve`` on a free loopback port over ``data_dir``, stopped with SIGTERM (without
+    the per-user write limit, unless ``data_dir`` has a configuration of its own)."""
+    config = data_dir / "config.toml"
+    if not config.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        config.write_text(NO_WRITE_LIMIT)
     proc = BackendProcess(data_dir, instance)
     await asyncio.to_thread(proc.start)
     try:
         yield ServerProcess(proc.url, load_settings(data_dir=data_dir), instance, proc.pid)
     finally:
         await asyncio.to_thread(proc.stop)
-        remove_instance(instance)
-        unmount_volumes(data_dir)
-
-
-async def admin_token(settings: Settings) -> str:
-    async with Admin(settings) as admin:
-        return await admin.local_admin_jwt()
-
-
-def remove_instance(instance: str) -> None:
-    client = docker.from_env(version="auto")
-    label = f"corral.instance={instance}"
-    for container in client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
-    client.close()
+        clean_up(instance, data_dir)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -158,14 +156,21 @@ async def baseline_twin(
     service: DockerService, made: dict[str, Any], name: str, instance: str
 ) -> Container:
     """``twin_of(made, name)`` with its volume made as the backend makes one (labelled with the
-    run's instance), for a docker-SDK baseline to create its sandbox on. The labels let
-    ``remove_instance`` remove it; and a sandbox naming a missing volume is refused
-    (``VolumeGone``), where the engine would make an unlabelled one that nothing ever removes
-    (the ``corral-vol-*`` volumes ``just bench`` used to leave behind)."""
+    run's instance), for a docker-SDK baseline to create its sandbox on. A sandbox naming a
+    missing volume is refused (``VolumeGone``), where the engine would make an unlabelled one
+    that the instance's clean-up never finds (the ``corral-vol-*`` volumes ``just bench`` used to
+    leave behind)."""
     twin = twin_of(made, name)
     labels = {**instance_labels(instance), LABEL_DB_ID: twin.id}
     await service.create_volume(twin.volume_name, labels)
     return twin
+
+
+def remove_twin(client: docker.APIClient, container_id: str, twin: Container) -> None:
+    """Remove a baseline's container and its volume (``baseline_twin``'s), by name, at once
+    rather than at the instance's clean-up."""
+    client.remove_container(container_id, force=True)
+    client.remove_volume(twin.volume_name, force=True)
 
 
 def twin_of(made: dict[str, Any], name: str) -> Container:

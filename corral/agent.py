@@ -2,7 +2,7 @@
 
 The agent dials out (no port to open), registers with facts about the machine, sends a heartbeat
 with its load, and serves terminals as PTYs on this machine, multiplexed over its one WebSocket.
-When the connection drops it reconnects by itself, with exponential backoff and jitter. A token
+When the connection drops it reconnects by itself (``BACKOFF``: exponential, full jitter). A token
 the backend rejects (the agent was deleted, or the token revoked) ends it: retrying cannot help.
 """
 
@@ -17,7 +17,6 @@ import logging
 import os
 import platform
 import pty
-import random
 import shutil
 import signal
 import socket
@@ -29,11 +28,12 @@ from typing import Any
 
 import aiohttp
 
+from corral.aio import Backoff, TaskOwner
+
 log = logging.getLogger("corral.agent")
 
 HEARTBEAT_S = 10.0
-BACKOFF_START_S = 0.5
-BACKOFF_MAX_S = 30.0
+BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -84,7 +84,8 @@ class PtySession:
         self._proc: asyncio.subprocess.Process | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._out: asyncio.Queue[str | None] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskOwner(f"pty-{session}")
+        self._pumped: asyncio.Task[None] | None = None
 
     async def start(self, cols: int, rows: int) -> None:
         master, slave = pty.openpty()
@@ -109,7 +110,8 @@ class PtySession:
         os.close(slave)
         os.set_blocking(master, False)
         asyncio.get_running_loop().add_reader(master, self._readable)
-        self._tasks = [asyncio.ensure_future(self._pump()), asyncio.ensure_future(self._wait())]
+        self._pumped = self._tasks.spawn(self._pump())
+        self._tasks.spawn(self._wait())
 
     def _set_size(self, cols: int, rows: int) -> None:
         fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -135,11 +137,11 @@ class PtySession:
             await self._send({"type": "output", "session": self.session, "data": text})
 
     async def _wait(self) -> None:
-        assert self._proc is not None
+        assert self._proc is not None and self._pumped is not None
         code = await self._proc.wait()
         # Send what the shell wrote last before saying it ended.
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._tasks[0]), 1.0)
+            await asyncio.wait_for(asyncio.shield(self._pumped), 1.0)
         self._release()
         await self._send({"type": "exit", "session": self.session, "code": code})
 
@@ -172,19 +174,19 @@ class Agent:
         self.sessions: dict[str, PtySession] = {}
 
     async def run_forever(self) -> None:
-        backoff = BACKOFF_START_S
+        attempt = 0
         while True:
             try:
                 await self._connect_once()
-                backoff = BACKOFF_START_S  # it was up: start the next wait small
+                attempt = 0  # it was up: start the next wait small
             except TokenRejected:
                 raise
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 log.warning("connection to %s failed: %s", self.server, exc)
-            delay = random.uniform(backoff / 2, backoff)  # full jitter on an exponential base
+            delay = BACKOFF.delay(attempt)
             log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            attempt += 1
 
     async def _connect_once(self) -> None:
         url = f"{self.server}/ws/agents/connect"
@@ -223,13 +225,14 @@ class Agent:
                 await send({"type": "heartbeat", "load": machine_load()})
                 await asyncio.sleep(HEARTBEAT_S)
 
-        beat = asyncio.ensure_future(heartbeat())
+        tasks = TaskOwner("agent-heartbeat")
+        tasks.spawn(heartbeat())
         try:
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     await self._handle(json.loads(msg.data), send)
         finally:
-            beat.cancel()
+            await tasks.close()
             for session in self.sessions.values():
                 session.close()
             self.sessions.clear()

@@ -1,26 +1,17 @@
 """The container commands of ``corral`` (``ls``, ``create``, ``start``, ``stop``, ``rm``,
-``settings``, ``shell``, ``events``), for people and scripts, all on ``corral.client``.
-
-They talk to ``--server URL --token TOKEN`` (or ``$CORRAL_SERVER``/``$CORRAL_TOKEN``), or, with no
-server given, to the local data directory's backend, signed in as the local admin: the one already
-serving it (found through its lock, ``backend.data_dir_lock``), else one started in this process
-for the command. Exit codes: 0 success, 1 the server refused (``error: <message>`` on stderr; with
-``--json`` the error body also goes to stdout), 2 wrong usage.
+``settings``, ``shell``, ``events``; ``logs`` and ``volumes`` in ``corral.logs_and_volumes``), for
+people and scripts, all on ``corral.client``. Where they connect and how failures become exit
+codes is ``corral.runner``'s; their shared options are ``corral.options``'.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, cast
 
 from corral.client import (
-    ApiError,
     Container,
     ContainerList,
     CorralClient,
@@ -31,80 +22,7 @@ from corral.client import (
 from corral.logs_and_volumes import add_logs_and_volumes
 from corral.output import print_json as _print_json
 from corral.output import table as _table
-
-EXIT_OK = 0
-EXIT_API_ERROR = 1
-EXIT_USAGE = 2
-
-Action = Callable[[CorralClient, argparse.Namespace], Awaitable[int]]
-
-
-class Usage(Exception):
-    """A mistake in the command line that argparse cannot see (exit 2)."""
-
-
-# -- running a command against a server ---------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _target(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
-    """The server URL and token to use: the ones given, or else the local data directory's
-    backend (the one already serving it, or one started in this process), as the local admin."""
-    server = getattr(args, "server", None) or os.environ.get("CORRAL_SERVER")
-    token = getattr(args, "token", None) or os.environ.get("CORRAL_TOKEN")
-    if server:
-        yield server, token
-        return
-    if getattr(args, "token", None):
-        raise Usage("--token needs --server (without a server, the local data directory is used)")
-    from pathlib import Path
-
-    from backend.admin import Admin
-    from backend.data_dir_lock import DataDirBusy
-    from backend.server import BackendDidNotStart, local_backend
-    from backend.settings import load_settings
-
-    data_dir = getattr(args, "data_dir", None)
-    settings = load_settings(data_dir=Path(data_dir).expanduser() if data_dir else None, port=0)
-
-    async def local_token() -> str:
-        async with Admin(settings) as admin:
-            return await admin.local_admin_jwt()
-
-    try:
-        with local_backend(settings) as backend:
-            yield backend.url, asyncio.run(local_token())
-    except DataDirBusy as exc:
-        raise CorralClientError(f"{exc}, and has not published its address yet") from exc
-    except BackendDidNotStart as exc:
-        raise CorralClientError(f"the local backend did not start: {exc}") from exc
-
-
-def run(args: argparse.Namespace, action: Action) -> int:
-    """Run ``action`` with a client; map failures to exit codes and one line on stderr."""
-    as_json = bool(getattr(args, "json", False))
-    try:
-        with _target(args) as (server, token):
-
-            async def main() -> int:
-                async with CorralClient(server, token) as client:
-                    return await action(client, args)
-
-            return asyncio.run(main())
-    except Usage as exc:
-        print(f"corral: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ApiError as exc:
-        if as_json:
-            _print_json(exc.body)
-        print(f"error: {exc.message}", file=sys.stderr)
-        return EXIT_API_ERROR
-    except CorralClientError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_API_ERROR
-    except KeyboardInterrupt:
-        return EXIT_OK  # following events ends with Ctrl+C: that is success
-
+from corral.runner import EXIT_API_ERROR, EXIT_OK, Action, Usage, add_command
 
 # -- the commands -------------------------------------------------------------------------------
 
@@ -290,53 +208,50 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _client_options(add_data_dir: Callable[[argparse.ArgumentParser], None]) -> Any:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("server")
-    group.add_argument(
-        "--server",
-        metavar="URL",
-        default=argparse.SUPPRESS,
-        help="the backend's URL (default: $CORRAL_SERVER; without one, the backend already "
-        "serving the local data directory, else one started in this process)",
-    )
-    group.add_argument(
-        "--token",
-        metavar="TOKEN",
-        default=argparse.SUPPRESS,
-        help="a JWT or API token for --server (default: $CORRAL_TOKEN)",
-    )
-    parent.add_argument("--json", action="store_true", help="print the API's JSON answer")
-    add_data_dir(parent)
-    return parent
-
-
-def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """``--server``/``--token`` before the command too: ``corral --server U --token T ls``."""
-    parser.add_argument("--server", metavar="URL", default=argparse.SUPPRESS, help="see COMMAND -h")
-    parser.add_argument(
-        "--token", metavar="TOKEN", default=argparse.SUPPRESS, help="see COMMAND -h"
-    )
-
-
-def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(sub: Any) -> None:
     """The container commands, on ``sub`` (the ``corral`` parser's subparsers)."""
-    command = client_command
-
-    parent = _client_options(add_data_dir)
-
-    def parser(name: str, help_: str, description: str) -> argparse.ArgumentParser:
-        made: argparse.ArgumentParser = sub.add_parser(
-            name, help=help_, description=description, parents=[parent]
-        )
-        return made
-
-    p = parser("ls", "list containers", "List your containers (and agents).")
+    p = add_command(sub, "ls", ls, "list containers", "List your containers (and agents).")
     p.add_argument("--all", action="store_true", help="every user's (admins only)")
-    p.set_defaults(func=command(ls))
+    _add_create(sub)
+    for verb, text in (("start", "start a container"), ("stop", "stop a container")):
+        _id_argument(add_command(sub, verb, _lifecycle(verb), text, f"{text.capitalize()}."))
+    p = add_command(
+        sub,
+        "rm",
+        _lifecycle("rm"),
+        "delete a container",
+        "Delete a container and, unless kept, its volume.",
+    )
+    _id_argument(p)
+    p.add_argument("--keep-volume", action="store_true", help="keep the data volume")
+    p = add_command(
+        sub,
+        "settings",
+        settings,
+        "rename or resize a container",
+        "Change a container's name or resources. Resizing a running container restarts it.",
+    )
+    _id_argument(p)
+    p.add_argument("--name", help="the new name")
+    _resource_options(p)
+    p = add_command(
+        sub,
+        "shell",
+        shell,
+        "open a shell in a container or on an agent",
+        "An interactive shell (TTY) in a running container, or on an agent (agent:<uuid>). "
+        "ctrl+] detaches; the exit code is the shell's.",
+    )
+    _id_argument(p)
+    _add_events(sub)
+    add_logs_and_volumes(sub)
 
-    p = parser(
+
+def _add_create(sub: Any) -> None:
+    p = add_command(
+        sub,
         "create",
+        create,
         "create a container",
         "Create a sandboxed container. Without --wait it answers at once (status creating); "
         "follow `corral events` for progress.",
@@ -359,39 +274,13 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
         "--volume", metavar="NAME", help="attach a kept volume (corral volumes) as /home/user"
     )
     p.add_argument("--wait", action="store_true", help="return once the container runs")
-    p.set_defaults(func=command(create))
 
-    for verb, text in (("start", "start a container"), ("stop", "stop a container")):
-        p = parser(verb, text, f"{text.capitalize()}.")
-        _id_argument(p)
-        p.set_defaults(func=command(_lifecycle(verb)))
 
-    p = parser("rm", "delete a container", "Delete a container and, unless kept, its volume.")
-    _id_argument(p)
-    p.add_argument("--keep-volume", action="store_true", help="keep the data volume")
-    p.set_defaults(func=command(_lifecycle("rm")))
-
-    p = parser(
-        "settings",
-        "rename or resize a container",
-        "Change a container's name or resources. Resizing a running container restarts it.",
-    )
-    _id_argument(p)
-    p.add_argument("--name", help="the new name")
-    _resource_options(p)
-    p.set_defaults(func=command(settings))
-
-    p = parser(
-        "shell",
-        "open a shell in a container or on an agent",
-        "An interactive shell (TTY) in a running container, or on an agent (agent:<uuid>). "
-        "ctrl+] detaches; the exit code is the shell's.",
-    )
-    _id_argument(p)
-    p.set_defaults(func=command(shell))
-
-    p = parser(
+def _add_events(sub: Any) -> None:
+    p = add_command(
+        sub,
         "events",
+        events,
         "follow container events",
         "Print every change as it happens (first a list), until Ctrl+C. Reconnects on its own "
         "and resumes where it left off; says on stderr when the connection is lost (a silent "
@@ -400,9 +289,6 @@ def add_commands(sub: Any, add_data_dir: Callable[[argparse.ArgumentParser], Non
     p.add_argument("--since", type=int, metavar="SEQ", help="resume after this seq")
     p.add_argument("--all", action="store_true", help="every user's events (admins only)")
     p.add_argument("--count", type=int, metavar="N", help="exit after N messages")
-    p.set_defaults(func=command(events))
-
-    add_logs_and_volumes(sub, parent, command)
 
 
 def _id_argument(p: argparse.ArgumentParser) -> None:
@@ -418,18 +304,3 @@ def _resource_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory", type=int, metavar="MB", help="memory in MB")
     p.add_argument("--cpu", type=int, metavar="MILLICORES", help="CPU in millicores (1000 = 1)")
     p.add_argument("--disk", type=int, metavar="MB", help="disk quota in MB")
-
-
-def client_command(action: Action) -> Callable[[argparse.Namespace], int]:
-    def func(args: argparse.Namespace) -> int:
-        return run(args, action)
-
-    func.__corral_client__ = True  # type: ignore[attr-defined]
-    return func
-
-
-def is_client_command(func: object) -> bool:
-    return bool(getattr(func, "__corral_client__", False))
-
-
-__all__: Sequence[str] = ["add_commands", "add_server_options", "is_client_command", "run"]

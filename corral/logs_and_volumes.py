@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from corral.client import CorralClient, KeptVolume
 from corral.output import print_json, table
-
-EXIT_OK = 0
+from corral.runner import EXIT_OK, add_command
 
 
 async def logs(client: CorralClient, args: argparse.Namespace) -> int:
@@ -61,19 +59,15 @@ async def remove_volume(client: CorralClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_logs_and_volumes(
-    sub: Any,
-    parent: argparse.ArgumentParser,
-    command: Callable[[Any], Callable[[argparse.Namespace], int]],
-) -> None:
+def add_logs_and_volumes(sub: Any) -> None:
     """The ``logs`` and ``volumes`` commands, with the container commands' options."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "logs",
-        help="show a container's output",
-        description="Show a container's output (its sandbox's start and stop lines, and "
-        "whatever is written to /proc/1/fd/1 inside it). -f follows it until the container "
-        "stops or Ctrl+C.",
-        parents=[parent],
+        logs,
+        "show a container's output",
+        "Show a container's output (its sandbox's start and stop lines, and whatever is written "
+        "to /proc/1/fd/1 inside it). -f follows it until the container stops or Ctrl+C.",
     )
     p.add_argument("id", metavar="ID")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
@@ -81,25 +75,20 @@ def add_logs_and_volumes(
         "--tail", type=int, default=200, metavar="N", help="the last N lines (1-10000; 200)"
     )
     p.add_argument("-t", "--timestamps", action="store_true", help="prefix the engine's time")
-    p.set_defaults(func=command(logs))
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "volumes",
-        help="list or delete kept volumes",
-        description="Kept volumes: the data of containers deleted with --keep-volume. They count "
-        "against your tier's disk until attached or deleted. With no command, lists yours (--all: "
-        "everyone's, for an operator, who may delete any); `corral create --volume NAME` attaches "
-        "one to a new container.",
-        parents=[parent],
+        list_volumes,
+        "list or delete kept volumes",
+        "Kept volumes: the data of containers deleted with --keep-volume. They count against your "
+        "tier's disk until attached or deleted. With no command, lists yours (--all: everyone's, "
+        "for an operator, who may delete any); `corral create --volume NAME` attaches one to a "
+        "new container.",
     )
     p.add_argument("--all", action="store_true", help="every user's (admins only)")
-    p.set_defaults(func=command(list_volumes))
     actions = p.add_subparsers(title="volume commands", metavar="COMMAND")
-    rm = actions.add_parser(
-        "rm",
-        help="delete a kept volume",
-        description="Delete a kept volume and its data.",
-        parents=[parent],
+    rm = add_command(
+        actions, "rm", remove_volume, "delete a kept volume", "Delete a kept volume and its data."
     )
     rm.add_argument("name", metavar="NAME")
-    rm.set_defaults(func=command(remove_volume))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from backend.settings import ImageSpec, Settings
+from corral.options import DATA_DIR, settings_of
 
 if TYPE_CHECKING:
     from backend.containers.catalog import Role
@@ -187,11 +188,8 @@ def cmd_roles_list(args: argparse.Namespace, settings: Settings) -> int:
     return _run_with_images(settings, work)
 
 
-def add_roles_commands(
-    sub: Any,
-    add_data_dir: Callable[[argparse.ArgumentParser], None],
-    settings_of: Callable[[argparse.Namespace], Settings],
-) -> None:
+def add_roles_commands(sub: Any) -> None:
+    """``corral roles prepare|list``, on the ``corral`` parser's subparsers."""
     roles = sub.add_parser(
         "roles",
         help="the role catalog and its images",
@@ -212,7 +210,7 @@ def add_roles_commands(
     prepare.add_argument("roles", nargs="*", metavar="ROLE", help="role ids (default: all)")
     prepare.add_argument("--image", help="only on this base image (default: every image)")
     prepare.add_argument("--force", action="store_true", help="build again even if built")
-    add_data_dir(prepare)
+    DATA_DIR.add(prepare)
     prepare.set_defaults(func=lambda args: cmd_roles_prepare(args, settings_of(args)))
     rlist = roles_sub.add_parser(
         "list",
@@ -221,5 +219,5 @@ def add_roles_commands(
         "it works on, its packages, and on each base image whether its role image is built and "
         "how much disk it adds beyond the base.",
     )
-    add_data_dir(rlist)
+    DATA_DIR.add(rlist)
     rlist.set_defaults(func=lambda args: cmd_roles_list(args, settings_of(args)))

@@ -15,19 +15,21 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from textual.widgets import Input  # noqa: E402
+
 from backend.admin import Admin  # noqa: E402
 from backend.auth.tokens import JwtSigner, load_or_create_secret  # noqa: E402
-from backend.db.models import User  # noqa: E402
 from backend.server import EmbeddedBackend  # noqa: E402
 from backend.settings import load_settings  # noqa: E402
 from corral.client import CorralClient  # noqa: E402
-from tests.backend_process import unmount_volumes  # noqa: E402
+from devkit.engine import unmount_volumes  # noqa: E402
+from devkit.users import add_user  # noqa: E402
+from devkit.waiting import wait_for  # noqa: E402
 from tui.app import CorralApp  # noqa: E402
 from tui.config import ConsoleConfig  # noqa: E402
 
@@ -106,10 +108,11 @@ async def history(client: CorralClient) -> None:
     await client.stop_container(made["scratch"]["id"])
     await client.update_settings(made["worker-1"]["id"], memory_mb=1536)
     subprocess.run(["docker", "rm", "-f", made["old-db"]["id"]], check=True, capture_output=True)
-    for _ in range(100):  # the watcher notices within a second
-        if (await client.get_container(made["old-db"]["db_id"]))["status"] == "missing":
-            break
-        await asyncio.sleep(0.05)
+
+    async def noticed() -> bool:  # the watcher notices within a second
+        return (await client.get_container(made["old-db"]["db_id"]))["status"] == "missing"
+
+    await wait_for(noticed, 10, 0.05, "old-db missing")
 
 
 async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> list[Path]:
@@ -118,11 +121,12 @@ async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> li
     shots: list[Path] = []
     async with app.run_test(size=SIZE) as pilot:
         await history(client)
-        for _ in range(200):
+
+        def shown() -> bool:
             statuses = {c.get("name"): c.get("status") for c in app.fleet.items.values()}
-            if statuses.get("old-db") == "missing" and app.main_screen.me and app.images:
-                break
-            await pilot.pause(0.05)
+            return statuses.get("old-db") == "missing" and bool(app.main_screen.me and app.images)
+
+        await wait_for(shown, 10, 0.05, "the history on screen", pause=pilot.pause)
         await pilot.pause(0.5)
 
         def save(name: str) -> None:
@@ -131,8 +135,7 @@ async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> li
         save("main")
         await pilot.press("e")
         await pilot.pause(0.3)
-        memory = app.screen.query_one("#memory_mb")
-        memory.value = "9000"  # type: ignore[attr-defined]
+        app.screen.query_one("#memory_mb", Input).value = "9000"
         await pilot.pause(0.3)
         save("settings")
         await pilot.press("escape")
@@ -168,16 +171,9 @@ async def main() -> None:
         settings = load_settings(
             data_dir=data, port=0, instance_label=f"shots-{uuid.uuid4().hex[:8]}"
         )
+        signer = JwtSigner(load_or_create_secret(settings.secret_path))
         async with Admin(settings) as admin:
-            user = User(username="ada", tier="pro")
-            async with admin.sessions() as session:
-                session.add(user)
-                await session.commit()
-        token = (
-            JwtSigner(load_or_create_secret(settings.secret_path))
-            .issue(user, timedelta(hours=1))
-            .token
-        )
+            _, token = await add_user(admin.sessions, signer, "ada", tier="pro")
         backend = EmbeddedBackend(settings)
         url = backend.start()
         try:

@@ -6,10 +6,8 @@ it, and the fixture removes exactly those containers and volumes afterwards, nev
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,13 +17,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from backend.app import create_app
-from backend.auth.passwords import hash_password
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import User
 from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_settings
 from backend.state import EVENTS, SESSIONS, SIGNER
 from corral.client import CorralClient
-from tests.backend_process import unmount_volumes
+from devkit.engine import clean_up
+from devkit.users import add_user
 from tests.conformance import Conformance
 
 BUSYBOX = "corral/busybox"
@@ -45,14 +43,6 @@ def docker_client() -> Iterator[docker.DockerClient]:
 @pytest.fixture
 def instance() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
-
-
-def remove_instance(client: docker.DockerClient, instance: str) -> None:
-    label = f"corral.instance={instance}"
-    for container in client.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
 
 
 # A tier with small disks, so quota tests fill a volume in a moment.
@@ -79,8 +69,7 @@ def settings(
         stop_timeout_s=2,
         tiers={**DEFAULT_TIERS, "test": TEST_TIER},
     )
-    remove_instance(docker_client, instance)
-    unmount_volumes(data_dir)
+    clean_up(instance, data_dir, docker_client)
 
 
 class Api:
@@ -99,18 +88,14 @@ class Api:
         admin: bool = False,
         password: str | None = None,
     ) -> tuple[User, dict[str, str]]:
-        user = User(
-            username=username or f"u{uuid.uuid4().hex[:8]}",
+        user, token = await add_user(
+            self.app[SESSIONS],
+            self.app[SIGNER],
+            username,
             tier=tier,
-            is_admin=admin,
-            password_hash=hash_password(password) if password else None,
+            admin=admin,
+            password=password,
         )
-        async with self.app[SESSIONS]() as session:
-            session.add(user)
-            await session.commit()
-        from datetime import timedelta
-
-        token = self.app[SIGNER].issue(user, timedelta(hours=1)).token
         return user, {"Authorization": f"Bearer {token}"}
 
     async def create(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -155,25 +140,6 @@ async def serve(settings: Settings) -> AsyncIterator[Api]:
 async def api(settings: Settings) -> AsyncIterator[Api]:
     async with serve(settings) as served:
         yield served
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    timeout_s: float = 10.0,
-    interval_s: float = 0.05,
-    what: str = "condition",
-) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout_s``. Never a bare sleep."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(interval_s)
 
 
 def signer_for(settings: Settings) -> JwtSigner:

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from backend.db.models import EventRecord
 from backend.state import SESSIONS
-from tests.conftest import Api, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api
 from tests.test_terminal import Term
 
 

@@ -12,7 +12,8 @@ import pytest
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
 from backend.settings import Settings
-from benchmarks.common import baseline_twin, remove_instance
+from benchmarks.common import baseline_twin
+from devkit.engine import remove_instance
 
 MADE = {
     "image": "corral/busybox",

@@ -1,6 +1,7 @@
-"""The architecture's hard lines: the backend never imports the console, the console reaches the
-backend only over HTTP/WebSocket (never by importing it), and the one thing both sides import is
-``corral.shapes``, the declarations of what travels between them."""
+"""The architecture's hard lines: the backend never imports the console or the client, the
+console reaches the backend only over HTTP/WebSocket (never by importing it), and what both sides
+import is shared on purpose: ``corral.shapes``, the declarations of what travels between them,
+and ``corral.aio``, the backoff and task ownership every side uses (standard library only)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = "corral.shapes"
+SHAPES = "corral.shapes"
+AIO = "corral.aio"
+SHARED = (SHAPES, AIO)
 
 
 def _modules(package: str) -> dict[str, set[str]]:
@@ -29,15 +32,17 @@ def _modules(package: str) -> dict[str, set[str]]:
 
 
 def _imports(package: str) -> dict[str, set[str]]:
-    """Each file's imported top-level packages; ``corral.shapes`` counts as its own."""
+    """Each file's imported top-level packages; a shared module (``corral.shapes``,
+    ``corral.aio``) counts as its own."""
     return {
-        path: {SHARED if _shared(name) else name.split(".")[0] for name in names}
+        path: {_shared(name) or name.split(".")[0] for name in names}
         for path, names in _modules(package).items()
     }
 
 
-def _shared(name: str) -> bool:
-    return name == SHARED or name.startswith(SHARED + ".")
+def _shared(name: str) -> str | None:
+    """The shared module ``name`` is part of, if any."""
+    return next((s for s in SHARED if name == s or name.startswith(s + ".")), None)
 
 
 def test_backend_never_imports_the_console() -> None:
@@ -47,7 +52,8 @@ def test_backend_never_imports_the_console() -> None:
         if names & {"textual", "tui", "corral", "rich"}
     }
     assert offenders == {}
-    assert any(SHARED in names for names in _imports("backend").values())
+    assert any(SHAPES in names for names in _imports("backend").values())
+    assert any(AIO in names for names in _imports("backend").values())
 
 
 def test_console_never_imports_the_backend() -> None:
@@ -73,7 +79,7 @@ def test_the_client_never_imports_the_backend() -> None:
 
 def test_the_shapes_import_only_the_standard_library_and_pydantic() -> None:
     """What both sides import must pull in neither side (nor aiohttp, SQLAlchemy, Textual)."""
-    allowed = {"pydantic", "pydantic_core", "typing_extensions", SHARED}
+    allowed = {"pydantic", "pydantic_core", "typing_extensions", SHAPES}
     offenders = {
         path: sorted(names - allowed - set(sys.stdlib_module_names))
         for path, names in _imports("corral/shapes").items()
@@ -81,6 +87,16 @@ def test_the_shapes_import_only_the_standard_library_and_pydantic() -> None:
     }
     assert offenders == {}
     assert _imports("corral/shapes"), "the check must read the shapes' files"
+
+
+def test_the_shared_building_blocks_import_only_the_standard_library() -> None:
+    offenders = {
+        path: sorted(names - set(sys.stdlib_module_names) - {AIO})
+        for path, names in _imports("corral/aio").items()
+        if names - set(sys.stdlib_module_names) - {AIO}
+    }
+    assert offenders == {}
+    assert _imports("corral/aio"), "the check must read the shared modules"
 
 
 def test_the_check_sees_imports() -> None:
@@ -158,3 +174,16 @@ async def guest_login(request):
         "commit() (9)",
     ]
     assert _sql_in("from sqlalchemy.ext.asyncio import AsyncSession\nitems.get(key)\n") == []
+
+
+def test_benchmarks_scripts_and_devkit_import_nothing_from_the_tests() -> None:
+    """What they share with the tests lives in ``devkit`` (the backend as a process, engine
+    clean-up, waiting with a deadline, the console's fake API), never in ``tests/``."""
+    outside = {
+        path: names
+        for package in ("benchmarks", "scripts", "devkit")
+        for path, names in _imports(package).items()
+    }
+    assert {path for path, names in outside.items() if "tests" in names} == set()
+    assert any("devkit" in names for names in _imports("benchmarks").values())
+    assert any("devkit" in names for names in _imports("scripts").values())

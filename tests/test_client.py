@@ -24,7 +24,8 @@ from corral.client import (
     UnsupportedImage,
     api_error,
 )
-from tests.conftest import BUSYBOX, Api, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import BUSYBOX, Api
 
 FAST = Backoff(initial_s=0.01, maximum_s=0.1)
 

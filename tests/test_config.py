@@ -35,6 +35,7 @@ SAMPLES: dict[str, Any] = {
     "guest_session_hours": 2,
     "guest_grace_hours": 3,
     "jwt_lifetime_hours": 4,
+    "auth_cache_s": 2.5,
     "max_body_bytes": 1234,
     "guest_signin_rate": [3, 30.0],
     "login_rate": [4, 40.0],

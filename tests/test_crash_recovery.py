@@ -16,8 +16,9 @@ import pytest
 from backend.admin import Admin
 from backend.containers.recreate import ASIDE_MARK
 from backend.settings import load_settings
-from tests.backend_process import BackendProcess
-from tests.conftest import containers_of, sh, wait_for
+from devkit.backend_process import BackendProcess
+from devkit.waiting import wait_for
+from tests.conftest import containers_of, sh
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from backend.data_dir_lock import DataDirBusy, DataDirLock, is_served, published_address
 from backend.server import EmbeddedBackend
 from backend.settings import Settings, load_settings
-from tests.backend_process import BackendProcess, free_port
+from devkit.backend_process import BackendProcess, free_port
 from tests.test_cli import _clean_env, corral
 
 

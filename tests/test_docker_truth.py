@@ -16,7 +16,8 @@ from backend.docker_service import DockerService
 from backend.errors import DockerUnavailable
 from backend.settings import Settings
 from backend.state import CONTAINERS, SESSIONS, WATCHER
-from tests.conftest import Api, containers_of, serve, sh, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api, containers_of, serve, sh
 
 
 def docker_cli(*args: str) -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from backend.docker_service import DockerService, read_exec_output
 from backend.errors import DockerConflict, DockerNotFound
-from tests.conftest import BUSYBOX, remove_instance
+from devkit.engine import remove_instance
+from tests.conftest import BUSYBOX
 
 Make = Callable[[list[str]], str]
 
@@ -39,7 +40,7 @@ def make(docker_client: docker.DockerClient, instance: str) -> Iterator[Make]:
         return str(made.id)
 
     yield create
-    remove_instance(docker_client, instance)
+    remove_instance(instance, docker_client)
 
 
 async def _never() -> bool:

@@ -26,7 +26,8 @@ from corral.client import (
     StreamClosed,
     Unauthorized,
 )
-from tests.conftest import BUSYBOX, Api, serve, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import BUSYBOX, Api, serve
 from tests.rawws import RawWebSocket
 
 TIMEOUT_S = 30.0

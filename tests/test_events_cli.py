@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from backend.admin import Admin
 from backend.settings import Settings
 from corral.client import CorralClient
-from tests.backend_process import BackendProcess
+from devkit.backend_process import BackendProcess
 from tests.conftest import BUSYBOX
 from tests.test_cli import _clean_env
 

@@ -11,7 +11,8 @@ import docker
 import pytest
 
 from corral.client import ContainerNotFound, CorralClient, InvalidParameters
-from tests.conftest import Api, sh, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api, sh
 from tests.test_cli import corral, remote
 
 STARTED = (

@@ -21,7 +21,8 @@ from backend.db.models import Base
 from backend.db.schema import alembic_config, in_migration_transaction, upgrade_schema
 from backend.settings import Settings
 from corral.client import CorralClient
-from tests.conftest import serve, sh, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import serve, sh
 
 DATA = Path(__file__).parent / "data"
 RELEASE_DB = DATA / "release-0.1.db"

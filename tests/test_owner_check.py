@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import aiohttp
 
 from backend.state import CONTAINERS
-from tests.conftest import Api, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api
 
 T = TypeVar("T")
 

@@ -16,7 +16,8 @@ import pytest
 
 from backend.state import AUTHENTICATOR, EVENT_HUB, LIVE_STREAMS
 from corral.client import CorralClient, Unauthorized
-from tests.conftest import Api, sh, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api, sh
 
 
 async def _api_token(api: Api, headers: dict[str, str], scopes: list[str]) -> tuple[str, str]:

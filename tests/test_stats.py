@@ -24,8 +24,9 @@ from corral.client import (
 )
 from corral.client.events import connect_events
 from corral.client.stats import STATS_PATH
-from tests.backend_process import BackendProcess
-from tests.conftest import Api, serve, sh, wait_for
+from devkit.backend_process import BackendProcess
+from devkit.waiting import wait_for
+from tests.conftest import Api, serve, sh
 
 SAMPLE_KEYS = {
     "id",

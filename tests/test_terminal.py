@@ -9,7 +9,8 @@ from typing import Any
 import aiohttp
 import docker
 
-from tests.conftest import Api, sh, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api, sh
 
 
 class Term:

@@ -23,7 +23,8 @@ from backend.db.models import Container
 from backend.docker_service import DockerService
 from backend.errors import VolumeGone
 from backend.settings import Settings
-from tests.conftest import Api, serve, sh, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api, serve, sh
 
 
 def _remove_container(docker_client: docker.DockerClient, made: dict[str, Any]) -> None:

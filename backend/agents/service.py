@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -29,9 +30,15 @@ def is_agent_id(ident: str) -> bool:
 
 
 class AgentService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: EventLog) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        events: EventLog,
+        revoked: Callable[[str], None],
+    ) -> None:
         self._sessions = sessions
         self._events = events
+        self._revoked = revoked  # told the agent token's ID when deleting revokes it
         self.connections: dict[str, AgentConnection] = {}
         self._owners: set[str] = set()  # users with at least one agent row (a superset)
 
@@ -145,6 +152,7 @@ class AgentService:
             )
             await session.execute(delete(Agent).where(Agent.id == agent.id))
             await session.commit()
+        self._revoked(agent.token_id)
         connection = self.connections.pop(agent.id, None)
         if connection is not None:
             await connection.close()

@@ -6,6 +6,7 @@ deleted user), is the same 401 ``unauthorized``: the caller learns nothing about
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from backend.errors import Unauthorized
 from corral.shapes import FULL_SCOPES, Scope
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+KNOWN_TOKENS = 10_000  # tokens remembered before the memory starts over
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,49 @@ class Principal:
 
 
 class Authenticator:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], signer: JwtSigner) -> None:
+    """Checks tokens against the database, and remembers the answer for a few seconds.
+
+    Why remember: the check is a database round trip on every request, the largest part of a
+    cheap request's cost. What keeps the memory correct: a revocation, a sign-out or a deleted
+    agent made through this process forgets the token at once (``forget``); a change made
+    elsewhere (the ``corral admin`` commands, another process) is seen within ``ttl_s``, after
+    which the token is checked against the database again (and an API token's last use is
+    recorded then, well within its one-minute granularity).
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], signer: JwtSigner, ttl_s: float = 5.0
+    ) -> None:
         self._sessions = sessions
         self._signer = signer
+        self._ttl_s = ttl_s
+        self._known: dict[str, tuple[Principal, float]] = {}
 
     async def authenticate(self, token: str) -> Principal:
         token = token.strip()
+        known = self._known.get(token)
+        now = time.monotonic()
+        if known is not None and known[1] > now:
+            return known[0]
         if API_TOKEN_RE.match(token):
-            return await self._api_token(token)
-        return await self._jwt(token)
+            principal = await self._api_token(token)
+        else:
+            principal = await self._jwt(token)
+        until = now + self._ttl_s
+        if principal.expires_at is not None:
+            until = min(until, now + (principal.expires_at - utcnow()).total_seconds())
+        if self._ttl_s > 0:
+            if len(self._known) >= KNOWN_TOKENS:
+                self._known.clear()
+            self._known[token] = (principal, until)
+        return principal
+
+    def forget_token(self, token_id: str) -> None:
+        """A token (by its JWT ``jti`` or its API token row ID) was revoked: check it against
+        the database next time."""
+        for token, (principal, _) in list(self._known.items()):
+            if principal.token_id == token_id:
+                del self._known[token]
 
     async def _jwt(self, token: str) -> Principal:
         claims = self._signer.decode(token)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -25,11 +25,21 @@ from backend.errors import GuestLimitReached, NotFound, Unauthorized, UsernameTa
 from corral.shapes import Scope
 
 
+def _nobody_remembers(_: str) -> None:
+    """Where no token checks are remembered (the admin commands' own process)."""
+
+
 class UserService:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], live: LiveStreams | None = None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        revoked: Callable[[str], None] = _nobody_remembers,
+        live: LiveStreams | None = None,
     ) -> None:
         self._sessions = sessions
+        # Told a token's ID when it is revoked or its session ends, after the commit: the
+        # backend's remembered token checks (backend.auth.principal.Authenticator) drop it.
+        self._revoked = revoked
         # The streams open with each token (the backend's; None in the admin commands, which
         # run beside it and revoke nothing), ended as soon as a revocation commits.
         self._live = live
@@ -120,10 +130,11 @@ class UserService:
                     .values(session_expires_at=now)
                 )
             await session.commit()
+        self._revoked(jti)
         if self._live is not None:
             self._live.end("jwt", jti, "This session was signed out.")
 
-    async def revoked(self, kind: str, token_id: str) -> bool:
+    async def is_revoked(self, kind: str, token_id: str) -> bool:
         """Whether the token (a session's ``jti``, or an API token's ID) has been revoked."""
         async with self._sessions() as session:
             if kind == "jwt":
@@ -171,6 +182,7 @@ class UserService:
             await session.commit()
         if not getattr(result, "rowcount", 0):
             raise NotFound("No such token among yours.")
+        self._revoked(token_id)
         if self._live is not None:
             self._live.end("api", token_id, "This API token was revoked.")
 

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,7 @@ from backend.errors import (
     InvalidParameters,
 )
 from backend.settings import Settings, TierLimits
+from corral.aio import TaskOwner
 from corral.shapes import ContainerCreate, EventType, RoleState, Stage, Status
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Provisioner:
         self._rebuilder = rebuilder
         self._roles = roles
         self._starter = starter
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("provision")
         self._provisioning: set[str] = set()  # rows whose create runs in the background
 
     def is_provisioning(self, db_id: str) -> bool:
@@ -107,7 +107,7 @@ class Provisioner:
                 await self._rows.add(row, volume)
 
         self._provisioning.add(row.id)
-        task = self._spawn(self._provision(row.id))
+        task = self._tasks.spawn(self._provision(row.id), name=f"provision-{row.id}")
         return CreateResult(container=row, task=task)
 
     async def _new_row(
@@ -166,12 +166,6 @@ class Provisioner:
         return requested
 
     # -- the background work ------------------------------------------------------------------
-
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     async def _provision(self, db_id: str) -> None:
         """Build and start a new row's sandbox in the background, reporting progress. A role
@@ -267,13 +261,7 @@ class Provisioner:
 
     async def drain(self, timeout_s: float) -> None:
         """Let creates in progress finish (bounded), then cancel what is left."""
-        if not self._tasks:
-            return
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._tasks.drain(timeout_s)
 
 
 def _generated_name(image: str) -> str:

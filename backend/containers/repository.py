@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.auth.principal import Principal
 from backend.containers.kept import KeptVolumes
 from backend.containers.locks import KeyedLocks
-from backend.containers.lookup import UUID_RE, find_container, names_row
+from backend.containers.lookup import UUID_RE, find_container, find_listed, names_row
 from backend.db.models import (
     LIST_COLUMNS,
     LIST_NAMES,
@@ -36,8 +36,11 @@ from backend.db.models import (
 )
 from backend.errors import ContainerNotFound, NameTaken
 from backend.events.log import EventLog
+from backend.read_cache import ReadCache
 from corral.shapes import Container as ContainerJson
 from corral.shapes import EventType, Stage, Status
+
+ALL_USERS = "*"  # the list cache's key for every user's containers (administrators)
 
 # Full Docker IDs (they never move to another row) and owners (a row's never changes)
 # remembered before each cache starts over.
@@ -84,17 +87,28 @@ class ContainerRepository:
         self._user_locks = KeyedLocks()
         self._docker_ids: dict[str, str] = {}
         self._owners: dict[str, str] = {}  # db_id -> user_id
+        # Each user's list (and the administrators' list of all, under ALL_USERS), kept until
+        # one of the writes below changes a row of theirs (backend.read_cache).
+        self._lists: ReadCache[str, list[ContainerJson]] = ReadCache()
 
     # -- reading ------------------------------------------------------------------------------
 
     async def list_json(self, principal: Principal, all_users: bool) -> list[ContainerJson]:
-        """The caller's containers as contract objects, from the database alone."""
+        """The caller's containers as contract objects, from the database alone (or from
+        memory, when none of them changed since the last list)."""
+        key = ALL_USERS if all_users else principal.user_id
+        cached = self._lists.get(key)
+        if cached is not None:
+            return list(cached)
+        stamp = self._lists.stamp()
         query = select(*LIST_COLUMNS).order_by(Container.created_at)
         if not all_users:
             query = query.where(Container.user_id == principal.user_id)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
-        return [container_json(dict(zip(LIST_NAMES, row, strict=True))) for row in rows]
+        items = [container_json(dict(zip(LIST_NAMES, row, strict=True))) for row in rows]
+        self._lists.put(key, stamp, items)
+        return list(items)
 
     async def count_for(self, user_id: str) -> int:
         async with self._sessions() as session:
@@ -116,6 +130,17 @@ class ContainerRepository:
         async with self._sessions() as session:
             row = (await session.execute(query)).one()
         return UserUsage(*(int(value or 0) for value in row))
+
+    async def get_json(self, principal: Principal, ident: str) -> ContainerJson:
+        """The container ``ident`` names, as the contract's object: from the caller's remembered
+        list when they see only their own (``lookup.find_listed``, the same order), else as
+        ``resolve`` finds it; the same 404 either way."""
+        if principal.is_admin:
+            return (await self.resolve(principal, ident)).as_json()
+        found = find_listed(await self.list_json(principal, False), ident)
+        if found is None:
+            raise ContainerNotFound()
+        return found
 
     async def resolve(self, principal: Principal, ident: str) -> Container:
         """The container ``ident`` names: a database ID, a Docker ID, a name or a unique Docker
@@ -253,7 +278,7 @@ class ContainerRepository:
         that kept volume of the owner in the same transaction (call under
         ``KeptVolumes.held``). A name the owner already uses is refused (409)."""
         try:
-            async with self._events.transaction() as tx:
+            async with self._changes(row), self._events.transaction() as tx:
                 if kept_volume:
                     await KeptVolumes.claim(tx.session, row.user_id, kept_volume)
                 tx.session.add(row)
@@ -275,7 +300,7 @@ class ContainerRepository:
         the change in the same transaction. One UPDATE, no re-read: the caller's copy is fresh.
         ``message`` goes into the event's payload (a note for people: "role packages
         reinstalling"), not into the row."""
-        async with self._events.transaction() as tx:
+        async with self._changes(row), self._events.transaction() as tx:
             result = await tx.session.execute(
                 update(Container).where(Container.id == row.id).values(**values)
             )
@@ -296,7 +321,7 @@ class ContainerRepository:
         """Delete the row and announce it (``payload``), in one transaction; with ``keep``,
         record its volume as kept in the same transaction (``size_mb``: its size, None without
         quotas)."""
-        async with self._events.transaction() as tx:
+        async with self._changes(row), self._events.transaction() as tx:
             await tx.session.execute(delete(Container).where(Container.id == row.id))
             if keep:
                 KeptVolumes.record(tx.session, row, size_mb)
@@ -304,11 +329,21 @@ class ContainerRepository:
 
     async def touch(self, row: Container) -> None:
         """Record use (a terminal opened) without announcing it: ``last_used_at`` only."""
-        async with self._sessions() as session:
+        async with self._changes(row), self._sessions() as session:
             await session.execute(
                 update(Container).where(Container.id == row.id).values(last_used_at=utcnow())
             )
             await session.commit()
+
+    @asynccontextmanager
+    async def _changes(self, row: Container) -> AsyncIterator[None]:
+        """Around a write of ``row``: its owner's cached list goes once the write is over,
+        committed or not (a needless drop costs one query; a missed one, a stale list). Entered
+        before the transaction, so it leaves after the commit."""
+        try:
+            yield
+        finally:
+            self._lists.changed(row.user_id, ALL_USERS)
 
     async def progress(
         self, row: Container, stage: Stage, message: str, progress: int, **extra: Any

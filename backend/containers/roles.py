@@ -42,6 +42,7 @@ from backend.db.models import Container
 from backend.docker_service import ContainerState, DockerService
 from backend.errors import sanitize
 from backend.settings import Settings
+from corral.aio import TaskOwner
 from corral.shapes import ACTIVE_ROLE_STATES, EventType, RoleState, Stage, Status
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ class RoleInstaller:
         self._cache = cache
         self.images = images
         self.fallback = SandboxInstall(rows, catalog, docker, settings, cache)
-        self._tasks: dict[str, _Install] = {}
+        self._tasks: dict[str, _Install] = {}  # the install under way, by row
+        self._owner = TaskOwner("role-install")
         self._slots = asyncio.Semaphore(max(1, settings.role_installs))
 
     # -- what the container services ask -----------------------------------------------------
@@ -187,7 +189,7 @@ class RoleInstaller:
         progress."""
         assert row.docker_id is not None
         self.cancel(row.id)
-        task = asyncio.ensure_future(self._run(row.id, row.docker_id, reason))
+        task = self._owner.spawn(self._run(row.id, row.docker_id, reason), f"role-{row.id}")
         self._tasks[row.id] = _Install(row.docker_id, reason, task)
 
     def cancel(self, db_id: str) -> None:
@@ -206,11 +208,8 @@ class RoleInstaller:
     async def close(self) -> None:
         """At shutdown: stop waiting (an apt already running in a sandbox goes on by itself;
         the next start of the backend resumes or finishes the bookkeeping)."""
-        tasks = [install.task for install in self._tasks.values()]
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._owner.close()
 
     # -- the task -------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from backend.containers.reconcile import Reconciler
 from backend.containers.sandbox import LABEL_DB_ID, LABEL_INSTANCE
 from backend.docker_service import DockerService, EventStream
 from backend.errors import DockerError, DockerUnavailable
+from corral.aio import Backoff, TaskOwner
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ ACTIONS = frozenset(
     {"start", "restart", "die", "stop", "kill", "oom", "destroy", "pause", "unpause", "rename"}
 )
 _END = object()
+RECONNECT = Backoff(initial_s=0.25, maximum_s=2.0)
 
 
 class DockerWatcher:
@@ -38,23 +40,27 @@ class DockerWatcher:
         self._stream: EventStream | None = None
         self._pending: set[str] = set()
         self._dirty: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("docker-watcher")
         self.connected = asyncio.Event()
         self.reconciled = 0  # how many full reconciles ran (each (re)connect makes one)
 
+    def start(self) -> None:
+        """Watch in the background until ``close``."""
+        self._tasks.spawn(self.run(), name="docker-watcher")
+
     async def run(self) -> None:
-        backoff = 0.25
+        attempt = 0
         while True:
             try:
                 await self._watch()
-                backoff = 0.25
+                attempt = 0
             except (DockerUnavailable, DockerError) as exc:
                 log.debug("docker event stream unavailable: %s", exc)
             finally:
                 self.connected.clear()
                 self._close_stream()
-            await asyncio.sleep(backoff)  # reconnect backoff, not synchronisation
-            backoff = min(backoff * 2, 2.0)
+            await asyncio.sleep(RECONNECT.delay(attempt))  # reconnect backoff, not synchronisation
+            attempt += 1
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -100,9 +106,7 @@ class DockerWatcher:
             self._dirty.add(db_id)
             return
         self._pending.add(db_id)
-        task = asyncio.ensure_future(self._sync(db_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._sync(db_id), name=f"docker-sync-{db_id}")
 
     async def _sync(self, db_id: str) -> None:
         try:
@@ -124,7 +128,5 @@ class DockerWatcher:
 
     async def close(self) -> None:
         self._close_stream()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -11,13 +11,13 @@ written by its own task (``backend.events.stream``), which drains the queue.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 
 from aiohttp import WSCloseCode
 
 from backend.events.log import Event
+from backend.json_answer import json_text
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ PONG = Outgoing(0, '{"type":"pong"}')
 
 def wire(message: object) -> str:
     """The compact JSON every event message is sent as."""
-    return json.dumps(message, separators=(",", ":"))
+    return json_text(message)
 
 
 class Subscription:

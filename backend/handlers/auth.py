@@ -11,6 +11,7 @@ from backend.auth.policy import access
 from backend.db.models import iso, utcnow
 from backend.endpoint import Answer, endpoint
 from backend.errors import InvalidParameters, NotAuthorized
+from backend.json_answer import json_answer
 from backend.middleware import principal_of
 from backend.ratelimit import limited_by_ip
 from backend.state import CONTAINERS, SETTINGS, SIGNER, USERS
@@ -56,7 +57,7 @@ async def guest_login(request: web.Request, body: GuestLogin) -> web.Response:
         "expires_in": settings.guest_session_hours * 3600,
         "expires_at": iso(session_end),
     }
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -77,7 +78,7 @@ async def login(request: web.Request, body: Login) -> web.Response:
         "expires_in": settings.jwt_lifetime_hours * 3600,
         "expires_at": iso(issued.expires_at),
     }
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -94,7 +95,7 @@ async def logout(request: web.Request) -> web.Response:
         raise InvalidParameters("Only a session token can sign out; revoke API tokens instead.")
     await request.app[USERS].end_session(principal.user, principal.token_id, principal.expires_at)
     answer: Message = {"message": "signed out"}
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -115,7 +116,7 @@ async def me(request: web.Request) -> web.Response:
         "scopes": sorted(Scope(scope) for scope in principal.scopes),
         "session_expires_at": iso(principal.user.session_expires_at),
     }
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -147,7 +148,7 @@ async def create_token(request: web.Request, body: TokenCreate) -> web.Response:
         "expires_at": info["expires_at"],
         "created_at": info["created_at"],
     }
-    return web.json_response(answer, status=201)
+    return json_answer(answer, status=201)
 
 
 @endpoint(
@@ -160,7 +161,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     principal = principal_of(request)
     tokens = [row.as_json() for row in await request.app[USERS].tokens(principal.user_id)]
     answer: TokenList = {"tokens": tokens, "count": len(tokens)}
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -175,4 +176,4 @@ async def revoke_token(request: web.Request) -> web.Response:
     token_id = request.match_info["token_id"]
     await request.app[USERS].revoke_token(principal.user_id, token_id)
     answer: TokenRevoked = {"message": "token revoked", "id": token_id}
-    return web.json_response(answer)
+    return json_answer(answer)

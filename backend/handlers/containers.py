@@ -8,6 +8,7 @@ from backend.agents.service import is_agent_id
 from backend.auth.principal import Principal
 from backend.endpoint import Answer, endpoint
 from backend.errors import NotAuthorized, NotSupportedForAgents, OperationFailed
+from backend.json_answer import json_answer
 from backend.middleware import principal_of
 from backend.state import AGENTS, CONTAINERS, SETTINGS
 from corral.shapes import (
@@ -50,7 +51,7 @@ async def list_containers(request: web.Request, query: ListQuery) -> web.Respons
     all_users = query.get("all", False)
     if all_users and not principal.is_admin:
         raise NotAuthorized("Only administrators may list every user's containers.")
-    return web.json_response(await container_listing(request.app, principal, all_users))
+    return json_answer(await container_listing(request.app, principal, all_users))
 
 
 @endpoint(
@@ -74,7 +75,7 @@ async def create_container(
         answer["message"] = (
             "container is being created; progress arrives as container_progress events"
         )
-        return web.json_response(answer, status=202)
+        return json_answer(answer, status=202)
     await result.task
     row = await containers.repository.reload(result.container.id)
     if row.status not in RUNNING_STATUSES:
@@ -83,7 +84,7 @@ async def create_container(
         )
     answer = row.as_json()
     answer["message"] = "container created"
-    return web.json_response(answer, status=201)
+    return json_answer(answer, status=201)
 
 
 @endpoint(
@@ -96,9 +97,9 @@ async def get_container(request: web.Request) -> web.Response:
     ident = request.match_info["id"]
     if is_agent_id(ident):
         agent = await request.app[AGENTS].get(principal_of(request), ident)
-        return web.json_response(agent.as_json())
-    row = await request.app[CONTAINERS].repository.resolve(principal_of(request), ident)
-    return web.json_response(row.as_json())
+        return json_answer(agent.as_json())
+    repository = request.app[CONTAINERS].repository
+    return json_answer(await repository.get_json(principal_of(request), ident))
 
 
 @endpoint(
@@ -118,7 +119,7 @@ async def start_container(request: web.Request) -> web.Response:
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent is started on its own machine (corral agent).")
     answer: Lifecycle = await request.app[CONTAINERS].lifecycle.start(principal_of(request), ident)
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -135,7 +136,7 @@ async def stop_container(request: web.Request) -> web.Response:
         answer = await request.app[AGENTS].stop(principal_of(request), ident)
     else:
         answer = await request.app[CONTAINERS].lifecycle.stop(principal_of(request), ident)
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -153,7 +154,7 @@ async def delete_container(request: web.Request, query: DeleteQuery) -> web.Resp
     else:
         keep = query.get("keep_volume", False)
         answer = await request.app[CONTAINERS].lifecycle.delete(principal_of(request), ident, keep)
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -172,7 +173,7 @@ async def update_settings(request: web.Request, body: ContainerSettings) -> web.
     answer = await request.app[CONTAINERS].reconfigure.update_settings(
         principal_of(request), ident, body
     )
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -193,4 +194,4 @@ async def reinstall_role(request: web.Request) -> web.Response:
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent's machine has no Corral role.")
     answer = await request.app[CONTAINERS].reconfigure.reinstall_role(principal_of(request), ident)
-    return web.json_response(answer, status=202)
+    return json_answer(answer, status=202)

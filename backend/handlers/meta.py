@@ -8,6 +8,7 @@ from backend.auth.policy import access
 from backend.db.health import database_reachable
 from backend.endpoint import Answer, endpoint
 from backend.errors import DockerError, DockerUnavailable
+from backend.json_answer import json_answer
 from backend.state import CATALOG, CONTAINERS, DB_ENGINE, DOCKER, OPENAPI, SETTINGS
 from corral.shapes import Health, ImageList, RoleList
 
@@ -48,7 +49,7 @@ async def health(request: web.Request) -> web.Response:
         "runtime": runtime,
         "limits_enforced": limits,
     }
-    return web.json_response(answer, status=200 if healthy else 503)
+    return json_answer(answer, status=200 if healthy else 503)
 
 
 @endpoint(
@@ -59,7 +60,7 @@ async def health(request: web.Request) -> web.Response:
 )
 async def list_images(request: web.Request) -> web.Response:
     answer: ImageList = {"images": await request.app[CATALOG].images_json()}
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -71,7 +72,7 @@ async def list_images(request: web.Request) -> web.Response:
 )
 async def list_roles(request: web.Request) -> web.Response:
     answer: RoleList = {"roles": request.app[CATALOG].roles_json()}
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -81,4 +82,4 @@ async def list_roles(request: web.Request) -> web.Response:
 )
 @access(public=True)
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI])
+    return json_answer(request.app[OPENAPI])

@@ -14,6 +14,7 @@ from backend.errors import (
     NotSupportedForAgents,
     OperationFailed,
 )
+from backend.json_answer import json_answer
 from backend.middleware import principal_of
 from backend.state import AGENTS, CONTAINERS, LIVE_STREAMS, SETTINGS, STATS
 from backend.stats.stream import StatsConnection
@@ -43,7 +44,7 @@ async def container_stats(request: web.Request) -> web.Response:
         raise OperationFailed("failed to read container stats", str(exc)) from exc
     if sample is None:
         raise ContainerNotRunning()
-    return web.json_response(sample.as_json())
+    return json_answer(sample.as_json())
 
 
 @endpoint(

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from backend.endpoint import Answer, endpoint
 from backend.errors import NotAuthorized
+from backend.json_answer import json_answer
 from backend.middleware import principal_of
 from backend.state import CONTAINERS
 from corral.shapes import ListQuery, VolumeDeleted, VolumeList
@@ -25,7 +26,7 @@ async def list_volumes(request: web.Request, query: ListQuery) -> web.Response:
         raise NotAuthorized("Only administrators may list every user's volumes.")
     items = await request.app[CONTAINERS].kept.list_json(principal, all_users)
     answer: VolumeList = {"volumes": items, "count": len(items)}
-    return web.json_response(answer)
+    return json_answer(answer)
 
 
 @endpoint(
@@ -42,4 +43,4 @@ async def delete_volume(request: web.Request) -> web.Response:
     answer = await request.app[CONTAINERS].kept.delete(
         principal_of(request), request.match_info["name"]
     )
-    return web.json_response(answer)
+    return json_answer(answer)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ from backend.errors import DockerError, DockerNotFound, DockerUnavailable
 from backend.events.hub import wire
 from backend.events.log import Event
 from backend.stats.sample import Sample, is_stopped, usage_of
+from corral.aio import TaskOwner
 from corral.shapes import RUNNING_STATUSES, EventType, Status
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class StatsSampler:
         self._followed: dict[str, _Followed] = {}
         self._latest: dict[str, tuple[Sample, float]] = {}  # db_id -> (sample, monotonic time)
         self._runner: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("stats")
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -132,7 +133,7 @@ class StatsSampler:
     @property
     def tasks(self) -> int:
         """How many of the sampler's tasks (the publisher, the streams' readers) still run."""
-        return sum(not task.done() for task in self._tasks)
+        return self._tasks.running
 
     # -- subscribers ------------------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class StatsSampler:
         self._subs.add(sub)
         self._idle.clear()
         if self._runner is None:
-            self._runner = self._spawn(self._run(), "stats-sampler")
+            self._runner = self._tasks.spawn(self._run(), "stats-sampler")
         return sub
 
     def unsubscribe(self, sub: StatsSubscription) -> None:
@@ -195,9 +196,7 @@ class StatsSampler:
                 log.warning("%d stats subscribers did not close in time", len(self._subs))
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         self._runner = None
         self._followed.clear()
         self._latest.clear()
@@ -248,7 +247,7 @@ class StatsSampler:
         self._unfollow(db_id)
         followed = _Followed(db_id, docker_id, user_id, name)
         self._followed[db_id] = followed
-        followed.task = self._spawn(self._read(followed), f"stats-{docker_id[:12]}")
+        followed.task = self._tasks.spawn(self._read(followed), f"stats-{docker_id[:12]}")
 
     def _unfollow(self, db_id: str) -> None:
         followed = self._followed.pop(db_id, None)
@@ -305,9 +304,3 @@ class StatsSampler:
             mine = [s.as_json() for s in fresh if sub.user_id in (None, s.user_id)]
             messages[sub.user_id] = wire({"type": "stats", "stats": mine, "timestamp": stamp})
         return messages
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task

@@ -2,6 +2,7 @@
 tests talk to it (over HTTP and WebSocket; this package never imports ``backend``). Its answers
 are typed by ``corral.shapes``, re-exported here under the names callers use."""
 
+from corral.aio import Backoff
 from corral.client.api import CorralClient
 from corral.client.errors import (
     ERRORS,
@@ -35,7 +36,7 @@ from corral.client.errors import (
     VolumeNotFound,
     api_error,
 )
-from corral.client.events import Backoff, EventConnection, EventStream
+from corral.client.events import EventConnection, EventStream
 from corral.client.stats import StatsStream
 from corral.shapes import (
     Container,

@@ -22,8 +22,9 @@ from urllib.parse import quote
 
 import aiohttp
 
+from corral.aio import Backoff
 from corral.client.errors import TransportError, api_error
-from corral.client.events import Backoff, EventConnection, EventStream, connect_events
+from corral.client.events import EventConnection, EventStream, connect_events
 from corral.client.stats import StatsStream
 from corral.shapes import (
     Container,

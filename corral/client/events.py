@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
 import aiohttp
 
+from corral.aio import Backoff
 from corral.client.errors import ApiError, StreamClosed, TransportError, api_error
 from corral.shapes import EventMessage, EventType
 
@@ -155,22 +154,6 @@ async def _refusal(
     except (aiohttp.ClientError, ValueError):
         pass
     return api_error(status, None)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between reconnection attempts: ``initial * factor**attempt``, capped at
-    ``maximum``, each shortened by a random fraction up to ``jitter`` so a server restart is not
-    met by every client at the same instant."""
-
-    initial_s: float = 0.25
-    maximum_s: float = 15.0
-    factor: float = 2.0
-    jitter: float = 0.5
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.maximum_s, self.initial_s * self.factor ** max(0, attempt))
-        return base * (1.0 - self.jitter * random.random())
 
 
 class ReconnectingStream:

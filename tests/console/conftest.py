@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from devkit.waiting import wait_for
 from tests.conftest import Api
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
@@ -30,11 +30,7 @@ async def until(
     pilot: Pilot[Any], check: Callable[[], bool], timeout_s: float = 20.0, what: str = "the console"
 ) -> None:
     """Let the app run until ``check`` holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await pilot.pause(0.05)
+    await wait_for(check, timeout_s, 0.05, what, pause=pilot.pause)
 
 
 def row_of(app: CorralApp, name: str) -> dict[str, Any] | None:

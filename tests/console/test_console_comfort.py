@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from backend.settings import Settings
+from devkit.fake_api import FakeApi
 from tests.conftest import serve
 from tests.console.conftest import make_app, until
-from tests.console.fake_api import FakeApi
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
 from tui.widgets.table import ContainerTable

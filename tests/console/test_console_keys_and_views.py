@@ -15,8 +15,8 @@ from textual.widgets import Footer, Input, Select, Static
 from textual.widgets._footer import FooterKey
 
 from corral.client.errors import api_error
+from devkit.fake_api import FakeApi, container
 from tests.console.conftest import until
-from tests.console.fake_api import FakeApi, container
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
 from tui.messages import BackendEvent

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from devkit.fake_api import FakeApi, container
 from tests.console.conftest import until
-from tests.console.fake_api import FakeApi, container
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
 from tui.messages import BackendEvent

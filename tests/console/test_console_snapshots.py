@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from devkit.fake_api import FakeApi
 from tests.console.conftest import until
-from tests.console.fake_api import FakeApi
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
 from tui.screens.settings import SettingsScreen

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.console.fake_api import container
+from devkit.fake_api import container
 from tui.widgets.rows import Change, Rows
 
 

@@ -20,7 +20,8 @@ import pytest
 
 from backend.settings import Settings
 from backend.state import EVENTS
-from tests.conftest import Api, serve, sh, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api, serve, sh
 
 DEBIAN = "corral/debian:bookworm"
 DISTRIBUTION = "debian-bookworm"
@@ -108,6 +109,14 @@ def remove_role_images(client: docker.DockerClient, role_id: str) -> None:
 
 def role_images(client: docker.DockerClient, role_id: str) -> list[Any]:
     return list(client.images.list(filters={"label": f"corral.role={role_id}"}))
+
+
+def role_image_ids(client: docker.DockerClient, role_id: str) -> list[str]:
+    """The role's image IDs from one listing: safe while an image is being removed (the SDK's
+    ``images.list`` inspects each listed image, and one removed meanwhile raises a 404)."""
+    return [
+        str(i) for i in client.api.images(filters={"label": f"corral.role={role_id}"}, quiet=True)
+    ]
 
 
 async def create(api: Api, headers: dict[str, str], role: str, **body: Any) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import pytest
 
 from backend.settings import Settings
 from backend.state import CONTAINERS
-from tests.conftest import Api, serve, sh, wait_for
+from devkit.waiting import wait_for
+from tests.conftest import Api, serve, sh
 from tests.roles.conftest import DEBIAN, SIZE, events_of, wait_role
 
 NO_RUNTIME = "corral-no-such-runtime"

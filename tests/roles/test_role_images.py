@@ -19,8 +19,9 @@ from backend.admin import Admin
 from backend.containers.role_image_identity import BUILD_PREFIX, LABEL_BASE_ID, LABEL_PACKAGES
 from backend.settings import Settings, load_settings
 from backend.state import DOCKER
-from tests.backend_process import BackendProcess
-from tests.conftest import Api, containers_of, sh, wait_for
+from devkit.backend_process import BackendProcess
+from devkit.waiting import wait_for
+from tests.conftest import Api, containers_of, sh
 from tests.roles.conftest import (
     DEBIAN,
     OPERATOR_ROLES,
@@ -30,6 +31,7 @@ from tests.roles.conftest import (
     home_snapshot,
     image_of,
     messages,
+    role_image_ids,
     role_images,
     wait_role,
 )
@@ -216,9 +218,8 @@ async def test_a_changed_catalog_gives_a_new_image_and_one_removed_by_hand_is_re
     assert changed["role_state"] == "installed", changed
 
     def stale_gone() -> bool:  # pruned just after the switch, outside the container's lock
-        return [i.id for i in role_images(docker_client, role)] != [first.id] and len(
-            role_images(docker_client, role)
-        ) == 1
+        ids = role_image_ids(docker_client, role)
+        return len(ids) == 1 and ids != [first.id]
 
     await wait_for(stale_gone, 15, what="the stale role image to be removed")
     (second,) = role_images(docker_client, role)

@@ -12,19 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-
-def unmount_volumes(data_dir: Path) -> None:
-    """Unmount the ext4 volume images a backend left mounted under ``data_dir``."""
-    volumes = data_dir / "volumes"
-    if volumes.is_dir():
-        for child in volumes.iterdir():
-            if os.path.ismount(child):
-                subprocess.run(["umount", "-l", str(child)], check=False)
+from devkit.waiting import wait_for_sync
 
 
 def free_port() -> int:
@@ -34,6 +26,9 @@ def free_port() -> int:
 
 
 class BackendProcess:
+    """``corral serve`` on a free loopback port over ``data_dir``, as ``instance`` (everything
+    it makes on the engine carries that label: ``devkit.engine.clean_up`` removes it)."""
+
     def __init__(self, data_dir: Path, instance: str) -> None:
         self.data_dir = data_dir
         self.instance = instance
@@ -57,20 +52,24 @@ class BackendProcess:
             ],
             env={**os.environ, "CORRAL_LOG": os.environ.get("CORRAL_TEST_LOG", "WARNING")},
         )
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
-                    return
-            except urllib.error.HTTPError:
-                return  # 503 still means it answers
-            except OSError:
-                pass
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"the backend exited with {self._proc.returncode}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the backend did not answer in time")
-            time.sleep(0.05)
+        try:
+            wait_for_sync(self._answers, timeout_s, what=f"the backend on {self.url} to answer")
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
+
+    def _answers(self) -> bool:
+        assert self._proc is not None
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True  # 503 still means it answers
+        except OSError:
+            pass
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"the backend exited with {self._proc.returncode}")
+        return False
 
     @property
     def pid(self) -> int | None:
