@@ -31,6 +31,7 @@ class CorralError(Exception):
     status: int = 500
     error: str = "internal error"
     default_message: str = "Something went wrong on the server; try again, then check its log."
+    retry_after_s: int | None = None  # sent as ``Retry-After`` when the client should retry
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.message = message or self.default_message
@@ -41,8 +42,7 @@ class CorralError(Exception):
         return {"error": self.error, "message": self.message, **self.extra}
 
     def headers(self) -> dict[str, str]:
-        """HTTP headers the answer carries besides the body (none by default)."""
-        return {}
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class InvalidParameters(CorralError):
@@ -174,11 +174,8 @@ class RateLimited(CorralError):
     error = "too many requests"
 
     def __init__(self, message: str, retry_after: int, **extra: Any) -> None:
-        self.retry_after = retry_after
+        self.retry_after_s = retry_after
         super().__init__(message, retry_after=retry_after, **extra)
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
 
 
 class GuestLimitReached(RateLimited):
@@ -193,6 +190,33 @@ class DockerUnavailable(CorralError):
     default_message = (
         "The Docker engine cannot be reached; start it (just engine) and try again. "
         "Nothing was changed."
+    )
+
+
+class RetryLater(CorralError):
+    """The server's own storage cannot take a write now (the database is locked by another
+    process, or its disk is full). It passes by itself: the same request may succeed later, and
+    background work (the watcher's syncs) retries until it does. A change already made on
+    Docker when the write failed is recorded by that retry."""
+
+    status = 503
+
+
+class DatabaseBusy(RetryLater):
+    error = "database busy"
+    default_message = (
+        "The database is locked by another process and did not free up in time; try again in a "
+        "few seconds."
+    )
+    retry_after_s = 2
+
+
+class InsufficientStorage(RetryLater):
+    status = 507
+    error = "insufficient storage"
+    default_message = (
+        "The server's data disk is full, so the change could not be saved; try again once an "
+        "operator has freed space."
     )
 
 

@@ -21,9 +21,9 @@ def json_answer(
     return web.Response(
         body=orjson.dumps(data),
         status=status,
+        headers=headers,
         content_type="application/json",
         charset="utf-8",
-        headers=headers or None,
     )
 
 

@@ -37,7 +37,11 @@ ERRORS = {
     409: "container with this name already exists",
     413: "request too large",
     500: "failed to ... (the operation; sanitized message)",
-    503: "docker unavailable: nothing was changed",
+    503: "docker unavailable (the engine cannot be reached; nothing was changed), or database "
+    "busy (another process held the database past the busy timeout; Retry-After says when to "
+    "try again)",
+    507: "insufficient storage: the data directory's disk is full, so the change could not be "
+    "recorded",
 }
 # Every rate-limited operation (backend.ratelimit): sign-in per client IP, and every write of a
 # signed-in caller per user.

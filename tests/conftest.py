@@ -22,7 +22,8 @@ from backend.db.models import User
 from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_settings
 from backend.state import EVENTS, SESSIONS, SIGNER
 from corral.client import CorralClient
-from devkit.engine import clean_up
+from devkit.engine import clean_up, remove_instance
+from devkit.second_engine import SecondEngine
 from devkit.users import add_user
 from tests.conformance import Conformance
 
@@ -43,6 +44,33 @@ def docker_client() -> Iterator[docker.DockerClient]:
 @pytest.fixture
 def instance() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def second_engine_session() -> Iterator[SecondEngine]:
+    """One second dockerd for the whole run (``devkit/second_engine.py``), destroyed at the end."""
+    engine = SecondEngine()
+    try:
+        engine.start()
+        engine.load_images()
+        yield engine
+    finally:
+        engine.destroy()
+
+
+@pytest.fixture
+def second_engine(second_engine_session: SecondEngine, instance: str) -> Iterator[SecondEngine]:
+    """The second engine, running, for a test that may stop or restart it: afterwards it runs
+    again and holds nothing of the test's instance."""
+    engine = second_engine_session
+    engine.start()
+    yield engine
+    engine.start()
+    client = engine.client()
+    try:
+        remove_instance(instance, client)
+    finally:
+        client.close()
 
 
 # A tier with small disks, so quota tests fill a volume in a moment.

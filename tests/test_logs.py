@@ -37,12 +37,19 @@ async def test_the_sandbox_says_when_it_starts_and_stops(
     _, headers = await api.user(tier="test")
     made = await api.create(headers, name="chatty")
     async with api.corral(headers) as client:
-        assert await lines_of(client, made["id"]) == [STARTED]
+        # PID 1 writes its line a moment after the engine answers: wait for each.
+        async def shows(*lines: str) -> None:
+            async def check() -> bool:
+                return await lines_of(client, made["id"]) == list(lines)
+
+            await wait_for(check, 10, what=f"the lines {lines}")
+
+        await shows(STARTED)
         await api.client.post(f"/api/containers/{made['id']}/stop", headers=headers)
         # A stopped container's output stays readable.
-        assert await lines_of(client, made["id"]) == [STARTED, STOPPING]
+        await shows(STARTED, STOPPING)
         await api.client.post(f"/api/containers/{made['id']}/start", headers=headers)
-        assert await lines_of(client, made["id"]) == [STARTED, STOPPING, STARTED]
+        await shows(STARTED, STOPPING, STARTED)
 
 
 async def test_output_written_to_pid_1_is_in_the_logs_and_tail_limits_it(

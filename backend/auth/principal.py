@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.tokens import API_TOKEN_RE, JwtSigner, hash_api_token
 from backend.db.models import ApiToken, RevokedJwt, User, utcnow
-from backend.errors import Unauthorized
+from backend.errors import RetryLater, Unauthorized
 from corral.shapes import FULL_SCOPES, Scope
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -108,6 +108,18 @@ class Authenticator:
             user=user, scopes=FULL_SCOPES, kind="jwt", token_id=jti, expires_at=expires
         )
 
+    async def _stamp_use(self, token_id: str, now: datetime) -> None:
+        """Record when an API token was last used. Bookkeeping only: while the database cannot
+        take a write (locked by another process, disk full), the request goes on without it."""
+        try:
+            async with self._sessions() as session:
+                await session.execute(
+                    update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+                )
+                await session.commit()
+        except RetryLater:
+            pass
+
     async def _api_token(self, token: str) -> Principal:
         digest = hash_api_token(token)
         now = utcnow()
@@ -122,11 +134,8 @@ class Authenticator:
             user = await session.get(User, row.user_id)
             if user is None:
                 raise Unauthorized()
-            if row.last_used_at is None or now - row.last_used_at > LAST_USED_GRANULARITY:
-                await session.execute(
-                    update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
-                )
-                await session.commit()
+        if row.last_used_at is None or now - row.last_used_at > LAST_USED_GRANULARITY:
+            await self._stamp_use(row.id, now)
         scopes = frozenset(Scope(scope) for scope in row.scopes)
         kind = "agent" if Scope.AGENT in scopes else "api"
         return Principal(

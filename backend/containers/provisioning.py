@@ -34,6 +34,7 @@ from backend.errors import (
     DockerUnavailable,
     GuestSessionExpired,
     InvalidParameters,
+    RetryLater,
 )
 from backend.settings import Settings, TierLimits
 from corral.aio import TaskOwner
@@ -108,6 +109,7 @@ class Provisioner:
 
         self._provisioning.add(row.id)
         task = self._tasks.spawn(self._provision(row.id), name=f"provision-{row.id}")
+        task.add_done_callback(_retrieve_failure)
         return CreateResult(container=row, task=task)
 
     async def _new_row(
@@ -262,6 +264,20 @@ class Provisioner:
     async def drain(self, timeout_s: float) -> None:
         """Let creates in progress finish (bounded), then cancel what is left."""
         await self._tasks.drain(timeout_s)
+
+
+def _retrieve_failure(task: asyncio.Task[None]) -> None:
+    """A create's task may end in an error nobody awaits (a create answered 202): log it here
+    rather than as "Task exception was never retrieved". A write the database could not take
+    half-way (RetryLater) leaves the row ``creating``; a sandbox made meanwhile reaches it
+    through the watcher, which finds it by name and retries until the database takes it."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if isinstance(exc, RetryLater):
+        log.warning("a create was cut short: %s", exc.message)
+    elif exc is not None:
+        log.error("a create failed", exc_info=exc)
 
 
 def _generated_name(image: str) -> str:

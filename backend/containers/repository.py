@@ -14,7 +14,7 @@ Nothing here talks to Docker.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select, update
@@ -34,7 +34,7 @@ from backend.db.models import (
     utcnow,
     volume_name,
 )
-from backend.errors import ContainerNotFound, NameTaken
+from backend.errors import ContainerNotFound, NameTaken, RetryLater
 from backend.events.log import EventLog
 from backend.read_cache import ReadCache
 from corral.shapes import Container as ContainerJson
@@ -193,6 +193,12 @@ class ContainerRepository:
         async with self._sessions() as session:
             return list((await session.execute(select(Container.id))).scalars().all())
 
+    async def get_many(self, db_ids: Iterable[str]) -> list[Container]:
+        """The rows of ``db_ids`` that exist, read now (hold their locks: ``locks``)."""
+        async with self._sessions() as session:
+            query = select(Container).where(Container.id.in_(list(db_ids)))
+            return list((await session.execute(query)).scalars().all())
+
     async def all_volumes(self) -> list[str]:
         """Every volume's name, the rows' and the kept ones (to mount them again at start)."""
         async with self._sessions() as session:
@@ -211,6 +217,15 @@ class ContainerRepository:
         changed under it, so concurrent requests cannot pass a limit together. Taken after a
         container's lock, never before one."""
         return self._user_locks.hold(user_id)
+
+    @asynccontextmanager
+    async def locks(self, db_ids: Iterable[str]) -> AsyncIterator[None]:
+        """Several containers' locks, taken in one order (sorted), so two holders of several
+        never wait for each other."""
+        async with AsyncExitStack() as stack:
+            for db_id in sorted(set(db_ids)):
+                await stack.enter_async_context(self._locks.hold(db_id))
+            yield
 
     @asynccontextmanager
     async def held(self, principal: Principal, ident: str) -> AsyncIterator[Container]:
@@ -315,6 +330,22 @@ class ContainerRepository:
                 await tx.add(row.user_id, event, payload)
         return row
 
+    async def mark_missing(self, rows: list[Container]) -> None:
+        """Rows whose containers Docker no longer has (each read under its lock and confirmed
+        gone): ``missing``, each announced, in one transaction (a reconcile after the engine
+        lost many containers writes them in batches rather than one by one)."""
+        if not rows:
+            return
+        async with self._changes(*rows), self._events.transaction() as tx:
+            await tx.session.execute(
+                update(Container)
+                .where(Container.id.in_([row.id for row in rows]))
+                .values(status=Status.MISSING)
+            )
+            for row in rows:
+                row.status = Status.MISSING
+                await tx.add(row.user_id, EventType.CONTAINER_UPDATED, row.as_json())
+
     async def remove(
         self, row: Container, payload: dict[str, Any], *, keep: bool, size_mb: int | None
     ) -> None:
@@ -328,22 +359,25 @@ class ContainerRepository:
             await tx.add(row.user_id, EventType.CONTAINER_DELETED, payload)
 
     async def touch(self, row: Container) -> None:
-        """Record use (a terminal opened) without announcing it: ``last_used_at`` only."""
-        async with self._changes(row), self._sessions() as session:
-            await session.execute(
-                update(Container).where(Container.id == row.id).values(last_used_at=utcnow())
-            )
-            await session.commit()
+        """Record use (a terminal opened) without announcing it: ``last_used_at`` only.
+        Bookkeeping: while the database cannot take a write (locked, disk full) the terminal
+        opens without it."""
+        with suppress(RetryLater):
+            async with self._changes(row), self._sessions() as session:
+                await session.execute(
+                    update(Container).where(Container.id == row.id).values(last_used_at=utcnow())
+                )
+                await session.commit()
 
     @asynccontextmanager
-    async def _changes(self, row: Container) -> AsyncIterator[None]:
-        """Around a write of ``row``: its owner's cached list goes once the write is over,
+    async def _changes(self, *rows: Container) -> AsyncIterator[None]:
+        """Around a write of ``rows``: their owners' cached lists go once the write is over,
         committed or not (a needless drop costs one query; a missed one, a stale list). Entered
         before the transaction, so it leaves after the commit."""
         try:
             yield
         finally:
-            self._lists.changed(row.user_id, ALL_USERS)
+            self._lists.changed(*{row.user_id for row in rows}, ALL_USERS)
 
     async def progress(
         self, row: Container, stage: Stage, message: str, progress: int, **extra: Any

@@ -5,6 +5,10 @@ Corral, is reflected in its row within a second, and announced like any other ch
 is read on a thread of its own; each event schedules a sync of its row, coalesced so a burst of
 events costs one inspect. When the engine goes away the watcher reconnects by itself, with
 backoff, and reconciles everything on each (re)connect, since events may have been missed.
+
+A sync that cannot be recorded (the database locked by another process, its disk full) is tried
+again, with backoff, until it is: a change Docker made while the database could not take it (a
+stop whose answer was 503 ``database busy``) reaches the row once the database is back.
 """
 
 from __future__ import annotations
@@ -18,17 +22,32 @@ from typing import Any
 from backend.containers.reconcile import Reconciler
 from backend.containers.sandbox import LABEL_DB_ID, LABEL_INSTANCE
 from backend.docker_service import DockerService, EventStream
-from backend.errors import DockerError, DockerUnavailable
+from backend.errors import DockerError, DockerUnavailable, RetryLater
 from corral.aio import Backoff, TaskOwner
 
 log = logging.getLogger(__name__)
 
-# Container actions that can change what a row should say.
+# Container actions that can change what a row should say ("create": a sandbox made for a row
+# whose write of its Docker ID failed is found by its name).
 ACTIONS = frozenset(
-    {"start", "restart", "die", "stop", "kill", "oom", "destroy", "pause", "unpause", "rename"}
+    {
+        "create",
+        "start",
+        "restart",
+        "die",
+        "stop",
+        "kill",
+        "oom",
+        "destroy",
+        "pause",
+        "unpause",
+        "rename",
+    }
 )
 _END = object()
 RECONNECT = Backoff(initial_s=0.25, maximum_s=2.0)
+# A sync the database could not take (locked by another process, disk full) is tried again.
+SYNC_RETRY = Backoff(initial_s=0.5, maximum_s=5.0)
 
 
 class DockerWatcher:
@@ -56,6 +75,8 @@ class DockerWatcher:
                 attempt = 0
             except (DockerUnavailable, DockerError) as exc:
                 log.debug("docker event stream unavailable: %s", exc)
+            except RetryLater as exc:
+                log.warning("could not reconcile with Docker (%s); trying again", exc.error)
             finally:
                 self.connected.clear()
                 self._close_stream()
@@ -109,6 +130,7 @@ class DockerWatcher:
         self._tasks.spawn(self._sync(db_id), name=f"docker-sync-{db_id}")
 
     async def _sync(self, db_id: str) -> None:
+        failures = 0
         try:
             while True:
                 self._dirty.discard(db_id)
@@ -116,6 +138,17 @@ class DockerWatcher:
                     await self._reconciler.sync_from_docker(db_id)
                 except (DockerUnavailable, DockerError) as exc:
                     log.warning("could not sync container %s with Docker: %s", db_id, exc)
+                except RetryLater as exc:
+                    delay = SYNC_RETRY.delay(failures)
+                    failures += 1
+                    log.warning(
+                        "could not record container %s's state (%s); retrying in %.1f s",
+                        db_id,
+                        exc.error,
+                        delay,
+                    )
+                    self._dirty.add(db_id)
+                    await asyncio.sleep(delay)  # a retry's backoff, not synchronisation
                 if db_id not in self._dirty:
                     return
         finally:

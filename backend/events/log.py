@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.db.engine import BUSY_TIMEOUT_S
 from backend.db.models import EventRecord, iso, utcnow
+from backend.errors import DatabaseBusy, RetryLater
 from corral.shapes import EventType
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class EventLog:
         # Users with events since the last prune; None: not pruned yet, look at every user.
         self._dirty: set[str] | None = None
         self._lock = asyncio.Lock()
+        self._busy_generation = 0  # how many writes found the database locked (see _locked)
         self._listeners: list[Listener] = []
 
     @property
@@ -124,8 +127,11 @@ class EventLog:
         A state change and its announcement are written together, so the log never claims a
         change the database does not hold (or the reverse). Listeners hear the events only after
         the commit, and before the next transaction may commit (the lock is released with no
-        await before delivery), so ``snapshot()`` sees every committed event delivered."""
-        async with self._lock, self._sessions() as session:
+        await before delivery), so ``snapshot()`` sees every committed event delivered.
+
+        While another process holds the database, writes fail (503 ``database busy``) after
+        about the busy timeout rather than queue behind each other for ever longer."""
+        async with self._locked(), self._sessions() as session:
             tx = EventTransaction(self, session)
             yield tx
             await session.commit()
@@ -138,6 +144,29 @@ class EventLog:
         for event in tx.events():
             self._deliver(event)
 
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """The log's lock, for one write, waited for at most the busy timeout. When the write
+        ahead finds the database locked by another process (DatabaseBusy, after waiting out the
+        busy timeout itself), the writes queued behind it fail at once rather than each wait
+        their own turn: a request waits about the busy timeout in all, never a multiple."""
+        generation = self._busy_generation
+        try:
+            async with asyncio.timeout(BUSY_TIMEOUT_S):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise DatabaseBusy() from None
+        try:
+            if generation != self._busy_generation:
+                raise DatabaseBusy()
+            try:
+                yield
+            except DatabaseBusy:
+                self._busy_generation += 1
+                raise
+        finally:
+            self._lock.release()
+
     async def publish(
         self, user_id: str, type_: EventType, container: Mapping[str, Any]
     ) -> Event | None:
@@ -146,6 +175,9 @@ class EventLog:
         try:
             async with self.transaction() as tx:
                 await tx.add(user_id, type_, container)
+        except RetryLater as exc:
+            log.warning("could not record %s event for user %s: %s", type_, user_id, exc.error)
+            return None
         except Exception:
             log.exception("could not record %s event for user %s", type_, user_id)
             return None

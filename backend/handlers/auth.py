@@ -36,7 +36,7 @@ from corral.shapes import (
     "Start a 50-hour guest session",
     tag="auth",
     answers={200: Answer("Signed in", Session)},
-    errors=(400, 413),
+    errors=(400, 413, 503, 507),
     notes={409: "username taken: the name of a registered user"},
 )
 @access(public=True)
@@ -85,7 +85,7 @@ async def login(request: web.Request, body: Login) -> web.Response:
     "Revoke the session token used for this call",
     tag="auth",
     answers={200: Answer("Signed out", Message)},
-    errors=(401,),
+    errors=(401, 503, 507),
     notes={400: "invalid parameters: an API token cannot sign out (revoke it instead)"},
 )
 @access(scope=Scope.READ)
@@ -123,7 +123,7 @@ async def me(request: web.Request) -> web.Response:
     "Create an API token (shown once)",
     tag="auth",
     answers={201: Answer("Created", NewToken)},
-    errors=(400, 401, 403, 413),
+    errors=(400, 401, 403, 413, 503, 507),
 )
 async def create_token(request: web.Request, body: TokenCreate) -> web.Response:
     principal = principal_of(request)
@@ -168,7 +168,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     "Revoke an API token",
     tag="auth",
     answers={200: Answer("Revoked", TokenRevoked)},
-    errors=(401, 403),
+    errors=(401, 403, 503, 507),
     notes={404: "not found: no such token among yours"},
 )
 async def revoke_token(request: web.Request) -> web.Response:

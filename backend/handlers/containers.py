@@ -61,7 +61,7 @@ async def list_containers(request: web.Request, query: ListQuery) -> web.Respons
         202: Answer("Accepted: status creating", Container),
         201: Answer("With ?wait=true: created and running", Container),
     },
-    errors=(400, 401, 403, 409, 413, 503),
+    errors=(400, 401, 403, 409, 413, 503, 507),
     notes={500: "failed to create container: with ?wait=true, the sandbox did not start"},
 )
 async def create_container(
@@ -106,7 +106,7 @@ async def get_container(request: web.Request) -> web.Response:
     "Start a container, recreating it if Docker lost it",
     tag="containers",
     answers={200: Answer("Started, already running, or recreated and started", Lifecycle)},
-    errors=(*ON_ID, 503),
+    errors=(*ON_ID, 503, 507),
     notes={
         400: "not supported for agents",
         403: "not authorized, or guest session expired",
@@ -126,7 +126,7 @@ async def start_container(request: web.Request) -> web.Response:
     "Stop a container (or disconnect an agent)",
     tag="containers",
     answers={200: Answer("Stopped or already stopped", Lifecycle)},
-    errors=(*ON_ID, 503),
+    errors=(*ON_ID, 503, 507),
     notes={500: "failed to stop container (sanitized message)"},
 )
 async def stop_container(request: web.Request) -> web.Response:
@@ -143,7 +143,7 @@ async def stop_container(request: web.Request) -> web.Response:
     "Delete a container and, unless kept, its volume (or forget an agent)",
     tag="containers",
     answers={200: Answer("Deleted", Deleted)},
-    errors=(400, *ON_ID, 503),
+    errors=(400, *ON_ID, 503, 507),
     notes={500: "failed to delete container (sanitized message)"},
 )
 async def delete_container(request: web.Request, query: DeleteQuery) -> web.Response:
@@ -162,7 +162,7 @@ async def delete_container(request: web.Request, query: DeleteQuery) -> web.Resp
     "and restarted)",
     tag="containers",
     answers={200: Answer("Updated", SettingsChanged)},
-    errors=(400, *ON_ID, 409, 413, 503),
+    errors=(400, *ON_ID, 409, 413, 503, 507),
     notes={500: "failed to update settings (sanitized message)"},
 )
 async def update_settings(request: web.Request, body: ContainerSettings) -> web.Response:
@@ -184,7 +184,7 @@ async def update_settings(request: web.Request, body: ContainerSettings) -> web.
     "the sandbox) follow. A reinstall already running is left to finish.",
     tag="containers",
     answers={202: Answer("Accepted: the install runs in the background", Container)},
-    errors=(400, *ON_ID, 503),
+    errors=(400, *ON_ID, 503, 507),
 )
 async def reinstall_role(request: web.Request) -> web.Response:
     """``POST /api/containers/{id}/role/reinstall``: 202 with the container; the install runs in

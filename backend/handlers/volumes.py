@@ -33,7 +33,7 @@ async def list_volumes(request: web.Request, query: ListQuery) -> web.Response:
     "Delete a kept volume and its data",
     tag="volumes",
     answers={200: Answer("Deleted", VolumeDeleted)},
-    errors=(401, 403, 503),
+    errors=(401, 403, 503, 507),
     notes={
         404: "volume not found (also for another user's volume)",
         500: "failed to delete volume (sanitized message)",
