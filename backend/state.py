@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.agents.service import AgentService
+from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner
 from backend.auth.users import UserService
@@ -15,6 +16,7 @@ from backend.containers.watcher import DockerWatcher
 from backend.docker_service import DockerService
 from backend.events.hub import EventHub
 from backend.events.log import EventLog
+from backend.ratelimit import RateLimiter
 from backend.settings import Settings
 from backend.stats.sampler import StatsSampler
 
@@ -33,4 +35,6 @@ INSTANCE = web.AppKey("instance", str)
 WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)
 STATS = web.AppKey("stats", StatsSampler)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+LIVE_STREAMS = web.AppKey("live_streams", LiveStreams)
 OPENAPI = web.AppKey("openapi", dict)  # the document served at /api/openapi.json

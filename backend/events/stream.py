@@ -10,6 +10,8 @@ The order of the catch-up is what makes the stream gapless and duplicate-free:
 Three tasks run per connection: the pump (catch-up, then the queue, the only writer of the
 socket), the reader (``ping`` -> ``pong``, and noticing the client's close), and an expiry timer
 for the token the stream was opened with. Whichever ends first decides how the socket closes.
+Revoking that token (or signing out) closes the stream at once (``backend.auth.live``): a final
+``{"type": "error", "error": "unauthorized", "message"}``, then 1008 "token revoked".
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from backend.auth.live import CLOSE_CREDENTIALS, REVOKED_REASON, LiveStreams
 from backend.auth.principal import Principal
 from backend.db.models import iso, utcnow
 from backend.errors import InvalidParameters
@@ -28,12 +31,12 @@ from backend.events.hub import PONG, EventHub, Subscription, wire
 from backend.events.log import Event, EventLog
 from backend.middleware import WS_SUBPROTOCOL
 from backend.settings import Settings
-from backend.websocket import cap_send_buffer, close_bounded, expiry_timer
+from backend.websocket import cap_send_buffer, close_bounded, expiry_timer, revoked_frame
 from corral.shapes import ContainerList, EventType
 
 log = logging.getLogger(__name__)
 
-CLOSE_TOKEN_EXPIRED = int(WSCloseCode.POLICY_VIOLATION)  # 1008
+CLOSE_TOKEN_EXPIRED = CLOSE_CREDENTIALS  # 1008
 # Clients only ever send {"type": "ping"}; anything large is not one of ours.
 MAX_CLIENT_MESSAGE = 4096
 # How much the socket writer lets through before checking for back-pressure (aiohttp's default
@@ -53,11 +56,13 @@ class EventConnection:
         principal: Principal,
         all_users: bool,
         since: int | None,
+        live: LiveStreams,
     ) -> None:
         self.request = request
         self.settings = settings
         self.hub = hub
         self.events = events
+        self.live = live
         self.listing = listing  # what GET /api/containers answers this caller
         self.principal = principal
         self.all_users = all_users
@@ -78,10 +83,15 @@ class EventConnection:
                 "This route is a WebSocket: connect with an 'Upgrade: websocket' request."
             )
         sub = self.hub.subscribe(None if self.all_users else self.principal.user_id)
+
+        def revoked(message: str) -> None:
+            sub.close(CLOSE_CREDENTIALS, REVOKED_REASON, revoked_frame(message))
+
         try:
-            await self.ws.prepare(self.request)
-            cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
-            await self._serve(sub)
+            async with self.live.opened_with(self.principal, revoked):
+                await self.ws.prepare(self.request)
+                cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
+                await self._serve(sub)
         finally:
             self.hub.unsubscribe(sub)
         return self.ws
@@ -102,7 +112,7 @@ class EventConnection:
             await asyncio.gather(*tasks, return_exceptions=True)
         failure = pump.exception() if pump in done and not pump.cancelled() else None
         if told in done and sub.close_code is not None:
-            await self._close(sub.close_code, sub.close_reason)
+            await self._close(sub.close_code, sub.close_reason, sub.final)
         elif expiry is not None and expiry in done:
             await self._close(CLOSE_TOKEN_EXPIRED, "token expired")
         elif failure is not None and not isinstance(failure, ConnectionError):
@@ -112,9 +122,9 @@ class EventConnection:
         else:
             await self._close(int(WSCloseCode.OK), "")  # the client left, or its socket broke
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: int, reason: str, final: str | None = None) -> None:
         await close_bounded(
-            self.ws, self.request, code, reason, self.settings.event_close_timeout_s
+            self.ws, self.request, code, reason, self.settings.event_close_timeout_s, final
         )
 
     # -- the pump: catch-up, then live events -------------------------------------------------

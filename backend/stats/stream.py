@@ -3,7 +3,8 @@
 Two tasks per connection (and a timer for the token's expiry): the writer, the only one that
 writes the socket, sends the first message at once and then whatever the sampler last offered
 (the newest samples; a client that reads slowly skips the ones it had no time for), and the
-reader answers ``{"type": "ping"}`` through the writer and notices the client's close.
+reader answers ``{"type": "ping"}`` through the writer and notices the client's close. Revoking
+the token the stream was opened with closes it at once, as on the events stream.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from backend.auth.live import CLOSE_CREDENTIALS, REVOKED_REASON, LiveStreams
 from backend.auth.principal import Principal
 from backend.errors import InvalidParameters
 from backend.middleware import WS_SUBPROTOCOL
 from backend.settings import Settings
 from backend.stats.sampler import StatsSampler, StatsSubscription
-from backend.websocket import cap_send_buffer, close_bounded, expiry_timer
+from backend.websocket import cap_send_buffer, close_bounded, expiry_timer, revoked_frame
 
 log = logging.getLogger(__name__)
 
 PONG = '{"type":"pong"}'
 MAX_CLIENT_MESSAGE = 4096
 WRITER_LIMIT = 16 * 1024
-CLOSE_TOKEN_EXPIRED = int(WSCloseCode.POLICY_VIOLATION)  # 1008
+CLOSE_TOKEN_EXPIRED = CLOSE_CREDENTIALS  # 1008
 
 
 class StatsConnection:
@@ -38,10 +40,12 @@ class StatsConnection:
         sampler: StatsSampler,
         principal: Principal,
         all_users: bool,
+        live: LiveStreams,
     ) -> None:
         self.request = request
         self.settings = settings
         self.sampler = sampler
+        self.live = live
         self.principal = principal
         self.all_users = all_users
         self.ws = web.WebSocketResponse(
@@ -59,10 +63,15 @@ class StatsConnection:
                 "This route is a WebSocket: connect with an 'Upgrade: websocket' request."
             )
         sub = self.sampler.subscribe(None if self.all_users else self.principal.user_id)
+
+        def revoked(message: str) -> None:
+            sub.close(CLOSE_CREDENTIALS, REVOKED_REASON, revoked_frame(message))
+
         try:
-            await self.ws.prepare(self.request)
-            cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
-            await self._serve(sub)
+            async with self.live.opened_with(self.principal, revoked):
+                await self.ws.prepare(self.request)
+                cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
+                await self._serve(sub)
         finally:
             self.sampler.unsubscribe(sub)
         return self.ws
@@ -82,7 +91,7 @@ class StatsConnection:
             await asyncio.gather(*tasks, return_exceptions=True)
         failure = writer.exception() if writer in done and not writer.cancelled() else None
         if sub.close_code is not None:
-            await self._close(sub.close_code, sub.close_reason)
+            await self._close(sub.close_code, sub.close_reason, sub.final)
         elif expiry is not None and expiry in done:
             await self._close(CLOSE_TOKEN_EXPIRED, "token expired")
         elif failure is not None and not isinstance(failure, ConnectionError):
@@ -91,9 +100,9 @@ class StatsConnection:
         else:
             await self._close(int(WSCloseCode.OK), "")
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: int, reason: str, final: str | None = None) -> None:
         await close_bounded(
-            self.ws, self.request, code, reason, self.settings.event_close_timeout_s
+            self.ws, self.request, code, reason, self.settings.event_close_timeout_s, final
         )
 
     async def _write(self, sub: StatsSubscription) -> None:
