@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from backend.agents.service import AgentService
+from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.auth.users import UserService
@@ -29,8 +30,9 @@ from backend.docker_service import DockerService
 from backend.errors import DockerError, DockerUnavailable
 from backend.events.hub import CLOSE_GOING_AWAY, EventHub
 from backend.events.log import EventLog
-from backend.middleware import auth_middleware, error_middleware
+from backend.middleware import auth_middleware, error_middleware, rate_limit_middleware
 from backend.openapi_served import ServedDocument
+from backend.ratelimit import RateLimiter
 from backend.routes import ROUTES
 from backend.settings import Settings
 from backend.state import (
@@ -43,7 +45,9 @@ from backend.state import (
     EVENT_HUB,
     EVENTS,
     INSTANCE,
+    LIVE_STREAMS,
     OPENAPI,
+    RATE_LIMITER,
     SESSIONS,
     SETTINGS,
     SIGNER,
@@ -84,7 +88,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = make_sessionmaker(engine)
     app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))
     app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER], settings.auth_cache_s)
-    app[USERS] = UserService(app[SESSIONS], revoked=app[AUTHENTICATOR].forget_token)
+    app[USERS] = UserService(
+        app[SESSIONS], revoked=app[AUTHENTICATOR].forget_token, live=app[LIVE_STREAMS]
+    )
+    app[LIVE_STREAMS].check_with(app[USERS].is_revoked)
     app[INSTANCE] = instance_id(settings)
     yield
     await engine.dispose()
@@ -213,10 +220,17 @@ async def _close_stats_streams(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, auth_middleware, rate_limit_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[LIVE_STREAMS] = LiveStreams()
+    app[RATE_LIMITER] = RateLimiter(
+        {"guest": settings.guest_signin_rate, "login": settings.login_rate},
+        settings.write_rate,
+        settings.trusted_proxies,
+        settings.rate_limit_keys,
+    )
     app.add_routes(ROUTES)
     app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats])
     app.on_shutdown.extend([_close_event_streams, _close_stats_streams])

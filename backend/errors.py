@@ -189,6 +189,24 @@ class RequestHeaderTooLarge(CorralError):
     error = "request too large"
 
 
+class RateLimited(CorralError):
+    """429 with ``Retry-After``: the caller sent more than its rate limit allows
+    (``backend.ratelimit``); nothing was done."""
+
+    status = 429
+    error = "too many requests"
+
+    def __init__(self, message: str, retry_after: int, **extra: Any) -> None:
+        self.retry_after_s = retry_after
+        super().__init__(message, retry_after=retry_after, **extra)
+
+
+class GuestLimitReached(RateLimited):
+    """429: as many guest sessions are live as the backend allows (``max_guest_sessions``)."""
+
+    error = "guest limit reached"
+
+
 class DockerUnavailable(CorralError):
     status = 503
     error = "docker unavailable"
@@ -253,3 +271,9 @@ class DockerNotFound(DockerError):
 
 class DockerConflict(DockerError):
     """The engine refused because of a conflicting state (a name in use, a volume in use)."""
+
+
+class VolumeGone(DockerError):
+    """A sandbox's volume is missing, or is not the one Corral made (it lacks the labels).
+    Docker would silently make an empty volume of that name, hiding that the data is gone, so
+    no sandbox is ever created on it."""

@@ -1,4 +1,5 @@
-"""The two middlewares: one writes every error body, one authenticates every request.
+"""The middlewares: one writes every error body, one authenticates every request, one applies
+the rate limits (``backend.ratelimit``) once the caller is known.
 
 Handlers never build error responses: they raise a ``CorralError`` and ``error_middleware`` writes
 ``{"error", "message", ...}`` with ``Content-Type: application/json``. aiohttp's own HTTP errors
@@ -25,7 +26,8 @@ from backend.errors import (
     Unauthorized,
 )
 from backend.json_answer import json_answer
-from backend.state import AUTHENTICATOR
+from backend.ratelimit import WRITE_METHODS, ip_limit_of
+from backend.state import AUTHENTICATOR, RATE_LIMITER
 from corral.shapes import Scope
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,21 @@ def _authorize(principal: Principal, admin: bool, scope: Scope | None, method: s
     needed = scope or (Scope.READ if method in ("GET", "HEAD", "OPTIONS") else Scope.WRITE)
     if needed not in principal.scopes:
         raise NotAuthorized(f"Your token lacks the {needed!r} scope needed here.")
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Sign-in per client IP, writes per signed-in user; 429 before the handler runs. Runs
+    after ``auth_middleware``, so a write's caller is known (a refused token is 401 first)."""
+    limiter = request.app[RATE_LIMITER]
+    name = ip_limit_of(request.match_info.handler)
+    if name is not None:
+        limiter.check_ip(name, request)
+    elif request.method in WRITE_METHODS:
+        principal: Principal | None = request.get(PRINCIPAL)
+        if principal is not None:
+            limiter.check_write(principal.user_id)
+    return await handler(request)
 
 
 def principal_of(request: web.Request) -> Principal:

@@ -20,6 +20,7 @@ from pydantic.json_schema import JsonSchemaMode
 
 from backend.auth.policy import access_of
 from backend.endpoint import Endpoint, endpoint_of
+from backend.ratelimit import WRITE_METHODS, ip_limit_of
 from backend.routes import ROUTES
 from corral.shapes import Error
 from corral.shapes.check import adapter
@@ -41,6 +42,21 @@ ERRORS = {
     "try again)",
     507: "insufficient storage: the data directory's disk is full, so the change could not be "
     "recorded",
+}
+# Every rate-limited operation (backend.ratelimit): sign-in per client IP, and every write of a
+# signed-in caller per user.
+RATE_LIMITED = (
+    "too many requests: a rate limit (sign-in per client IP, writes per user); Retry-After and "
+    "retry_after say when to retry. Nothing was done"
+)
+GUEST_LIMITED = (
+    RATE_LIMITED + "; or guest limit reached: as many guest sessions are live as allowed"
+)
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Whole seconds until the request may succeed",
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 
 # A WebSocket route takes nothing but a handshake: anything else is 400 before it looks at
@@ -167,8 +183,16 @@ def _operation(
             "description": text,
             "content": {"application/json": {"schema": refs[Error]}},
         }
+    public = access_of(route.handler).public
+    limit = ip_limit_of(route.handler)
+    if limit is not None or (route.method in WRITE_METHODS and not public):
+        responses["429"] = {
+            "description": GUEST_LIMITED if limit == "guest" else RATE_LIMITED,
+            "headers": RETRY_AFTER,
+            "content": {"application/json": {"schema": refs[Error]}},
+        }
     operation["responses"] = responses
-    if access_of(route.handler).public:
+    if public:
         operation["security"] = []
     return operation
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from backend.access_log import AccessLogger
 from backend.app import create_app
 from backend.data_dir_lock import DataDirBusy, DataDirLock, published_address
 from backend.http_server import JsonErrorRunner
@@ -54,6 +55,13 @@ async def _serve(settings: Settings, lock: DataDirLock) -> None:
     await _run_until(settings, settings.host, settings.port, lock, stop, ready)
 
 
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner that serves ``app``: signals are the caller's, the access log never holds a
+    token (``backend.access_log``), and aiohttp's own refusals are answered as JSON
+    (``backend.http_server``)."""
+    return JsonErrorRunner(app, handle_signals=False, access_log_class=AccessLogger)
+
+
 async def _run_until(
     settings: Settings,
     host: str,
@@ -63,7 +71,7 @@ async def _run_until(
     ready: Callable[[str], None],
 ) -> None:
     """Serve on ``host:port`` until ``stop`` is set; the address is published once it listens."""
-    runner = JsonErrorRunner(create_app(settings), handle_signals=False)
+    runner = make_runner(create_app(settings))
     await runner.setup()
     try:
         await web.TCPSite(runner, host=host, port=port).start()

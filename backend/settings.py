@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
@@ -28,6 +28,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from backend.ratelimit import Rate
 from backend.tiers import DEFAULT_TIERS, RESOURCES, STRICT_KEYS, Range, TierLimits
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigError",
     "ImageSpec",
     "Range",
+    "Rate",
     "Settings",
     "TierLimits",
     "load_settings",
@@ -107,6 +109,17 @@ class Settings(BaseSettings):
     # ``corral admin`` commands) within this many seconds. 0: ask every time.
     auth_cache_s: float = Field(default=5.0, ge=0, le=60)
     max_body_bytes: int = 64 * 1024
+    # Rate limits (backend.ratelimit), each [count, seconds]: `count` requests at once, then
+    # `count` per `seconds`; a count of 0: no limit. Sign-in per client IP, writes per user.
+    guest_signin_rate: Rate = Rate(10, 60.0)
+    login_rate: Rate = Rate(10, 60.0)
+    write_rate: Rate = Rate(300, 60.0)
+    rate_limit_keys: int = 100_000  # buckets kept per limit (least recently used go first)
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client; none by default,
+    # so the header is ignored and the client is the TCP peer.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    # Guest sessions live at once (not ended, not signed out); a sign-in past it is 429.
+    max_guest_sessions: int = 200
     event_log_per_user: int = 10_000
     instance_label: str | None = None
     disk_quotas: DiskQuotas = "auto"  # "auto": ext4-backed when possible; "ext4": required

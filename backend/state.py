@@ -6,6 +6,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.agents.service import AgentService
+from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner
 from backend.auth.users import UserService
@@ -16,6 +17,7 @@ from backend.docker_service import DockerService
 from backend.events.hub import EventHub
 from backend.events.log import EventLog
 from backend.openapi_served import ServedDocument
+from backend.ratelimit import RateLimiter
 from backend.settings import Settings
 from backend.stats.sampler import StatsSampler
 
@@ -34,4 +36,6 @@ INSTANCE = web.AppKey("instance", str)
 WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)
 STATS = web.AppKey("stats", StatsSampler)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+LIVE_STREAMS = web.AppKey("live_streams", LiveStreams)
 OPENAPI = web.AppKey("openapi", ServedDocument)  # the document served at /api/openapi.json

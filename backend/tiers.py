@@ -40,7 +40,10 @@ class Range:
 
 @dataclass(frozen=True, config=STRICT_KEYS)
 class TierLimits:
-    """What a tier may run: how many containers, each resource's range and its default."""
+    """What a tier may run: how many containers, each resource's range and its default, and
+    the disk a user may hold in all (``disk_total_mb``: every container's ``disk_mb`` plus every
+    kept volume's size; None: ``containers`` times the disk maximum, which containers alone can
+    never pass, so only kept volumes are held back by it)."""
 
     name: str
     containers: int
@@ -50,6 +53,14 @@ class TierLimits:
     default_memory_mb: int
     default_cpu_shares: int
     default_disk_mb: int
+    disk_total_mb: int | None = None
+
+    @property
+    def disk_budget_mb(self) -> int:
+        """The disk a user of this tier may hold: containers and kept volumes together."""
+        if self.disk_total_mb is not None:
+            return self.disk_total_mb
+        return self.containers * self.disk_mb.max
 
     def range_for(self, resource: str) -> Range:
         value = getattr(self, resource)
@@ -65,6 +76,7 @@ class TierLimits:
         return {
             "tier": self.name,
             "containers": self.containers,
+            "disk_total_mb": self.disk_budget_mb,
             **{
                 resource: {
                     "min": self.range_for(resource).min,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 from dataclasses import dataclass
@@ -38,17 +39,29 @@ def expiry_timer(expires_at: datetime | None, name: str) -> asyncio.Task[None] |
     return asyncio.create_task(asyncio.sleep(delay), name=name)
 
 
+def revoked_frame(message: str) -> str:
+    """The last message of a stream whose token was revoked, before its close (1008)."""
+    return json.dumps({"type": "error", "error": "unauthorized", "message": message})
+
+
 async def close_bounded(
-    ws: web.WebSocketResponse, request: web.Request, code: int, reason: str, timeout_s: float
+    ws: web.WebSocketResponse,
+    request: web.Request,
+    code: int,
+    reason: str,
+    timeout_s: float,
+    final: str | None = None,
 ) -> None:
-    """Close with ``code``, waiting a bounded time for the client's close reply; a client that
-    does not answer (it stopped reading) has its connection aborted, so it keeps no buffers
-    alive on the server."""
+    """Close with ``code`` (after sending ``final``, when given), waiting a bounded time for the
+    client's close reply; a client that does not answer (it stopped reading) has its connection
+    aborted, so it keeps no buffers alive on the server."""
     if ws.closed:
         return
     timed_out = False
     try:
         async with asyncio.timeout(timeout_s):
+            if final is not None:
+                await ws.send_str(final)
             await ws.close(code=code, message=reason.encode())
     except TimeoutError:
         timed_out = True

@@ -19,7 +19,7 @@ import docker
 
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
-from benchmarks.common import remove_twin, server_process, summary, twin_of, verdict
+from benchmarks.common import baseline_twin, remove_twin, server_process, summary, verdict
 from corral.client import CorralClient
 from corral.local import local_admin_token
 
@@ -39,9 +39,9 @@ async def run() -> dict[str, float]:
                     await client.create_container("corral/busybox", wait=True, name="bench-api")
                 )
 
-            twin = twin_of(made, "bench-sdk")
-            spec = sandbox_spec(twin, server.settings, instance, "corral/busybox:latest")
             service = DockerService(None)
+            twin = await baseline_twin(service, made, "bench-sdk", instance)
+            spec = sandbox_spec(twin, server.settings, instance, "corral/busybox:latest")
             sdk_id = await service.create_container(spec)
             service.close()
             client = docker.APIClient(version="auto")

@@ -30,7 +30,7 @@ import docker
 
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
-from benchmarks.common import remove_twin, seed_users, server_process, twin_of, verdict
+from benchmarks.common import baseline_twin, remove_twin, seed_users, server_process, verdict
 from corral.client import CorralClient
 from corral.local import local_admin_token
 
@@ -158,7 +158,10 @@ async def lifecycle(results: dict[str, float]) -> None:
                 for item in made:
                     await client.stop_container(str(item["db_id"]))
             service = DockerService(None)
-            twin_rows = [twin_of(item, f"load-sdk-{i}") for i, item in enumerate(made)]
+            twin_rows = [
+                await baseline_twin(service, item, f"load-sdk-{i}", instance)
+                for i, item in enumerate(made)
+            ]
             twins = [
                 await service.create_container(
                     sandbox_spec(

@@ -16,7 +16,7 @@ import docker
 
 from backend.containers.sandbox import sandbox_spec
 from backend.docker_service import DockerService
-from benchmarks.common import remove_twin, server_process, summary, twin_of
+from benchmarks.common import baseline_twin, remove_twin, server_process, summary
 from corral.client import CorralClient
 from corral.local import local_admin_token
 
@@ -35,8 +35,8 @@ async def run() -> dict[str, float]:
                     await client.create_container("corral/busybox", wait=True, memory_mb=512)
                 )
 
-            twin = twin_of(made, "bench-sdk")
             service = DockerService(None)
+            twin = await baseline_twin(service, made, "bench-sdk", instance)
             client = docker.APIClient(version="auto")
             timeout = server.settings.stop_timeout_s
             current = await service.create_container(

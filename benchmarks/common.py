@@ -24,12 +24,18 @@ from aiohttp import web
 from backend.admin import Admin
 from backend.app import create_app
 from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.containers.sandbox import LABEL_DB_ID, instance_labels
 from backend.db.models import Container, User
+from backend.docker_service import DockerService
 from backend.settings import Settings, load_settings
 from backend.state import SESSIONS, SIGNER
 from devkit.backend_process import BackendProcess
 from devkit.engine import clean_up
 from devkit.users import add_user
+
+# A benchmark's load comes from one user on purpose: the per-user write limit (a guard against
+# abuse, docs/security.md) would refuse it, so the benchmarks' backends run without it.
+NO_WRITE_LIMIT = "write_rate = [0, 1.0]\n"
 
 
 @dataclass
@@ -55,6 +61,7 @@ async def running_backend(**overrides: object) -> AsyncIterator[Backend]:
     """A backend inside this process (for benchmarks that reach into its services)."""
     instance = f"bench-{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
+        (Path(tmp) / "config.toml").write_text(NO_WRITE_LIMIT)
         settings = load_settings(data_dir=Path(tmp), instance_label=instance, port=0, **overrides)
         app = create_app(settings)
         runner = web.AppRunner(app, access_log=None)
@@ -79,7 +86,12 @@ class ServerProcess:
 
 @asynccontextmanager
 async def server_process(data_dir: Path, instance: str) -> AsyncIterator[ServerProcess]:
-    """``corral serve`` on a free loopback port over ``data_dir``, stopped with SIGTERM."""
+    """``corral serve`` on a free loopback port over ``data_dir``, stopped with SIGTERM (without
+    the per-user write limit, unless ``data_dir`` has a configuration of its own)."""
+    config = data_dir / "config.toml"
+    if not config.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        config.write_text(NO_WRITE_LIMIT)
     proc = BackendProcess(data_dir, instance)
     await asyncio.to_thread(proc.start)
     try:
@@ -140,9 +152,23 @@ async def seed_users(data_dir: Path, containers_per_user: dict[str, int]) -> dic
     return {name: signer.issue(user, timedelta(hours=2)).token for name, user in users.items()}
 
 
+async def baseline_twin(
+    service: DockerService, made: dict[str, Any], name: str, instance: str
+) -> Container:
+    """``twin_of(made, name)`` with its volume made as the backend makes one (labelled with the
+    run's instance), for a docker-SDK baseline to create its sandbox on. A sandbox naming a
+    missing volume is refused (``VolumeGone``), where the engine would make an unlabelled one
+    that the instance's clean-up never finds (the ``corral-vol-*`` volumes ``just bench`` used to
+    leave behind)."""
+    twin = twin_of(made, name)
+    labels = {**instance_labels(instance), LABEL_DB_ID: twin.id}
+    await service.create_volume(twin.volume_name, labels)
+    return twin
+
+
 def remove_twin(client: docker.APIClient, container_id: str, twin: Container) -> None:
-    """Remove a baseline's container and the volume the engine made for it by name (made
-    without labels, so the instance's clean-up would not find it)."""
+    """Remove a baseline's container and its volume (``baseline_twin``'s), by name, at once
+    rather than at the instance's clean-up."""
     client.remove_container(container_id, force=True)
     client.remove_volume(twin.volume_name, force=True)
 

@@ -36,8 +36,17 @@ async def list_volumes(client: CorralClient, args: argparse.Namespace) -> int:
         print_json(listing)
         return EXIT_OK
     header = ["NAME", "SIZE", "USED", "FROM", "KEPT"]
-    print(table(header, [_volume_row(v) for v in listing["volumes"]]))
-    print(f"{listing['count']} kept volume(s); reattach one with: corral create --volume NAME")
+    rows = [_volume_row(v) for v in listing["volumes"]]
+    if args.all:  # an operator's view: whose each one is
+        header.append("OWNER")
+        for row, volume in zip(rows, listing["volumes"], strict=True):
+            row.append(volume["owner_id"])
+    print(table(header, rows))
+    total = sum(v["size_mb"] for v in listing["volumes"])
+    print(
+        f"{listing['count']} kept volume(s), {_size(total)} counted against the tier's disk; "
+        "reattach one with: corral create --volume NAME, or delete it: corral volumes rm NAME"
+    )
     return EXIT_OK
 
 
@@ -72,8 +81,10 @@ def add_logs_and_volumes(sub: Any) -> None:
         "volumes",
         list_volumes,
         "list or delete kept volumes",
-        "Kept volumes: the data of containers deleted with --keep-volume. With no command, lists "
-        "yours; `corral create --volume NAME` attaches one to a new container.",
+        "Kept volumes: the data of containers deleted with --keep-volume. They count against your "
+        "tier's disk until attached or deleted. With no command, lists yours (--all: everyone's, "
+        "for an operator, who may delete any); `corral create --volume NAME` attaches one to a "
+        "new container.",
     )
     p.add_argument("--all", action="store_true", help="every user's (admins only)")
     actions = p.add_subparsers(title="volume commands", metavar="COMMAND")

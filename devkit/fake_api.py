@@ -29,6 +29,7 @@ def shaped(shape: type[Any], data: T) -> T:
 LIMITS = {
     "tier": "pro",
     "containers": 10,
+    "disk_total_mb": 204800,
     "memory_mb": {"min": 256, "max": 4096, "default": 1024},
     "cpu_shares": {"min": 250, "max": 4000, "default": 1000},
     "disk_mb": {"min": 1024, "max": 20480, "default": 5120},
@@ -164,6 +165,7 @@ class FakeApi:
         self.kept: list[dict[str, Any]] = [
             {
                 "name": "corral-vol-0000000a-0000-4000-8000-00000000000a",
+                "owner_id": "u1",
                 "size_mb": 2048,
                 "used_mb": 312,
                 "container_name": "old-notes",
@@ -180,7 +182,12 @@ class FakeApi:
                 "user": {**user, "created_at": STAMP},
                 "tier": "pro",
                 "limits": LIMITS,
-                "usage": {"containers": 6},
+                "usage": {
+                    "containers": 6,
+                    "disk_mb": 6 * 5120 + 2048,
+                    "kept_volumes": 1,
+                    "kept_volumes_mb": 2048,
+                },
                 "scopes": ["read", "write"],
                 "session_expires_at": None,
             },

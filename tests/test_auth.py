@@ -33,7 +33,7 @@ async def test_guest_login_gives_a_50_hour_session(api: Api) -> None:
     assert data["tier"] == "guest"
     assert data["limits"]["containers"] == 1
     assert data["limits"]["memory_mb"] == {"min": 512, "max": 512, "default": 512}
-    assert data["usage"] == {"containers": 0}
+    assert data["usage"] == {"containers": 0, "disk_mb": 0, "kept_volumes": 0, "kept_volumes_mb": 0}
 
 
 @pytest.mark.parametrize(

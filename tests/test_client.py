@@ -41,7 +41,12 @@ async def test_meta_and_auth_routes(api: Api) -> None:
         assert client.token == session["token"]
         me = await client.me()
         assert me["user"]["username"] == user.username
-        assert me["usage"] == {"containers": 0}
+        assert me["usage"] == {
+            "containers": 0,
+            "disk_mb": 0,
+            "kept_volumes": 0,
+            "kept_volumes_mb": 0,
+        }
         assert {i["name"] for i in (await client.images())["images"]} >= {BUSYBOX}
         assert (await client.roles())["roles"]
 

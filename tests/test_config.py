@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from backend.settings import DEFAULT_TIERS, ConfigError, Range, Settings, load_settings
+from backend.settings import DEFAULT_TIERS, ConfigError, Range, Rate, Settings, load_settings
 from tests.test_cli import corral
 
 # A value unlike the default for every setting, as TOML would hold it. A new setting must be
@@ -37,6 +37,12 @@ SAMPLES: dict[str, Any] = {
     "jwt_lifetime_hours": 4,
     "auth_cache_s": 2.5,
     "max_body_bytes": 1234,
+    "guest_signin_rate": [3, 30.0],
+    "login_rate": [4, 40.0],
+    "write_rate": [0, 1.0],
+    "rate_limit_keys": 99,
+    "trusted_proxies": ["10.0.0.0/8", "192.0.2.7/32"],
+    "max_guest_sessions": 7,
     "event_log_per_user": 55,
     "instance_label": "sample-label",
     "disk_quotas": "none",
@@ -86,6 +92,10 @@ def _assert_samples(settings: Settings) -> None:
             ]
         elif isinstance(got, Path):
             assert got == Path(sample), name
+        elif isinstance(got, Rate):
+            assert [got.count, got.per_s] == sample, name
+        elif name == "trusted_proxies":
+            assert [str(network) for network in got] == sample
         else:
             assert got == sample, name
 

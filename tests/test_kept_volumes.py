@@ -19,7 +19,15 @@ from corral.client import InvalidParameters, VolumeNotFound
 from tests.conftest import Api, serve, sh
 from tests.test_cli import corral, remote
 
-VOLUME_KEYS = {"name", "size_mb", "used_mb", "container_name", "container_db_id", "kept_at"}
+VOLUME_KEYS = {
+    "name",
+    "owner_id",
+    "size_mb",
+    "used_mb",
+    "container_name",
+    "container_db_id",
+    "kept_at",
+}
 
 
 async def keep(api: Api, headers: dict[str, str], made: dict[str, Any]) -> str:

@@ -10,16 +10,18 @@ a failed sign-in says nothing about which part was wrong.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.auth.live import LiveStreams
 from backend.auth.passwords import DUMMY_HASH, hash_password, verify_password
 from backend.auth.tokens import new_api_token_row
 from backend.db.models import ApiToken, RevokedJwt, User, utcnow
-from backend.errors import NotFound, Unauthorized, UsernameTaken
+from backend.errors import GuestLimitReached, NotFound, Unauthorized, UsernameTaken
 from corral.shapes import Scope
 
 
@@ -32,11 +34,16 @@ class UserService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         revoked: Callable[[str], None] = _nobody_remembers,
+        live: LiveStreams | None = None,
     ) -> None:
         self._sessions = sessions
         # Told a token's ID when it is revoked or its session ends, after the commit: the
         # backend's remembered token checks (backend.auth.principal.Authenticator) drop it.
         self._revoked = revoked
+        # The streams open with each token (the backend's; None in the admin commands, which
+        # run beside it and revoke nothing), ended as soon as a revocation commits.
+        self._live = live
+        self._guest_lock = asyncio.Lock()
 
     # -- users --------------------------------------------------------------------------------
 
@@ -80,15 +87,17 @@ class UserService:
                 await session.commit()
             return user
 
-    async def add_guest(self, username: str, session_end: datetime) -> User:
+    async def add_guest(self, username: str, session_end: datetime, max_live: int) -> User:
         """A guest whose session ends at ``session_end``; UsernameTaken when a registered user
-        has the name."""
-        async with self._sessions() as session:
+        has the name, GuestLimitReached when ``max_live`` guest sessions are live already
+        (counted and added under one lock, so concurrent sign-ins cannot pass it together)."""
+        async with self._guest_lock, self._sessions() as session:
             taken = await session.scalar(
                 select(User.id).where(User.username == username, User.is_guest.is_(False))
             )
             if taken is not None:
                 raise UsernameTaken()
+            await _check_guest_room(session, max_live)
             user = User(
                 username=username, tier="guest", is_guest=True, session_expires_at=session_end
             )
@@ -106,13 +115,34 @@ class UserService:
             raise Unauthorized("Wrong username or password.")
         return user
 
-    async def end_session(self, jti: str, expires_at: datetime) -> None:
-        """Refuse a session token from now on (kept until it would have expired anyway)."""
+    async def end_session(self, user: User, jti: str, expires_at: datetime) -> None:
+        """Refuse a session token from now on (kept until it would have expired anyway). A
+        guest signing out ends their guest session too (a guest cannot sign in again as the
+        same guest), so it no longer counts as live."""
         async with self._sessions() as session:
             if await session.get(RevokedJwt, jti) is None:
                 session.add(RevokedJwt(jti=jti, expires_at=expires_at))
-                await session.commit()
+            if user.is_guest:
+                now = utcnow()
+                await session.execute(
+                    update(User)
+                    .where(User.id == user.id, User.session_expires_at > now)
+                    .values(session_expires_at=now)
+                )
+            await session.commit()
         self._revoked(jti)
+        if self._live is not None:
+            self._live.end("jwt", jti, "This session was signed out.")
+
+    async def is_revoked(self, kind: str, token_id: str) -> bool:
+        """Whether the token (a session's ``jti``, or an API token's ID) has been revoked."""
+        async with self._sessions() as session:
+            if kind == "jwt":
+                return await session.get(RevokedJwt, token_id) is not None
+            revoked_at = await session.scalar(
+                select(ApiToken.revoked_at).where(ApiToken.id == token_id)
+            )
+            return revoked_at is not None
 
     # -- API tokens ---------------------------------------------------------------------------
 
@@ -153,6 +183,30 @@ class UserService:
         if not getattr(result, "rowcount", 0):
             raise NotFound("No such token among yours.")
         self._revoked(token_id)
+        if self._live is not None:
+            self._live.end("api", token_id, "This API token was revoked.")
+
+
+async def _check_guest_room(session: AsyncSession, max_live: int) -> None:
+    """GuestLimitReached when ``max_live`` guest sessions are live; ``Retry-After`` is when the
+    first of them ends."""
+    now = utcnow()
+    live, first_end = (
+        await session.execute(
+            select(func.count(), func.min(User.session_expires_at)).where(
+                User.is_guest.is_(True), User.session_expires_at > now
+            )
+        )
+    ).one()
+    if live < max_live:
+        return
+    wait = (first_end - now).total_seconds() if first_end is not None else 60.0
+    raise GuestLimitReached(
+        f"Corral is at its limit of {max_live} guest sessions at once; try again later, or sign "
+        "in with an account.",
+        retry_after=max(1, math.ceil(wait)),
+        limit=max_live,
+    )
 
 
 async def _registered(session: AsyncSession, username: str) -> User | None:

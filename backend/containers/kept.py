@@ -61,6 +61,11 @@ class KeptVolumes:
             record = await session.get(KeptVolume, name)
         return record if record is not None and record.user_id == user_id else None
 
+    async def size_of(self, user_id: str, name: str) -> int:
+        """The size a kept volume of the user counts for (0 when it is not theirs, or gone)."""
+        record = await self.find(user_id, name)
+        return record.size_mb if record is not None else 0
+
     async def delete(self, principal: Principal, name: str) -> VolumeDeleted:
         """Remove the volume (the Docker volume, then its image) and its record. Another
         user's volume is the same 404 as an unknown one; an administrator may delete any."""

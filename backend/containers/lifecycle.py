@@ -7,18 +7,28 @@ stopped are applied by rebuilding it before it starts (``backend.containers.recr
 
 from __future__ import annotations
 
+import logging
+
 from backend.auth.principal import Principal
 from backend.containers.recreate import Rebuilder
 from backend.containers.repository import ContainerRepository
 from backend.containers.roles import RoleInstaller
 from backend.containers.starter import SandboxStarter, failure_text
-from backend.containers.volumes import VolumeManager
+from backend.containers.volumes import VolumeManager, had_volume, lost_message
 from backend.db.models import Container, utcnow
 from backend.docker_service import ContainerState, DockerService
-from backend.errors import DockerError, DockerNotFound, GuestSessionExpired, OperationFailed
+from backend.errors import (
+    DockerError,
+    DockerNotFound,
+    GuestSessionExpired,
+    OperationFailed,
+    VolumeGone,
+)
 from backend.settings import Settings
 from corral.shapes import RUNNING_STATUSES, Deleted, EventType, Status
 from corral.shapes import Lifecycle as LifecycleAnswer
+
+log = logging.getLogger(__name__)
 
 
 class Lifecycle:
@@ -59,6 +69,13 @@ class Lifecycle:
                 started = await self._start_existing(row)
                 if started is None:
                     return await self._recreate_and_start(row)
+            except VolumeGone as exc:
+                # The volume can only have gone with its container: the row is missing, and
+                # stays so (with the reason) rather than start on an empty volume.
+                await self._rows.save(
+                    row, EventType.CONTAINER_UPDATED, status=Status.MISSING, error=str(exc)
+                )
+                raise OperationFailed("failed to start container", str(exc)) from exc
             except DockerError as exc:
                 await self._rows.save(row, error=failure_text(exc))
                 raise OperationFailed("failed to start container", failure_text(exc)) from exc
@@ -85,10 +102,16 @@ class Lifecycle:
         return row, await self._docker.start(state.id)
 
     async def _recreate_and_start(self, row: Container) -> LifecycleAnswer:
-        """Rebuild a container Docker lost, from its row, on the same volume."""
+        """Rebuild a container Docker lost, from its row, on the same volume. When the volume
+        is gone too, the contract's answer says so (``volume_kept: false``), and so do a
+        ``warning`` and the log: the data's loss is never passed over in silence."""
         old_id = row.docker_id
         image = await self._starter.image_for(row)
+        had = had_volume(row)
         volume_kept = await self._volumes.ensure(row)
+        lost = lost_message(row.volume_name) if had and not volume_kept else None
+        if lost is not None:
+            log.warning("container %s: %s", row.id, lost)
         docker_id = await self._rebuilder.create(row, image)
         try:
             await self._docker.start(docker_id)
@@ -96,10 +119,15 @@ class Lifecycle:
             await self._rows.save(row, docker_id=docker_id, status=Status.STOPPED)
             raise
         row = await self._starter.mark_started(row, image, docker_id=docker_id)
-        if old_id is None:
-            return _lifecycle_body("container started", row)
-        body = _lifecycle_body("container recreated and started", row)
-        return {**body, "old_id": old_id, "recreated": True, "volume_kept": volume_kept}
+        body = _lifecycle_body("container started", row)
+        if old_id is not None:
+            body = _lifecycle_body("container recreated and started", row)
+            body["old_id"] = old_id
+            body["recreated"] = True
+            body["volume_kept"] = volume_kept
+        if lost is not None:
+            body["warning"] = lost
+        return body
 
     async def _rebuild_and_start(self, row: Container) -> LifecycleAnswer:
         """Apply limits changed while the container was stopped: rebuild it, then start."""

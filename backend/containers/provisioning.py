@@ -1,9 +1,9 @@
 """Creating a container: the request checked and stored at once (202), the sandbox built and
 started in the background, reporting ``container_progress`` events.
 
-A create is serialized per user (the tier's container limit is counted under that user's lock),
-and an unreachable engine never leaves a half-made row behind unannounced: the row says
-``error`` with the reason.
+A create is serialized per user (the tier's container limit and its disk, containers and kept
+volumes together, are counted under that user's lock), and an unreachable engine never leaves a
+half-made row behind unannounced: the row says ``error`` with the reason.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from typing import Any
 from backend.auth.principal import Principal
 from backend.containers.catalog import Catalog
 from backend.containers.kept import KeptVolumes, missing_message
-from backend.containers.locks import KeyedLocks
 from backend.containers.recreate import Rebuilder
 from backend.containers.repository import ContainerRepository
-from backend.containers.resources import check_resources
+from backend.containers.resources import check_disk_budget, check_resources
 from backend.containers.roles import RoleInstaller, SandboxImage
 from backend.containers.starter import ROLE_MESSAGES, SandboxStarter, failure_text
 from backend.containers.volumes import VolumeManager
@@ -74,7 +73,6 @@ class Provisioner:
         self._rebuilder = rebuilder
         self._roles = roles
         self._starter = starter
-        self._user_locks = KeyedLocks()
         self._tasks = TaskOwner("provision")
         self._provisioning: set[str] = set()  # rows whose create runs in the background
 
@@ -94,17 +92,20 @@ class Provisioner:
         row = await self._new_row(principal, fields, tier)
         volume = fields.get("volume")
 
-        async with self._user_locks.hold(principal.user_id):
-            current = await self._rows.count_for(principal.user_id)
-            if current >= tier.containers:
+        async with self._rows.user_lock(principal.user_id):
+            usage = await self._rows.usage_of(principal.user_id)
+            if usage.containers >= tier.containers:
                 raise ContainerLimitReached(
                     f"The {tier.name} tier allows {tier.containers} container(s); delete one "
                     "first.",
-                    current=current,
+                    current=usage.containers,
                     limit=tier.containers,
                     tier=tier.name,
                 )
             async with self._kept.held(volume) if volume else contextlib.nullcontext():
+                # An attached kept volume stops counting as kept: the container's disk replaces it.
+                freed = (await self._kept.size_of(principal.user_id, volume)) if volume else 0
+                check_disk_budget(tier, usage, row.disk_mb - freed, row.disk_mb)
                 await self._rows.add(row, volume)
 
         self._provisioning.add(row.id)

@@ -9,12 +9,13 @@ sandbox from its role image in the background (``backend.containers.role_switch`
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from backend.auth.principal import Principal
 from backend.containers.recreate import Rebuilder
 from backend.containers.repository import ContainerRepository
-from backend.containers.resources import check_resources
+from backend.containers.resources import check_disk_budget, check_resources
 from backend.containers.roles import RoleInstaller
 from backend.containers.starter import SandboxStarter, failure_text
 from backend.containers.volumes import VolumeManager
@@ -68,10 +69,18 @@ class Reconfigurer:
                 if name is not None and name != row.name:
                     row = await self._rows.save(row, EventType.CONTAINER_UPDATED, name=name)
                 return _settings_body(row, restarted=False)
-            try:
-                return await self._apply_resources(row, changed, name)
-            except DockerError as exc:
-                raise OperationFailed("failed to update settings", failure_text(exc)) from exc
+            grows = changed.get("disk_mb", row.disk_mb) > row.disk_mb
+            # A larger disk counts against the tier's disk: checked and applied under the
+            # owner's lock, so a create cannot pass the limit at the same time.
+            async with self._rows.user_lock(row.user_id) if grows else contextlib.nullcontext():
+                if grows:
+                    usage = await self._rows.usage_of(row.user_id)
+                    disk_mb = changed["disk_mb"]
+                    check_disk_budget(tier, usage, disk_mb - row.disk_mb, disk_mb)
+                try:
+                    return await self._apply_resources(row, changed, name)
+                except DockerError as exc:
+                    raise OperationFailed("failed to update settings", failure_text(exc)) from exc
 
     async def _check_disk_fits(self, row: Container, disk_mb: int) -> None:
         if disk_mb >= row.disk_mb:

@@ -42,8 +42,32 @@ from corral.shapes import EventType, Stage, Status
 
 ALL_USERS = "*"  # the list cache's key for every user's containers (administrators)
 
-# Full Docker IDs remembered (they never move to another row) before the cache starts over.
+# Full Docker IDs (they never move to another row) and owners (a row's never changes)
+# remembered before each cache starts over.
 _DOCKER_ID_CACHE = 50_000
+_OWNER_CACHE = 50_000
+
+
+class UserUsage(NamedTuple):
+    """What a user holds against their tier: containers, and disk (their containers' and
+    their kept volumes')."""
+
+    containers: int
+    containers_disk_mb: int
+    kept_volumes: int
+    kept_mb: int
+
+    @property
+    def disk_mb(self) -> int:
+        return self.containers_disk_mb + self.kept_mb
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "containers": self.containers,
+            "disk_mb": self.disk_mb,
+            "kept_volumes": self.kept_volumes,
+            "kept_volumes_mb": self.kept_mb,
+        }
 
 
 class SandboxRef(NamedTuple):
@@ -60,7 +84,9 @@ class ContainerRepository:
         self._sessions = sessions
         self._events = events
         self._locks = KeyedLocks()
+        self._user_locks = KeyedLocks()
         self._docker_ids: dict[str, str] = {}
+        self._owners: dict[str, str] = {}  # db_id -> user_id
         # Each user's list (and the administrators' list of all, under ALL_USERS), kept until
         # one of the writes below changes a row of theirs (backend.read_cache).
         self._lists: ReadCache[str, list[ContainerJson]] = ReadCache()
@@ -90,6 +116,20 @@ class ContainerRepository:
                 select(func.count()).select_from(Container).where(Container.user_id == user_id)
             )
         return int(value or 0)
+
+    async def usage_of(self, user_id: str) -> UserUsage:
+        """The user's containers and disk, their containers' and kept volumes' (one query)."""
+        mine = Container.user_id == user_id
+        kept = KeptVolume.user_id == user_id
+        query = select(
+            select(func.count()).where(mine).scalar_subquery(),
+            select(func.coalesce(func.sum(Container.disk_mb), 0)).where(mine).scalar_subquery(),
+            select(func.count()).select_from(KeptVolume).where(kept).scalar_subquery(),
+            select(func.coalesce(func.sum(KeptVolume.size_mb), 0)).where(kept).scalar_subquery(),
+        )
+        async with self._sessions() as session:
+            row = (await session.execute(query)).one()
+        return UserUsage(*(int(value or 0) for value in row))
 
     async def get_json(self, principal: Principal, ident: str) -> ContainerJson:
         """The container ``ident`` names, as the contract's object: from the caller's remembered
@@ -172,6 +212,12 @@ class ContainerRepository:
         """The container's lock: hold it to change the row or its sandbox."""
         return self._locks.hold(db_id)
 
+    def user_lock(self, user_id: str) -> AbstractAsyncContextManager[None]:
+        """The user's lock: what counts against their tier (containers, disk) is checked and
+        changed under it, so concurrent requests cannot pass a limit together. Taken after a
+        container's lock, never before one."""
+        return self._user_locks.hold(user_id)
+
     @asynccontextmanager
     async def locks(self, db_ids: Iterable[str]) -> AsyncIterator[None]:
         """Several containers' locks, taken in one order (sorted), so two holders of several
@@ -185,14 +231,18 @@ class ContainerRepository:
     async def held(self, principal: Principal, ident: str) -> AsyncIterator[Container]:
         """The container ``ident`` names, locked, and read fresh inside the lock.
 
-        Database IDs and full Docker IDs (remembered: they never move to another row) take the
-        lock at once, so the common case costs one query; anything else, or one of those that
-        does not name a container of the caller (it may still be a name), is looked up first.
-        The row read inside the lock is always checked again, so a rename, a rebuild or a
-        delete in between gives the same 404 as an unknown ID."""
+        The owner is checked *before* the lock is taken: another user's container answers the
+        same 404 as an unknown ID at once, never after waiting for its lock (the wait would tell
+        that the ID exists and that something runs on it). Database IDs and full Docker IDs
+        (remembered: they never move to another row) are checked against the row's owner
+        (remembered too: it never changes) and take the lock at once, so the common case costs
+        one query; anything else, or one of those that does not name a container of the caller
+        (it may still be a name), is looked up first. The row read inside the lock is always
+        checked again, so a rename, a rebuild or a delete in between gives the same 404 as an
+        unknown ID."""
         key = ident.strip().lower()
         known = key if UUID_RE.fullmatch(key) else self._docker_ids.get(key)
-        if known is not None:
+        if known is not None and await self._may_see(principal, known):
             async with self._locks.hold(known):
                 row = await self._visible_row(principal, known, ident)
                 if row is not None:
@@ -205,6 +255,20 @@ class ContainerRepository:
                 raise ContainerNotFound()
             yield row
 
+    async def _may_see(self, principal: Principal, db_id: str) -> bool:
+        """Whether the row ``db_id`` (if it exists) is the caller's, without any lock: from the
+        remembered owner, or one query."""
+        if principal.is_admin:
+            return True
+        owner = self._owners.get(db_id)
+        if owner is None:
+            row = await self.get(db_id)
+            if row is None:
+                return False
+            self.remember(row)
+            owner = row.user_id
+        return owner == principal.user_id
+
     async def _visible_row(self, principal: Principal, db_id: str, ident: str) -> Container | None:
         row = await self.get(db_id)
         if row is None or not (principal.is_admin or row.user_id == principal.user_id):
@@ -212,7 +276,11 @@ class ContainerRepository:
         return row if names_row(row, ident) else None
 
     def remember(self, row: Container) -> None:
-        """Remember the row's full Docker ID, so ``held`` can lock it without a lookup."""
+        """Remember the row's owner and full Docker ID, so ``held`` can check the owner and lock
+        it without a lookup."""
+        if len(self._owners) > _OWNER_CACHE:
+            self._owners.clear()
+        self._owners[row.id] = row.user_id
         if row.docker_id:
             if len(self._docker_ids) > _DOCKER_ID_CACHE:
                 self._docker_ids.clear()
@@ -233,6 +301,7 @@ class ContainerRepository:
                 await tx.add(row.user_id, EventType.CONTAINER_CREATED, row.as_json())
         except IntegrityError as exc:
             raise NameTaken() from exc
+        self.remember(row)
 
     async def save(
         self,

@@ -88,4 +88,5 @@ def sandbox_spec(
         cap_add=SHELL_CAPABILITIES,
         extra_binds=dict(extra_binds or {}),
         log_max_mb=settings.sandbox_log_max_mb,
+        volume_labels=instance_labels(instance),
     )

@@ -8,6 +8,12 @@ reboot and their numbers change, so nothing refers to ``/dev/loopN``: the backen
 image again at the same path when it starts.
 
 Without quotas (not root, or ``disk_quotas = "none"``), a volume is a plain named Docker volume.
+
+Every volume a sandbox mounts is made here, labelled, never by the engine (which makes an empty,
+unlabelled one when a container names a missing volume). A volume of a row's name that Corral did
+not make is refused (``VolumeGone``). A row whose volume is gone (removed by hand, or a database
+brought to a new host) gets a new, empty one only when it is rebuilt, and the rebuild says so
+(``had_volume``: the data was lost, not a first volume).
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.containers.sandbox import LABEL_DB_ID, instance_labels
-from backend.db.models import VOLUME_PREFIX, Container
+from backend.db.models import VOLUME_PREFIX, Container, volume_name
 from backend.docker_service import DockerService
-from backend.errors import DockerError
+from backend.errors import DockerError, VolumeGone
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +214,25 @@ class VolumeManager:
         return os.geteuid() == 0 and all(shutil.which(tool) for tool in QUOTA_TOOLS)
 
     async def ensure(self, row: Container) -> bool:
-        """Make sure the row's volume exists and is mounted; True when its data already existed."""
+        """Make sure the row's volume exists, is Corral's and is mounted; True when its data
+        already existed. ``VolumeGone`` when a volume of its name exists that Corral did not
+        make (left alone: it is not ours to remove or to mount)."""
         name = row.volume_name
+        labels = await self._docker.volume_labels(name)
+        if labels is not None and any(
+            labels.get(key) != value for key, value in instance_labels(self._instance).items()
+        ):
+            raise VolumeGone(
+                f"a volume named {name} exists but was not made by Corral (it lacks its labels); "
+                "remove it on the host (docker volume rm) if it holds nothing, then try again"
+            )
         if self._images is None:
-            if await self._docker.volume_exists(name):
+            if labels is not None:
                 return True
             await self._create_docker_volume(row)
             return False
         existed = await asyncio.to_thread(self._images.ensure, volume_key(name), row.disk_mb)
-        if not await self._docker.volume_exists(name):
+        if labels is None:  # the engine's record only; the image holds the data
             await self._create_docker_volume(row)
         return existed
 
@@ -281,9 +297,21 @@ class VolumeManager:
             return
         key = volume_key(row.volume_name)
         if await self.size_mb(row) is None:
-            await asyncio.to_thread(self._images.ensure, key, disk_mb)
-            return
+            return  # no image yet (or it is gone): it is made at the row's size when needed
         await asyncio.to_thread(self._images.resize, key, disk_mb)
+
+
+def had_volume(row: Container) -> bool:
+    """Whether the row's volume has existed, so that its absence means lost data: the row had
+    a sandbox (which mounted it), or it was created on a kept volume."""
+    return row.docker_id is not None or row.volume_name != volume_name(row.id)
+
+
+def lost_message(name: str) -> str:
+    return (
+        f"its volume {name} was gone (removed outside Corral, or the database was brought to "
+        "another host): it was recreated on a new, empty volume, and /home/user starts empty"
+    )
 
 
 def volume_key(name: str) -> str:

@@ -10,6 +10,7 @@ back, so the file stays intact, and writes work again as soon as there is space.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
@@ -26,6 +27,10 @@ BUSY_TIMEOUT_S = SQLITE_BUSY_TIMEOUT_MS / 1000
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 _SQLITE_FULL = 13
+
+# aiosqlite logs every statement with its parameters at DEBUG: a container's environment (it may
+# hold secrets), token hashes. Never wanted in Corral's log, whatever level the log is at.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

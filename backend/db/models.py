@@ -289,6 +289,7 @@ class KeptVolume(Base):
     def as_json(self, used_mb: int | None) -> shapes.KeptVolume:
         return {
             "name": self.name,
+            "owner_id": self.user_id,
             "size_mb": self.size_mb,
             "used_mb": used_mb,
             "container_name": self.container_name,

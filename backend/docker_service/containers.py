@@ -16,13 +16,18 @@ from backend.docker_service.models import (
     state_from_inspect,
     state_from_summary,
 )
+from backend.docker_service.volumes import VolumeCalls
 from backend.errors import DockerNotFound
 
 
 class ContainerCalls(EngineClient):
     async def create_container(self, spec: SandboxSpec) -> str:
+        """Create a sandbox (not started); ``VolumeGone`` unless its volume exists with
+        ``spec.volume_labels`` (checked in the same worker call, just before the create)."""
+
         def create() -> str:
             api = self._api()
+            VolumeCalls.require_volume(api, spec.volume, spec.volume_labels)
             binds: dict[str, Mapping[str, str]] = {
                 spec.volume: {"bind": spec.mount_point, "mode": "rw"},
                 **spec.extra_binds,

@@ -29,6 +29,9 @@ class SandboxSpec:
     cap_add: tuple[str, ...] = ()
     extra_binds: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     log_max_mb: int = 10  # the sandbox's output kept by the engine: two files of this size
+    # Labels ``volume`` must carry: the sandbox is created only on a volume Corral made (the
+    # engine would make an empty, unlabelled one in place of a missing volume).
+    volume_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

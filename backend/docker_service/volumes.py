@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import docker
+
 from backend.docker_service.client import EngineClient
-from backend.errors import DockerNotFound
+from backend.errors import DockerNotFound, VolumeGone
 
 
 class VolumeCalls(EngineClient):
@@ -25,6 +28,14 @@ class VolumeCalls(EngineClient):
             return False
         return True
 
+    async def volume_labels(self, name: str) -> dict[str, str] | None:
+        """A volume's labels; None when there is no such volume."""
+        try:
+            raw: dict[str, Any] = await self.run(lambda: self._api().inspect_volume(name))
+        except DockerNotFound:
+            return None
+        return dict(raw.get("Labels") or {})
+
     async def remove_volume(self, name: str) -> bool:
         """Remove a volume; False when it did not exist."""
         try:
@@ -32,6 +43,19 @@ class VolumeCalls(EngineClient):
         except DockerNotFound:
             return False
         return True
+
+    @staticmethod
+    def require_volume(api: docker.APIClient, name: str, labels: Mapping[str, str]) -> None:
+        """Refuse (``VolumeGone``) unless volume ``name`` exists and carries ``labels``: a
+        container that names a missing volume would get an empty, unlabelled one from the
+        engine. Blocking: called in the pool, just before the create."""
+        try:
+            raw: dict[str, Any] = api.inspect_volume(name)
+        except docker.errors.NotFound:
+            raise VolumeGone(f"the volume {name} does not exist") from None
+        found = raw.get("Labels") or {}
+        if any(found.get(key) != value for key, value in labels.items()):
+            raise VolumeGone(f"the volume {name} was not made by this Corral (its labels differ)")
 
     async def list_volumes(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}

@@ -50,6 +50,7 @@ class Subscription:
         self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=max(1, queue_size))
         self.close_code: int | None = None
         self.close_reason = ""
+        self.final: str | None = None  # a last message before the close (a revoked token's)
         self.must_close = asyncio.Event()
 
     @property
@@ -67,14 +68,15 @@ class Subscription:
             return False
         return True
 
-    def close(self, code: int, reason: str) -> None:
-        """Ask the subscriber's connection to close with ``code``; the first reason given wins.
-        The backlog is dropped at once: a closing subscriber holds no memory for events it will
-        never be sent."""
+    def close(self, code: int, reason: str, final: str | None = None) -> None:
+        """Ask the subscriber's connection to close with ``code`` (after ``final``, when
+        given); the first reason given wins. The backlog is dropped at once: a closing
+        subscriber holds no memory for events it will never be sent."""
         if self.close_code is not None:
             return
         self.close_code = code
         self.close_reason = reason
+        self.final = final
         while not self.queue.empty():
             self.queue.get_nowait()
         self.must_close.set()

@@ -10,6 +10,8 @@ The order of the catch-up is what makes the stream gapless and duplicate-free:
 Three tasks run per connection: the pump (catch-up, then the queue, the only writer of the
 socket), the reader (``ping`` -> ``pong``, and noticing the client's close), and an expiry timer
 for the token the stream was opened with. Whichever ends first decides how the socket closes.
+Revoking that token (or signing out) closes the stream at once (``backend.auth.live``): a final
+``{"type": "error", "error": "unauthorized", "message"}``, then 1008 "token revoked".
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSCloseCode, web
 
+from backend.auth.live import CLOSE_CREDENTIALS, REVOKED_REASON, LiveStreams
 from backend.auth.principal import Principal
 from backend.db.models import iso, utcnow
 from backend.events.hub import PONG, EventHub, Subscription, wire
@@ -34,12 +37,13 @@ from backend.websocket import (
     close_bounded,
     expiry_timer,
     refusal_of,
+    revoked_frame,
 )
 from corral.shapes import ContainerList, EventType
 
 log = logging.getLogger(__name__)
 
-CLOSE_TOKEN_EXPIRED = int(WSCloseCode.POLICY_VIOLATION)  # 1008
+CLOSE_TOKEN_EXPIRED = CLOSE_CREDENTIALS  # 1008
 # How much the socket writer lets through before checking for back-pressure (aiohttp's default
 # is 256 KiB, which would let a stalled client hold that much more memory).
 WRITER_LIMIT = 16 * 1024
@@ -57,11 +61,13 @@ class EventConnection:
         principal: Principal,
         all_users: bool,
         since: int | None,
+        live: LiveStreams,
     ) -> None:
         self.request = request
         self.settings = settings
         self.hub = hub
         self.events = events
+        self.live = live
         self.listing = listing  # what GET /api/containers answers this caller
         self.principal = principal
         self.all_users = all_users
@@ -79,10 +85,15 @@ class EventConnection:
     async def run(self) -> web.WebSocketResponse:
         """Serve the stream (the auth middleware has refused a request that is no handshake)."""
         sub = self.hub.subscribe(None if self.all_users else self.principal.user_id)
+
+        def revoked(message: str) -> None:
+            sub.close(CLOSE_CREDENTIALS, REVOKED_REASON, revoked_frame(message))
+
         try:
-            await self.ws.prepare(self.request)
-            cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
-            await self._serve(sub)
+            async with self.live.opened_with(self.principal, revoked):
+                await self.ws.prepare(self.request)
+                cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
+                await self._serve(sub)
         finally:
             self.hub.unsubscribe(sub)
         return self.ws
@@ -104,7 +115,7 @@ class EventConnection:
         failure = pump.exception() if pump in done and not pump.cancelled() else None
         refusal = refusal_of(reader) if reader in done else None
         if told in done and sub.close_code is not None:
-            await self._close(sub.close_code, sub.close_reason)
+            await self._close(sub.close_code, sub.close_reason, sub.final)
         elif refusal is not None:
             await self._close(refusal.code, refusal.reason)
         elif expiry is not None and expiry in done:
@@ -116,9 +127,9 @@ class EventConnection:
         else:
             await self._close(int(WSCloseCode.OK), "")  # the client left, or its socket broke
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: int, reason: str, final: str | None = None) -> None:
         await close_bounded(
-            self.ws, self.request, code, reason, self.settings.event_close_timeout_s
+            self.ws, self.request, code, reason, self.settings.event_close_timeout_s, final
         )
 
     # -- the pump: catch-up, then live events -------------------------------------------------

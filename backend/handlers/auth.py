@@ -13,6 +13,7 @@ from backend.endpoint import Answer, endpoint
 from backend.errors import InvalidParameters, NotAuthorized
 from backend.json_answer import json_answer
 from backend.middleware import principal_of
+from backend.ratelimit import limited_by_ip
 from backend.state import CONTAINERS, SETTINGS, SIGNER, USERS
 from corral.shapes import (
     FULL_SCOPES,
@@ -27,6 +28,7 @@ from corral.shapes import (
     TokenCreate,
     TokenList,
     TokenRevoked,
+    Usage,
 )
 
 
@@ -38,11 +40,12 @@ from corral.shapes import (
     notes={409: "username taken: the name of a registered user"},
 )
 @access(public=True)
+@limited_by_ip("guest")
 async def guest_login(request: web.Request, body: GuestLogin) -> web.Response:
     username = body["username"]
     settings = request.app[SETTINGS]
     session_end = utcnow().replace(microsecond=0) + timedelta(hours=settings.guest_session_hours)
-    user = await request.app[USERS].add_guest(username, session_end)
+    user = await request.app[USERS].add_guest(username, session_end, settings.max_guest_sessions)
     # The token outlives the session by a grace period, so an expired guest can still see, stop
     # and delete what they made; starting and creating are refused once the session is over.
     lifetime = timedelta(hours=settings.guest_session_hours + settings.guest_grace_hours)
@@ -64,6 +67,7 @@ async def guest_login(request: web.Request, body: GuestLogin) -> web.Response:
     errors=(400, 401, 413),
 )
 @access(public=True)
+@limited_by_ip("login")
 async def login(request: web.Request, body: Login) -> web.Response:
     user = await request.app[USERS].check_password(body["username"], body["password"])
     settings = request.app[SETTINGS]
@@ -89,7 +93,7 @@ async def logout(request: web.Request) -> web.Response:
     principal = principal_of(request)
     if principal.kind != "jwt" or principal.expires_at is None:
         raise InvalidParameters("Only a session token can sign out; revoke API tokens instead.")
-    await request.app[USERS].end_session(principal.token_id, principal.expires_at)
+    await request.app[USERS].end_session(principal.user, principal.token_id, principal.expires_at)
     answer: Message = {"message": "signed out"}
     return json_answer(answer)
 
@@ -103,12 +107,12 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     principal = principal_of(request)
     tier = request.app[SETTINGS].tier(principal.user.tier)
-    count = await request.app[CONTAINERS].repository.count_for(principal.user_id)
+    usage = await request.app[CONTAINERS].repository.usage_of(principal.user_id)
     answer: Me = {
         "user": principal.user.as_json(),
         "tier": tier.name,
         "limits": cast(TierLimits, tier.as_json()),
-        "usage": {"containers": count},
+        "usage": cast(Usage, usage.as_json()),
         "scopes": sorted(Scope(scope) for scope in principal.scopes),
         "session_expires_at": iso(principal.user.session_expires_at),
     }

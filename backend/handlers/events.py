@@ -11,7 +11,7 @@ from backend.errors import NotAuthorized
 from backend.events.stream import EventConnection
 from backend.handlers.containers import container_listing
 from backend.middleware import principal_of
-from backend.state import EVENT_HUB, EVENTS, SETTINGS
+from backend.state import EVENT_HUB, EVENTS, LIVE_STREAMS, SETTINGS
 from corral.shapes import EventMessage, EventsQuery
 
 
@@ -26,8 +26,10 @@ from corral.shapes import EventMessage, EventsQuery
             "change as container_created, container_progress, container_started, "
             "container_stopped, container_deleted, container_updated, agent_connected, "
             'agent_disconnected. The client may send {"type": "ping"} and gets {"type": "pong"}. '
-            "Close codes: 1001 server shutting down, 1008 token expired, 1013 the client did not "
-            "keep up (reconnect with ?since=).",
+            "Close codes: 1001 server shutting down, 1008 token expired, or token revoked "
+            '(revoked, or its session signed out: after a last {"type": "error", "error": '
+            '"unauthorized", "message"}), 1013 the client did not keep up (reconnect with '
+            "?since=).",
             messages=EventMessage,
         )
     },
@@ -50,5 +52,6 @@ async def container_events(request: web.Request, query: EventsQuery) -> web.Stre
         principal=principal,
         all_users=all_users,
         since=since,
+        live=request.app[LIVE_STREAMS],
     )
     return await connection.run()

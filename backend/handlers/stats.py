@@ -16,7 +16,7 @@ from backend.errors import (
 )
 from backend.json_answer import json_answer
 from backend.middleware import principal_of
-from backend.state import AGENTS, CONTAINERS, SETTINGS, STATS
+from backend.state import AGENTS, CONTAINERS, LIVE_STREAMS, SETTINGS, STATS
 from backend.stats.stream import StatsConnection
 from corral.shapes import RUNNING_STATUSES, ContainerStats, StatsMessage, StatsQuery
 
@@ -57,7 +57,8 @@ async def container_stats(request: web.Request) -> web.Response:
             "stats_interval_s (2 s), each with the latest sample of every running container the "
             "caller may see (a slow client gets the newest, never a backlog). The client may send "
             '{"type": "ping"} and gets {"type": "pong"}. Close codes: 1001 server shutting down, '
-            "1008 token expired.",
+            "1008 token expired, or token revoked (revoked, or its session signed out: after a "
+            'last {"type": "error", "error": "unauthorized", "message"}).',
             messages=StatsMessage,
         )
     },
@@ -75,5 +76,6 @@ async def stats_stream(request: web.Request, query: StatsQuery) -> web.StreamRes
         sampler=request.app[STATS],
         principal=principal,
         all_users=all_users,
+        live=request.app[LIVE_STREAMS],
     )
     return await connection.run()

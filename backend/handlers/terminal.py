@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from aiohttp import web
 
 from backend.agents.service import is_agent_id
+from backend.auth.live import CLOSE_CREDENTIALS, REVOKED_REASON
 from backend.auth.policy import access
 from backend.endpoint import Answer, endpoint
 from backend.errors import ContainerNotRunning
 from backend.middleware import WS_SUBPROTOCOL, principal_of
-from backend.state import AGENTS, CONTAINERS, DOCKER
+from backend.state import AGENTS, CONTAINERS, DOCKER, LIVE_STREAMS
 from backend.terminal.bridge import MAX_FRAME, bridge
 from backend.terminal.shell import DockerShell, Shell
 from corral.shapes import Scope, TerminalQuery
@@ -21,7 +25,13 @@ from corral.shapes.terminal import DEFAULT_COLS, DEFAULT_ROWS
     '{"type": "input"|"resize"|"ping"} or raw text/binary input; server '
     '{"type": "connected"|"output"|"exit"|"error"|"pong"}.',
     tag="terminal",
-    answers={101: Answer("Switching to the WebSocket protocol")},
+    answers={
+        101: Answer(
+            "Switching to the WebSocket protocol. Revoking the token it was opened with (or "
+            'signing its session out) ends it: {"type": "error", "data"}, then close 1008 '
+            '"token revoked", and the shell is hung up.'
+        )
+    },
     errors=(400, 401, 403, 404, 503),
 )
 @access(scope=Scope.WRITE)
@@ -53,5 +63,22 @@ async def terminal(request: web.Request, query: TerminalQuery) -> web.StreamResp
     except BaseException:
         await shell.close()
         raise
-    await bridge(ws, shell)
+    ending: set[asyncio.Task[None]] = set()
+
+    def revoked(message: str) -> None:
+        """The token was revoked: end the session (the bridge then hangs the shell up)."""
+        task = asyncio.ensure_future(_end_revoked(ws, message))
+        ending.add(task)
+        task.add_done_callback(ending.discard)
+
+    async with request.app[LIVE_STREAMS].opened_with(principal, revoked):
+        await bridge(ws, shell)
     return ws
+
+
+async def _end_revoked(ws: web.WebSocketResponse, message: str) -> None:
+    if ws.closed:
+        return
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_json({"type": "error", "data": message})
+        await ws.close(code=CLOSE_CREDENTIALS, message=REVOKED_REASON.encode())

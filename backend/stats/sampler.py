@@ -76,6 +76,7 @@ class StatsSubscription:
         self.pong_due = False
         self.close_code: int | None = None
         self.close_reason = ""
+        self.final: str | None = None  # a last message before the close (a revoked token's)
         self.wake = asyncio.Event()
 
     def offer(self, text: str) -> None:
@@ -86,9 +87,9 @@ class StatsSubscription:
         self.pong_due = True
         self.wake.set()
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, final: str | None = None) -> None:
         if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
+            self.close_code, self.close_reason, self.final = code, reason, final
             self.wake.set()
 
 

@@ -3,7 +3,8 @@
 Two tasks per connection (and a timer for the token's expiry): the writer, the only one that
 writes the socket, sends the first message at once and then whatever the sampler last offered
 (the newest samples; a client that reads slowly skips the ones it had no time for), and the
-reader answers ``{"type": "ping"}`` through the writer and notices the client's close.
+reader answers ``{"type": "ping"}`` through the writer and notices the client's close. Revoking
+the token the stream was opened with closes it at once, as on the events stream.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 
 from aiohttp import WSCloseCode, web
 
+from backend.auth.live import CLOSE_CREDENTIALS, REVOKED_REASON, LiveStreams
 from backend.auth.principal import Principal
 from backend.middleware import WS_SUBPROTOCOL
 from backend.settings import Settings
@@ -25,13 +27,14 @@ from backend.websocket import (
     close_bounded,
     expiry_timer,
     refusal_of,
+    revoked_frame,
 )
 
 log = logging.getLogger(__name__)
 
 PONG = '{"type":"pong"}'
 WRITER_LIMIT = 16 * 1024
-CLOSE_TOKEN_EXPIRED = int(WSCloseCode.POLICY_VIOLATION)  # 1008
+CLOSE_TOKEN_EXPIRED = CLOSE_CREDENTIALS  # 1008
 
 
 class StatsConnection:
@@ -43,10 +46,12 @@ class StatsConnection:
         sampler: StatsSampler,
         principal: Principal,
         all_users: bool,
+        live: LiveStreams,
     ) -> None:
         self.request = request
         self.settings = settings
         self.sampler = sampler
+        self.live = live
         self.principal = principal
         self.all_users = all_users
         self.ws = web.WebSocketResponse(
@@ -61,10 +66,15 @@ class StatsConnection:
     async def run(self) -> web.WebSocketResponse:
         """Serve the stream (the auth middleware has refused a request that is no handshake)."""
         sub = self.sampler.subscribe(None if self.all_users else self.principal.user_id)
+
+        def revoked(message: str) -> None:
+            sub.close(CLOSE_CREDENTIALS, REVOKED_REASON, revoked_frame(message))
+
         try:
-            await self.ws.prepare(self.request)
-            cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
-            await self._serve(sub)
+            async with self.live.opened_with(self.principal, revoked):
+                await self.ws.prepare(self.request)
+                cap_send_buffer(self.request, self.settings.event_send_buffer_bytes)
+                await self._serve(sub)
         finally:
             self.sampler.unsubscribe(sub)
         return self.ws
@@ -85,7 +95,7 @@ class StatsConnection:
         failure = writer.exception() if writer in done and not writer.cancelled() else None
         refusal = refusal_of(reader) if reader in done else None
         if sub.close_code is not None:
-            await self._close(sub.close_code, sub.close_reason)
+            await self._close(sub.close_code, sub.close_reason, sub.final)
         elif refusal is not None:
             await self._close(refusal.code, refusal.reason)
         elif expiry is not None and expiry in done:
@@ -96,9 +106,9 @@ class StatsConnection:
         else:
             await self._close(int(WSCloseCode.OK), "")
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: int, reason: str, final: str | None = None) -> None:
         await close_bounded(
-            self.ws, self.request, code, reason, self.settings.event_close_timeout_s
+            self.ws, self.request, code, reason, self.settings.event_close_timeout_s, final
         )
 
     async def _write(self, sub: StatsSubscription) -> None:

@@ -133,6 +133,24 @@ class PayloadTooLarge(ApiError):
     error_string = "request too large"
 
 
+class RateLimited(ApiError):
+    """429: more requests than the server's rate limit allows; retry after ``retry_after``
+    seconds (the ``Retry-After`` header, also in the body)."""
+
+    error_string = "too many requests"
+
+    @property
+    def retry_after(self) -> int | None:
+        value = self.body.get("retry_after")
+        return value if isinstance(value, int) else None
+
+
+class GuestLimitReached(RateLimited):
+    """429: the server has as many guest sessions as it allows at once."""
+
+    error_string = "guest limit reached"
+
+
 class DockerUnavailable(ApiError):
     error_string = "docker unavailable"
 
@@ -170,6 +188,8 @@ ERRORS: dict[str, type[ApiError]] = {
         NameTaken,
         UsernameTaken,
         PayloadTooLarge,
+        RateLimited,
+        GuestLimitReached,
         DockerUnavailable,
         InternalError,
     )
@@ -184,6 +204,7 @@ _BY_STATUS: dict[int, str] = {
     404: "not found",
     405: "method not allowed",
     413: "request too large",
+    429: "too many requests",
     500: "internal error",
     503: "docker unavailable",
 }

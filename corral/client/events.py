@@ -342,6 +342,11 @@ class EventStream(ReconnectingStream):
             seq = message.get("seq")
             if kind == "pong":
                 continue
+            if kind == "error":
+                # The server's last word before it closes (a revoked token): the reconnect is
+                # then refused, and the stream ends with that typed error.
+                self.last_error = str(message.get("message") or message.get("error"))
+                continue
             duplicate = isinstance(seq, int) and self.last_seq is not None and seq <= self.last_seq
             if kind != EventType.LIST and duplicate:
                 continue  # the server never sends one; still, never yield an event twice

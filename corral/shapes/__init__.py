@@ -19,6 +19,7 @@ from corral.shapes.auth import (
     TokenInfo,
     TokenList,
     TokenRevoked,
+    Usage,
     User,
 )
 from corral.shapes.catalog import Health, Image, ImageList, Role, RoleList
@@ -107,6 +108,7 @@ __all__ = [
     "TokenInfo",
     "TokenList",
     "TokenRevoked",
+    "Usage",
     "User",
     "VolumeDeleted",
     "VolumeList",

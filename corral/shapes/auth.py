@@ -114,6 +114,9 @@ class TierLimits(TypedDict):
 
     tier: str
     containers: int
+    disk_total_mb: Annotated[
+        int, described("The disk a user may hold in all: containers' disk_mb and kept volumes")
+    ]
     memory_mb: Range
     cpu_shares: Range
     disk_mb: Range
@@ -122,6 +125,9 @@ class TierLimits(TypedDict):
 @shape
 class Usage(TypedDict):
     containers: int
+    disk_mb: Annotated[int, described("Disk held: the containers' disk_mb and kept volumes'")]
+    kept_volumes: int
+    kept_volumes_mb: int
 
 
 @shape

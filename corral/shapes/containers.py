@@ -227,6 +227,9 @@ class Lifecycle(TypedDict):
     old_id: NotRequired[Annotated[str, described("After an automatic recreation")]]
     recreated: NotRequired[Literal[True]]
     volume_kept: NotRequired[bool]
+    warning: NotRequired[
+        Annotated[str, described("The volume was gone: recreated on a new, empty one (why)")]
+    ]
 
 
 @shape

@@ -18,6 +18,24 @@ class Error(TypedDict):
     message: str
     field: NotRequired[Annotated[str, described("invalid parameters: the offending field")]]
     current: NotRequired[Annotated[int, described("container limit reached: how many you have")]]
-    limit: NotRequired[Annotated[int, described("container limit reached: how many you may")]]
-    tier: NotRequired[Annotated[str, described("container limit reached: your tier")]]
+    limit: NotRequired[
+        Annotated[
+            int,
+            described(
+                "container limit reached: how many you may; guest limit reached: the guest "
+                "sessions allowed at once"
+            ),
+        ]
+    ]
+    tier: NotRequired[
+        Annotated[str, described("container limit reached, the tier's disk: your tier")]
+    ]
+    limit_mb: NotRequired[Annotated[int, described("the tier's disk: what you may hold, MB")]]
+    used_mb: NotRequired[
+        Annotated[int, described("the tier's disk: what your containers and kept volumes hold")]
+    ]
+    kept_mb: NotRequired[Annotated[int, described("the tier's disk: what your kept volumes hold")]]
+    retry_after: NotRequired[
+        Annotated[int, described("too many requests, guest limit reached: seconds to wait")]
+    ]
     id: NotRequired[Annotated[str, described("failed to create container: its ID")]]

@@ -12,7 +12,8 @@ from corral.shapes.common import Timestamp, described, shape
 @shape
 class KeptVolume(TypedDict):
     name: str
-    size_mb: int
+    owner_id: str
+    size_mb: Annotated[int, described("What it counts for against the tier's disk")]
     used_mb: Annotated[int | None, described("null when it cannot be measured")]
     container_name: str
     container_db_id: str
