@@ -9,7 +9,9 @@ make a guest per example, the other revokes the run's own token), and so are the
 routes (schemathesis speaks HTTP; ``tests/hostile`` covers them). Its tiers are small and alike
 (so the document's ranges, the union over tiers, are the caller's own) and it offers busybox
 alone, so the few creates that pass are quick and leave at most ``CONTAINERS`` sandboxes, all
-removed afterwards with their volumes and loop mounts.
+removed afterwards with their volumes and loop mounts. Its rate limits are off: the run sends
+hundreds of writes a minute, and holds the document to the server, not the limits
+(``tests/test_rate_limits.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pytest
 
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.engine import make_engine, make_sessionmaker
+from backend.ratelimit import Rate
 from backend.server import EmbeddedBackend
 from backend.settings import ImageSpec, Settings, load_settings
 from backend.tiers import Range, TierLimits
@@ -102,6 +105,9 @@ def served(tmp_path: Path, instance: str, docker_client: docker.DockerClient) ->
         stop_timeout_s=2,
         tiers={name: _tier(name) for name in ("guest", "free", "pro", "enterprise")},
         images=(ImageSpec(BUSYBOX, "busybox"),),
+        guest_signin_rate=Rate(0, 60.0),
+        login_rate=Rate(0, 60.0),
+        write_rate=Rate(0, 60.0),
     )
     backend = EmbeddedBackend(settings)
     url = backend.start()

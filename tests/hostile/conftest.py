@@ -3,6 +3,10 @@
 - alice (the ``test`` tier) and her running busybox container ``box``;
 - bob, another user of the same tier; an admin; a registered user with a password (carol);
 - alice's read-only API token (``read``), and no token at all (``none``).
+
+The rate limits are off (a count of 0): the catalogue sends a hundred refused writes and dozens
+of sign-ins in seconds, and what it tests is each refusal, not the limits
+(``tests/test_rate_limits.py`` does that).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import docker
 import pytest
 import pytest_asyncio
 
+from backend.ratelimit import Rate
 from backend.settings import DEFAULT_TIERS, load_settings
 from devkit.engine import clean_up
 from tests.conftest import BUSYBOX, TEST_TIER, serve
@@ -32,6 +37,9 @@ async def world(
         instance_label=instance,
         stop_timeout_s=2,
         tiers={**DEFAULT_TIERS, "test": TEST_TIER},
+        guest_signin_rate=Rate(0, 60.0),
+        login_rate=Rate(0, 60.0),
+        write_rate=Rate(0, 60.0),
     )
     try:
         async with serve(settings) as api:
