@@ -31,7 +31,7 @@ from backend.errors import DockerError, DockerUnavailable
 from backend.events.hub import CLOSE_GOING_AWAY, EventHub
 from backend.events.log import EventLog
 from backend.middleware import auth_middleware, error_middleware, rate_limit_middleware
-from backend.openapi import openapi_document
+from backend.openapi_served import ServedDocument
 from backend.ratelimit import RateLimiter
 from backend.routes import ROUTES
 from backend.settings import Settings
@@ -144,6 +144,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     app[EVENTS] = events
     app[CATALOG] = catalog
+    app[OPENAPI] = ServedDocument(settings, catalog)
     app[CONTAINERS] = containers
     mounted = await volumes.remount_all(await containers.repository.all_volumes())
     if mounted:
@@ -230,7 +231,6 @@ def create_app(settings: Settings) -> web.Application:
         settings.trusted_proxies,
         settings.rate_limit_keys,
     )
-    app[OPENAPI] = openapi_document()
     app.add_routes(ROUTES)
     app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats])
     app.on_shutdown.extend([_close_event_streams, _close_stats_streams])

@@ -95,3 +95,9 @@ def endpoint(
 def endpoint_of(handler: Any) -> Endpoint | None:
     value = getattr(handler, ENDPOINT_ATTR, None)
     return value if isinstance(value, Endpoint) else None
+
+
+def is_websocket(handler: Any) -> bool:
+    """Whether the route is a WebSocket (it answers 101)."""
+    spec = endpoint_of(handler)
+    return spec is not None and 101 in spec.answers

@@ -42,6 +42,7 @@ class CorralError(Exception):
         return {"error": self.error, "message": self.message, **self.extra}
 
     def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries (``Retry-After`` on a 429, ``Allow`` on a 405)."""
         return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
@@ -60,6 +61,14 @@ class InvalidJson(CorralError):
     status = 400
     error = "invalid json"
     default_message = "The request body is not valid JSON; send a JSON object."
+
+
+class InvalidRequest(CorralError):
+    """A request aiohttp could not parse (a malformed request line, header or chunked body)."""
+
+    status = 400
+    error = "invalid request"
+    default_message = "The request is not a well-formed HTTP/1.1 request."
 
 
 class InvalidContainerName(CorralError):
@@ -145,6 +154,13 @@ class MethodNotAllowed(CorralError):
     status = 405
     error = "method not allowed"
 
+    def __init__(self, method: str, allowed: set[str] | frozenset[str]) -> None:
+        self.allowed = ", ".join(sorted(allowed))
+        super().__init__(f"{method} is not allowed here; use {self.allowed}.")
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Allow": self.allowed}
+
 
 class Conflict(CorralError):
     status = 409
@@ -163,6 +179,13 @@ class UsernameTaken(Conflict):
 
 class PayloadTooLarge(CorralError):
     status = 413
+    error = "request too large"
+
+
+class RequestHeaderTooLarge(CorralError):
+    """The request line (its URL) or a header is over aiohttp's limit."""
+
+    status = 431
     error = "request too large"
 
 

@@ -1,20 +1,20 @@
 """A request's JSON body and query string, read and checked against their declared shapes
 (``corral.shapes``).
 
-Reading is strict on purpose: malformed JSON, ``NaN`` and ``Infinity`` are 400 ``invalid json``;
-a body over the size limit is 413. Checking is the shape's (``corral.shapes.check``): the first
+Reading is strict on purpose: malformed JSON, ``NaN`` and ``Infinity``, and JSON nested deeper
+than ``backend.bounded_json.MAX_DEPTH`` are 400 ``invalid json``; a body over the size limit is
+413. Checking is the shape's (``corral.shapes.check``): the first
 fault is 400 ``invalid parameters`` naming the ``field``, or, for a name that breaks the naming
 rules, 400 ``invalid container name``.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from backend import bounded_json
 from backend.errors import (
     CorralError,
     InvalidContainerName,
@@ -63,23 +63,10 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJson() from exc
-    _reject_non_finite(value)
-    return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _reject_non_finite(value: Any) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidJson()
-    if isinstance(value, dict):
-        for item in value.values():
-            _reject_non_finite(item)
-    elif isinstance(value, list):
-        for item in value:
-            _reject_non_finite(item)
+        return bounded_json.loads(raw)
+    except bounded_json.TooDeep as exc:
+        raise InvalidJson(
+            f"The request body nests deeper than {exc.limit} levels; no request needs that."
+        ) from None
+    except ValueError:  # UnicodeDecodeError is one
+        raise InvalidJson() from None

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 
 from backend.auth.policy import access_of
 from backend.auth.principal import Principal
+from backend.endpoint import is_websocket
 from backend.errors import (
     CorralError,
     InvalidParameters,
@@ -44,8 +45,7 @@ def _from_http_exception(exc: web.HTTPException) -> CorralError:
     if isinstance(exc, web.HTTPNotFound):
         return NotFound()
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        allowed = ", ".join(sorted(exc.allowed_methods))
-        return MethodNotAllowed(f"{exc.method} is not allowed here; use {allowed}.")
+        return MethodNotAllowed(exc.method, exc.allowed_methods)
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return PayloadTooLarge("The request body is larger than the server accepts.")
     if exc.status == 400:
@@ -71,14 +71,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(CorralError())
 
 
-def bearer_token(request: web.Request) -> str | None:
-    """The token from the Authorization header, or for WebSockets from ``?token=`` or the
-    ``corral.token.<token>`` subprotocol."""
+def is_handshake(request: web.Request) -> bool:
+    """Whether the request is a complete WebSocket handshake (aiohttp's own test: GET,
+    ``Upgrade: websocket``, ``Connection: Upgrade``, a version and a valid key), not merely a
+    request that carries an ``Upgrade`` header."""
+    # With the subprotocol the routes speak, so that aiohttp does not warn that a client's
+    # corral.v1 matched nothing.
+    return web.WebSocketResponse(protocols=(WS_SUBPROTOCOL,)).can_prepare(request).ok
+
+
+def bearer_token(request: web.Request, handshake: bool) -> str | None:
+    """The token from the Authorization header, or on a WebSocket ``handshake`` from ``?token=``
+    or the ``corral.token.<token>`` subprotocol (where a browser cannot set headers; anywhere
+    else a token in the URL would only end up in logs)."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, value = header.partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else ""
-    if request.headers.get("Upgrade", "").lower() == "websocket":
+    if handshake:
         if request.query.get("token"):
             return request.query["token"]
         for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
@@ -96,11 +106,19 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     policy = access_of(match_info.handler)
     if policy.public:
         return await handler(request)
-    token = bearer_token(request)
+    websocket = is_websocket(match_info.handler)
+    handshake = websocket and is_handshake(request)
+    token = bearer_token(request, handshake)
     if not token:
         raise Unauthorized()
     principal = await request.app[AUTHENTICATOR].authenticate(token)
     _authorize(principal, policy.admin, policy.scope, request.method)
+    if websocket and not handshake:
+        # Refused here, before the route looks anything up (or opens a shell to upgrade into).
+        raise InvalidParameters(
+            "This route is a WebSocket: open it with a WebSocket handshake (GET with Upgrade: "
+            "websocket, Connection: Upgrade, Sec-WebSocket-Key and Sec-WebSocket-Version: 13)."
+        )
     request[PRINCIPAL] = principal
     return await handler(request)
 

@@ -59,6 +59,24 @@ RETRY_AFTER = {
     }
 }
 
+# A WebSocket route takes nothing but a handshake: anything else is 400 before it looks at
+# anything (aiohttp reads ``Upgrade`` and ``Connection`` without regard to case).
+HANDSHAKE_HEADERS = [
+    {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", **schema},
+        "description": "The WebSocket handshake (RFC 6455)",
+    }
+    for name, schema in (
+        ("Upgrade", {"pattern": "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"}),
+        ("Connection", {"pattern": "[Uu][Pp][Gg][Rr][Aa][Dd][Ee]"}),
+        ("Sec-WebSocket-Key", {"pattern": "^[A-Za-z0-9+/]{22}==$"}),
+        ("Sec-WebSocket-Version", {"enum": ["13"]}),
+    )
+]
+
 PATH_PARAMETERS = {
     "id": "The container, by (in this order) its database ID (UUID), its full Docker ID, its "
     "exact name (the caller's own first), or a unique Docker ID prefix of 12+ characters; "
@@ -140,6 +158,8 @@ def _operation(
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": spec.summary, "tags": [spec.tag]}
     parameters = _path_parameters(route.path) + _query_parameters(spec.query)
+    if 101 in spec.answers:
+        parameters += HANDSHAKE_HEADERS
     if parameters:
         operation["parameters"] = parameters
     if spec.body is not None:

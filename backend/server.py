@@ -26,6 +26,7 @@ from aiohttp import web
 from backend.access_log import AccessLogger
 from backend.app import create_app
 from backend.data_dir_lock import DataDirBusy, DataDirLock, published_address
+from backend.http_server import JsonErrorRunner
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,10 @@ async def _serve(settings: Settings, lock: DataDirLock) -> None:
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
-    """The runner that serves ``app``: signals are the caller's, and the access log never holds a
-    token (``backend.access_log``)."""
-    return web.AppRunner(app, handle_signals=False, access_log_class=AccessLogger)
+    """The runner that serves ``app``: signals are the caller's, the access log never holds a
+    token (``backend.access_log``), and aiohttp's own refusals are answered as JSON
+    (``backend.http_server``)."""
+    return JsonErrorRunner(app, handle_signals=False, access_log_class=AccessLogger)
 
 
 async def _run_until(

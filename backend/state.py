@@ -16,6 +16,7 @@ from backend.containers.watcher import DockerWatcher
 from backend.docker_service import DockerService
 from backend.events.hub import EventHub
 from backend.events.log import EventLog
+from backend.openapi_served import ServedDocument
 from backend.ratelimit import RateLimiter
 from backend.settings import Settings
 from backend.stats.sampler import StatsSampler
@@ -37,4 +38,4 @@ AGENTS = web.AppKey("agents", AgentService)
 STATS = web.AppKey("stats", StatsSampler)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 LIVE_STREAMS = web.AppKey("live_streams", LiveStreams)
-OPENAPI = web.AppKey("openapi", dict)  # the document served at /api/openapi.json
+OPENAPI = web.AppKey("openapi", ServedDocument)  # the document served at /api/openapi.json

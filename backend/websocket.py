@@ -7,10 +7,13 @@ import contextlib
 import json
 import logging
 import socket
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
+from backend import bounded_json
 from backend.db.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -67,3 +70,43 @@ async def close_bounded(
     transport = request.transport
     if transport is not None and (timed_out or transport.get_write_buffer_size()):
         transport.abort()
+
+
+# The largest frame a client may send a stream that takes only ``{"type": "ping"}``; a larger
+# one closes the socket with 1009 (aiohttp's ``max_msg_size``).
+MAX_CLIENT_MESSAGE = 4096
+CLOSE_UNSUPPORTED = int(WSCloseCode.UNSUPPORTED_DATA)  # 1003
+CLOSE_INVALID = int(WSCloseCode.INVALID_TEXT)  # 1007
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a stream closes on a client's frame: the close code and its reason."""
+
+    code: int
+    reason: str
+
+
+def client_message(msg: WSMessage) -> dict[str, Any] | Refusal | None:
+    """A client's frame on a stream whose clients send small JSON objects: the object; a
+    ``Refusal`` (1003 for a binary frame, 1007 for text that is not a JSON object within
+    ``bounded_json``'s bounds); None for what is not a message (a close, an error aiohttp has
+    already closed the socket for, such as a frame over ``max_msg_size``: 1009)."""
+    if msg.type is WSMsgType.BINARY:
+        return Refusal(CLOSE_UNSUPPORTED, "binary frames are not accepted")
+    if msg.type is not WSMsgType.TEXT:
+        return None
+    try:
+        data = bounded_json.loads(msg.data)
+    except ValueError as exc:
+        return Refusal(CLOSE_INVALID, f"invalid message: {exc}"[:120])
+    if not isinstance(data, dict):
+        return Refusal(CLOSE_INVALID, "invalid message: not a JSON object")
+    return data
+
+
+def refusal_of(reader: asyncio.Task[Refusal | None]) -> Refusal | None:
+    """The ``Refusal`` a finished reader task returned, if it returned one."""
+    if reader.cancelled() or reader.exception() is not None:
+        return None
+    return reader.result()

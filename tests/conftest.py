@@ -14,11 +14,13 @@ from typing import Any
 
 import docker
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from backend.app import create_app
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.db.models import User
+from backend.http_server import JsonErrorRunner
 from backend.settings import DEFAULT_TIERS, Range, Settings, TierLimits, load_settings
 from backend.state import EVENTS, SESSIONS, SIGNER
 from corral.client import CorralClient
@@ -28,6 +30,13 @@ from devkit.users import add_user
 from tests.conformance import Conformance
 
 BUSYBOX = "corral/busybox"
+# The headers of a WebSocket handshake, for a plain HTTP client to open (or be refused) one.
+WS_HANDSHAKE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+}
 
 
 @pytest.fixture(scope="session")
@@ -150,6 +159,14 @@ class Api:
         return CorralClient(self.url, token)
 
 
+class CorralTestServer(TestServer):
+    """aiohttp's test server, run as ``corral serve`` runs the app (``JsonErrorRunner``: aiohttp's
+    own refusals answered as JSON)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return JsonErrorRunner(self.app, **kwargs)
+
+
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Api]:
     """A backend over ``settings`` (for tests that need settings of their own). Every answer it
@@ -158,7 +175,7 @@ async def serve(settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings)
     conformance = Conformance()
     conformance.attach(app)
-    async with TestClient(TestServer(app)) as client:
+    async with TestClient(CorralTestServer(app)) as client:
         app[EVENTS].add_listener(conformance.on_event)
         yield Api(client, conformance)
     conformance.assert_conforms()
@@ -181,5 +198,13 @@ def sh(client: docker.DockerClient, container_id: str, script: str) -> tuple[int
 
 
 def containers_of(client: docker.DockerClient, db_id: str) -> list[Any]:
-    """Every Docker container (running or not) that belongs to one row."""
-    return list(client.containers.list(all=True, filters={"label": f"corral.db_id={db_id}"}))
+    """Every Docker container (running or not) that belongs to one row. The SDK inspects each
+    container it lists, and one removed in between (a rebuild's old sandbox) raises NotFound:
+    list again."""
+    while True:
+        try:
+            return list(
+                client.containers.list(all=True, filters={"label": f"corral.db_id={db_id}"})
+            )
+        except docker.errors.NotFound:
+            continue

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from backend.db.models import EventRecord
 from backend.state import SESSIONS
 from devkit.waiting import wait_for
-from tests.conftest import Api
+from tests.conftest import WS_HANDSHAKE, Api
 from tests.test_terminal import Term
 
 
@@ -147,7 +147,7 @@ async def test_agent_errors_and_isolation(api: Api, agent_process: Any) -> None:
         )
         assert resp.status == 403, (method, suffix)
         assert (await resp.json())["error"] == "not authorized"
-    resp = await api.client.get(f"/ws/terminal/{agent_id}", headers=other)
+    resp = await api.client.get(f"/ws/terminal/{agent_id}", headers={**other, **WS_HANDSHAKE})
     assert resp.status == 403
     assert await _agents(api, other) == []
 

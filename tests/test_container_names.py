@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Api
+from tests.conftest import WS_HANDSHAKE, Api
 from tests.test_cli import corral, remote
 from tests.test_terminal import _open
 
@@ -85,8 +85,8 @@ async def test_another_users_name_is_the_same_404_as_no_name(api: Api) -> None:
         theirs = await _status_and_body(api, other, method, f"/api/containers/private{suffix}")
         nothing = await _status_and_body(api, other, method, f"/api/containers/nothing{suffix}")
         assert theirs[0] == 404 and theirs == nothing, (method, suffix)
-    ws = await api.client.get("/ws/terminal/private", headers=other)
-    ws_nothing = await api.client.get("/ws/terminal/nothing", headers=other)
+    ws = await api.client.get("/ws/terminal/private", headers={**other, **WS_HANDSHAKE})
+    ws_nothing = await api.client.get("/ws/terminal/nothing", headers={**other, **WS_HANDSHAKE})
     assert ws.status == ws_nothing.status == 404
     assert await ws.read() == await ws_nothing.read()
     assert (await api.get(owner, "private"))["status"] == "running"

@@ -222,7 +222,10 @@ async def test_numbers_must_be_json_integers(api: Api, value: object) -> None:
     [
         '{"image": "corral/busybox", "memory_mb": NaN}',
         '{"image": "corral/busybox", "memory_mb": Infinity}',
-        '{"image": "corral/busybox", "memory_mb": 1e3}',
+        # A fraction, in either notation (1e3 and 512.0 are integers: JSON has one number type,
+        # and JSON Schema's integer is any number without a fraction).
+        '{"image": "corral/busybox", "memory_mb": 5.125e2}',
+        '{"image": "corral/busybox", "memory_mb": 512.5}',
     ],
 )
 async def test_non_finite_and_float_numbers_are_refused(api: Api, raw: str) -> None:

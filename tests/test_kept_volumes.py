@@ -68,9 +68,8 @@ async def test_a_kept_volume_is_listed_and_reattached_with_its_data(
         assert again["resources"]["disk_mb"] == 64  # the volume's size, by default
         assert sh(docker_client, again["id"], "cat /home/user/f") == (0, "precious\n")
         assert (await client.volumes())["count"] == 0  # attached: no longer kept
-        with pytest.raises(InvalidParameters) as refused:
+        with pytest.raises(VolumeNotFound):
             await client.create_container("corral/busybox", name="third", volume=name)
-        assert refused.value.field == "volume"
 
         # Deleted without keeping, the reattached volume goes for good.
         await client.delete_container(again["id"])
@@ -125,9 +124,8 @@ async def test_deleting_a_kept_volume(
         assert (await client.volumes())["count"] == 0
         with pytest.raises(VolumeNotFound):
             await client.delete_volume(name)
-        with pytest.raises(InvalidParameters) as refused:
+        with pytest.raises(VolumeNotFound):
             await client.create_container("corral/busybox", volume=name)
-        assert refused.value.field == "volume"
     assert not image.exists()
     assert not os.path.exists(settings.volumes_dir / made["db_id"])
     with pytest.raises(docker.errors.NotFound):

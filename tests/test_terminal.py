@@ -10,7 +10,7 @@ import aiohttp
 import docker
 
 from devkit.waiting import wait_for
-from tests.conftest import Api, sh
+from tests.conftest import WS_HANDSHAKE, Api, sh
 
 
 class Term:
@@ -159,7 +159,7 @@ async def test_refusals_before_the_upgrade(api: Api) -> None:
     await api.client.post(f"/api/containers/{made['id']}/stop", headers=headers)
 
     async def status_of(ident: str, hdrs: dict[str, str]) -> tuple[int, str]:
-        resp = await api.client.get(f"/ws/terminal/{ident}", headers=hdrs)
+        resp = await api.client.get(f"/ws/terminal/{ident}", headers={**hdrs, **WS_HANDSHAKE})
         body = await resp.json()
         return resp.status, body["error"]
 

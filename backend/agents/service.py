@@ -64,7 +64,7 @@ class AgentService:
 
     async def get(self, principal: Principal, ident: str) -> Agent:
         """The agent ``agent:<uuid>`` names: 404 when unknown, 403 when it is someone else's."""
-        match = AGENT_ID_RE.match(ident.strip().lower())
+        match = AGENT_ID_RE.fullmatch(ident.lower())
         if match is None:
             raise AgentNotFound()
         async with self._sessions() as session:

@@ -70,7 +70,7 @@ class Authenticator:
         now = time.monotonic()
         if known is not None and known[1] > now:
             return known[0]
-        if API_TOKEN_RE.match(token):
+        if API_TOKEN_RE.fullmatch(token):
             principal = await self._api_token(token)
         else:
             principal = await self._jwt(token)

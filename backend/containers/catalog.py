@@ -76,7 +76,7 @@ def parse_roles(raw: Mapping[str, Any], source: str, base: Mapping[str, Role]) -
     result = dict(base)
     for role_id, spec in table.items():
         where = f"{source}: role {role_id!r}"
-        if not ROLE_ID_RE.match(role_id):
+        if not ROLE_ID_RE.fullmatch(role_id):
             raise RoleFileError(f"{where}: ids are 1-32 lowercase letters, digits and hyphens")
         if not isinstance(spec, dict):
             raise RoleFileError(f"{where} must be a table")
@@ -98,7 +98,7 @@ def parse_roles(raw: Mapping[str, Any], source: str, base: Mapping[str, Role]) -
             assert current is not None
             packages = current.packages
         for package in packages:
-            if not PACKAGE_RE.match(package):
+            if not PACKAGE_RE.fullmatch(package):
                 raise RoleFileError(f"{where}: {package!r} is not a valid package name")
         if "images" in spec:
             images = _strings(spec["images"], "images", where)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.auth.principal import Principal
 from backend.containers.locks import KeyedLocks
 from backend.db.models import Container, KeptVolume
-from backend.errors import DockerError, InvalidParameters, OperationFailed, VolumeNotFound
+from backend.errors import DockerError, OperationFailed, VolumeNotFound
 from corral.shapes import KeptVolume as KeptVolumeJson
 from corral.shapes import VolumeDeleted
 
@@ -91,7 +91,7 @@ class KeptVolumes:
             delete(KeptVolume).where(KeptVolume.name == name, KeptVolume.user_id == user_id)
         )
         if getattr(result, "rowcount", 0) != 1:
-            raise InvalidParameters(missing_message(name), field="volume")
+            raise VolumeNotFound(missing_message(name))
 
     @staticmethod
     def record(session: AsyncSession, row: Container, size_mb: int | None) -> None:

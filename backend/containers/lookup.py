@@ -47,24 +47,24 @@ async def find_container(
     session: AsyncSession, principal: Principal, ident: str
 ) -> Container | None:
     """The container ``ident`` names for ``principal``, in the order above; None if none."""
-    text = ident.strip()
+    text = ident
     key = text.lower()
-    if UUID_RE.match(key):
+    if UUID_RE.fullmatch(key):
         found = await _only(
             session, _visible(select(Container).where(Container.id == key), principal)
         )
         if found is not None:
             return found
-    if DOCKER_ID_RE.match(key):
+    if DOCKER_ID_RE.fullmatch(key):
         query = select(Container).where(Container.docker_id == key)
         found = await _only(session, _visible(query, principal))
         if found is not None:
             return found
-    if NAME_RE.match(text):
+    if NAME_RE.fullmatch(text):
         found = await _by_name(session, principal, text)
         if found is not None:
             return found
-    if DOCKER_PREFIX_RE.match(key):
+    if DOCKER_PREFIX_RE.fullmatch(key):
         query = select(Container).where(Container.docker_id.startswith(key, autoescape=True))
         return await _only(session, _visible(query, principal))
     return None
@@ -82,14 +82,14 @@ def names_row(row: Container, ident: str) -> bool:
     """Whether ``ident`` still names ``row`` (checked again under the row's lock: a rename or a
     rebuild between the lookup and the lock must not act on a container the caller no longer
     means)."""
-    text = ident.strip()
+    text = ident
     key = text.lower()
     docker_id = row.docker_id or ""
     return (
         row.id == key
         or row.name == text
         or (
-            bool(DOCKER_PREFIX_RE.match(key) or DOCKER_ID_RE.match(key))
+            bool(DOCKER_PREFIX_RE.fullmatch(key) or DOCKER_ID_RE.fullmatch(key))
             and docker_id.startswith(key)
         )
     )
@@ -100,13 +100,13 @@ def find_listed(items: Sequence[ContainerJson], ident: str) -> ContainerJson | N
     administrator sees only their own, so their remembered list (``ContainerRepository``)
     answers a ``GET`` by any identifier without a query; ``tests/test_lookup.py`` holds the two
     to the same answers."""
-    text = ident.strip()
+    text = ident
     key = text.lower()
     steps = (
-        (UUID_RE.match(key), lambda c: c["db_id"] == key),
-        (DOCKER_ID_RE.match(key), lambda c: _docker_id(c) == key),
-        (NAME_RE.match(text), lambda c: c["name"] == text),
-        (DOCKER_PREFIX_RE.match(key), lambda c: _docker_id(c).startswith(key)),
+        (UUID_RE.fullmatch(key), lambda c: c["db_id"] == key),
+        (DOCKER_ID_RE.fullmatch(key), lambda c: _docker_id(c) == key),
+        (NAME_RE.fullmatch(text), lambda c: c["name"] == text),
+        (DOCKER_PREFIX_RE.fullmatch(key), lambda c: _docker_id(c).startswith(key)),
     )
     for applies, matches in steps:
         if applies:

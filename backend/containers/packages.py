@@ -101,7 +101,7 @@ class PackageCache:
 
     def distribution_dir(self, distribution: str) -> Path:
         """The folder mounted read-only into sandboxes; made here so a bind never fails."""
-        if not DISTRIBUTION_RE.match(distribution):
+        if not DISTRIBUTION_RE.fullmatch(distribution):
             raise ValueError(f"invalid distribution name {distribution!r}")
         path = self.root / distribution
         path.mkdir(parents=True, exist_ok=True)

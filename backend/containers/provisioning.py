@@ -35,6 +35,7 @@ from backend.errors import (
     GuestSessionExpired,
     InvalidParameters,
     RetryLater,
+    VolumeNotFound,
 )
 from backend.settings import Settings, TierLimits
 from corral.aio import TaskOwner
@@ -149,7 +150,7 @@ class Provisioner:
         name = fields["volume"]
         kept = await self._kept.find(principal.user_id, name)
         if kept is None:
-            raise InvalidParameters(missing_message(name), field="volume")
+            raise VolumeNotFound(missing_message(name))
         requested = fields.get("disk_mb")
         if requested is None:
             allowed = tier.range_for("disk_mb")

@@ -241,7 +241,7 @@ class ContainerRepository:
         checked again, so a rename, a rebuild or a delete in between gives the same 404 as an
         unknown ID."""
         key = ident.strip().lower()
-        known = key if UUID_RE.match(key) else self._docker_ids.get(key)
+        known = key if UUID_RE.fullmatch(key) else self._docker_ids.get(key)
         if known is not None and await self._may_see(principal, known):
             async with self._locks.hold(known):
                 row = await self._visible_row(principal, known, ident)

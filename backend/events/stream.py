@@ -17,28 +17,33 @@ Revoking that token (or signing out) closes the stream at once (``backend.auth.l
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from backend.auth.live import CLOSE_CREDENTIALS, REVOKED_REASON, LiveStreams
 from backend.auth.principal import Principal
 from backend.db.models import iso, utcnow
-from backend.errors import InvalidParameters
 from backend.events.hub import PONG, EventHub, Subscription, wire
 from backend.events.log import Event, EventLog
 from backend.middleware import WS_SUBPROTOCOL
 from backend.settings import Settings
-from backend.websocket import cap_send_buffer, close_bounded, expiry_timer, revoked_frame
+from backend.websocket import (
+    MAX_CLIENT_MESSAGE,
+    Refusal,
+    cap_send_buffer,
+    client_message,
+    close_bounded,
+    expiry_timer,
+    refusal_of,
+    revoked_frame,
+)
 from corral.shapes import ContainerList, EventType
 
 log = logging.getLogger(__name__)
 
 CLOSE_TOKEN_EXPIRED = CLOSE_CREDENTIALS  # 1008
-# Clients only ever send {"type": "ping"}; anything large is not one of ours.
-MAX_CLIENT_MESSAGE = 4096
 # How much the socket writer lets through before checking for back-pressure (aiohttp's default
 # is 256 KiB, which would let a stalled client hold that much more memory).
 WRITER_LIMIT = 16 * 1024
@@ -78,10 +83,7 @@ class EventConnection:
         self.position = 0  # the last position sent
 
     async def run(self) -> web.WebSocketResponse:
-        if not self.ws.can_prepare(self.request).ok:
-            raise InvalidParameters(
-                "This route is a WebSocket: connect with an 'Upgrade: websocket' request."
-            )
+        """Serve the stream (the auth middleware has refused a request that is no handshake)."""
         sub = self.hub.subscribe(None if self.all_users else self.principal.user_id)
 
         def revoked(message: str) -> None:
@@ -111,8 +113,11 @@ class EventConnection:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         failure = pump.exception() if pump in done and not pump.cancelled() else None
+        refusal = refusal_of(reader) if reader in done else None
         if told in done and sub.close_code is not None:
             await self._close(sub.close_code, sub.close_reason, sub.final)
+        elif refusal is not None:
+            await self._close(refusal.code, refusal.reason)
         elif expiry is not None and expiry in done:
             await self._close(CLOSE_TOKEN_EXPIRED, "token expired")
         elif failure is not None and not isinstance(failure, ConnectionError):
@@ -176,15 +181,14 @@ class EventConnection:
 
     # -- the reader -----------------------------------------------------------------------------
 
-    async def _read(self, sub: Subscription) -> None:
+    async def _read(self, sub: Subscription) -> Refusal | None:
         """Answer ``{"type": "ping"}`` (through the queue, so the pump stays the only writer);
-        ignore anything else a client sends. Returns when the client closes."""
+        ignore other JSON objects. Returns when the client closes, or with the ``Refusal`` of a
+        frame that is not a JSON object (``backend.websocket.client_message``)."""
         async for msg in self.ws:
-            if msg.type is not WSMsgType.TEXT:
-                continue
-            try:
-                data = json.loads(msg.data)
-            except ValueError:
-                continue
-            if isinstance(data, dict) and data.get("type") == "ping":
+            message = client_message(msg)
+            if isinstance(message, Refusal):
+                return message
+            if message is not None and message.get("type") == "ping":
                 sub.offer(PONG)
+        return None

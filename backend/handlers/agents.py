@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import WSMsgType, web
 
+from backend import bounded_json
 from backend.agents.connection import AgentConnection
 from backend.auth.policy import access
 from backend.endpoint import Answer, endpoint
@@ -35,7 +35,7 @@ async def connect(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_SUBPROTOCOL,))
     await ws.prepare(request)
     try:
-        hello = await ws.receive_json(timeout=REGISTER_TIMEOUT_S)
+        hello = bounded_json.loads(await ws.receive_str(timeout=REGISTER_TIMEOUT_S))
         if not isinstance(hello, dict) or hello.get("type") != "register":
             raise ValueError("the first message must be register")
         agent = await service.register(principal, hello)
@@ -51,7 +51,7 @@ async def connect(request: web.Request) -> web.StreamResponse:
             if msg.type != WSMsgType.TEXT:
                 continue
             try:
-                message = json.loads(msg.data)
+                message = bounded_json.loads(msg.data)
             except ValueError:
                 continue
             if not isinstance(message, dict):

@@ -62,7 +62,10 @@ async def list_containers(request: web.Request, query: ListQuery) -> web.Respons
         201: Answer("With ?wait=true: created and running", Container),
     },
     errors=(400, 401, 403, 409, 413, 503, 507),
-    notes={500: "failed to create container: with ?wait=true, the sandbox did not start"},
+    notes={
+        404: "volume not found: volume names none of your kept volumes",
+        500: "failed to create container: with ?wait=true, the sandbox did not start",
+    },
 )
 async def create_container(
     request: web.Request, body: ContainerCreate, query: CreateQuery

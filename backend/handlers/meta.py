@@ -82,4 +82,5 @@ async def list_roles(request: web.Request) -> web.Response:
 )
 @access(public=True)
 async def openapi(request: web.Request) -> web.Response:
-    return json_answer(request.app[OPENAPI])
+    """The declared document, with what the configuration fixes (``backend.openapi_served``)."""
+    return json_answer(await request.app[OPENAPI].current())

@@ -14,7 +14,7 @@ from backend.endpoint import Answer, endpoint
 from backend.errors import ContainerNotRunning
 from backend.middleware import WS_SUBPROTOCOL, principal_of
 from backend.state import AGENTS, CONTAINERS, DOCKER, LIVE_STREAMS
-from backend.terminal.bridge import bridge
+from backend.terminal.bridge import MAX_FRAME, bridge
 from backend.terminal.shell import DockerShell, Shell
 from corral.shapes import Scope, TerminalQuery
 from corral.shapes.terminal import DEFAULT_COLS, DEFAULT_ROWS
@@ -36,7 +36,9 @@ from corral.shapes.terminal import DEFAULT_COLS, DEFAULT_ROWS
 )
 @access(scope=Scope.WRITE)
 async def terminal(request: web.Request, query: TerminalQuery) -> web.StreamResponse:
-    """Every refusal (404, 400 not running, 401, 403) happens before the upgrade, as JSON."""
+    """Every refusal (404, 400 not running, 401, 403) happens before the upgrade, as JSON; a
+    request that is no WebSocket handshake is refused by the auth middleware, before any lookup
+    or Docker call."""
     principal = principal_of(request)
     ident = request.match_info["id"]
     size = (query.get("cols", DEFAULT_COLS), query.get("rows", DEFAULT_ROWS))
@@ -53,7 +55,9 @@ async def terminal(request: web.Request, query: TerminalQuery) -> web.StreamResp
         await docker_shell.open(*size)
         await containers.repository.touch(row)
         shell = docker_shell
-    ws = web.WebSocketResponse(heartbeat=30, protocols=(WS_SUBPROTOCOL,), compress=False)
+    ws = web.WebSocketResponse(
+        heartbeat=30, protocols=(WS_SUBPROTOCOL,), compress=False, max_msg_size=MAX_FRAME
+    )
     try:
         await ws.prepare(request)
     except BaseException:

@@ -232,7 +232,11 @@ class StatsSampler:
             self._publish()
 
     async def _resync(self) -> None:
-        rows = await self._rows.with_sandbox(RUNNING_STATUSES)
+        # Shielded: the runner is cancelled when the last subscriber leaves, often during this
+        # first read. A query cancelled half-way invalidates its aiosqlite connection, whose
+        # shielded close can then outlive the loop (a test's teardown hung on it); the read
+        # finishes on its own and hands its connection back, and the rest is skipped.
+        rows = await asyncio.shield(self._rows.with_sandbox(RUNNING_STATUSES))
         running = {row.db_id for row in rows}
         for db_id in [d for d in self._followed if d not in running]:
             self._unfollow(db_id)

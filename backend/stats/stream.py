@@ -10,23 +10,29 @@ the token the stream was opened with closes it at once, as on the events stream.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from backend.auth.live import CLOSE_CREDENTIALS, REVOKED_REASON, LiveStreams
 from backend.auth.principal import Principal
-from backend.errors import InvalidParameters
 from backend.middleware import WS_SUBPROTOCOL
 from backend.settings import Settings
 from backend.stats.sampler import StatsSampler, StatsSubscription
-from backend.websocket import cap_send_buffer, close_bounded, expiry_timer, revoked_frame
+from backend.websocket import (
+    MAX_CLIENT_MESSAGE,
+    Refusal,
+    cap_send_buffer,
+    client_message,
+    close_bounded,
+    expiry_timer,
+    refusal_of,
+    revoked_frame,
+)
 
 log = logging.getLogger(__name__)
 
 PONG = '{"type":"pong"}'
-MAX_CLIENT_MESSAGE = 4096
 WRITER_LIMIT = 16 * 1024
 CLOSE_TOKEN_EXPIRED = CLOSE_CREDENTIALS  # 1008
 
@@ -58,10 +64,7 @@ class StatsConnection:
         )
 
     async def run(self) -> web.WebSocketResponse:
-        if not self.ws.can_prepare(self.request).ok:
-            raise InvalidParameters(
-                "This route is a WebSocket: connect with an 'Upgrade: websocket' request."
-            )
+        """Serve the stream (the auth middleware has refused a request that is no handshake)."""
         sub = self.sampler.subscribe(None if self.all_users else self.principal.user_id)
 
         def revoked(message: str) -> None:
@@ -90,8 +93,11 @@ class StatsConnection:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         failure = writer.exception() if writer in done and not writer.cancelled() else None
+        refusal = refusal_of(reader) if reader in done else None
         if sub.close_code is not None:
             await self._close(sub.close_code, sub.close_reason, sub.final)
+        elif refusal is not None:
+            await self._close(refusal.code, refusal.reason)
         elif expiry is not None and expiry in done:
             await self._close(CLOSE_TOKEN_EXPIRED, "token expired")
         elif failure is not None and not isinstance(failure, ConnectionError):
@@ -120,14 +126,13 @@ class StatsConnection:
             if text is not None:
                 await ws.send_str(text)
 
-    async def _read(self, sub: StatsSubscription) -> None:
-        """Answer ``{"type": "ping"}``; ignore anything else. Returns when the client closes."""
+    async def _read(self, sub: StatsSubscription) -> Refusal | None:
+        """Answer ``{"type": "ping"}``; ignore other JSON objects. Returns when the client
+        closes, or with the ``Refusal`` of a frame that is not a JSON object."""
         async for msg in self.ws:
-            if msg.type is not WSMsgType.TEXT:
-                continue
-            try:
-                data = json.loads(msg.data)
-            except ValueError:
-                continue
-            if isinstance(data, dict) and data.get("type") == "ping":
+            message = client_message(msg)
+            if isinstance(message, Refusal):
+                return message
+            if message is not None and message.get("type") == "ping":
                 sub.pong()
+        return None

@@ -5,6 +5,10 @@ Client to server: ``{"type": "input", "data"}``, ``{"type": "resize", "cols", "r
 input (existing clients send keystrokes as plain text). Server to client: ``{"type":
 "connected"}``, ``{"type": "output", "data"}``, ``{"type": "exit", "code"}``, ``{"type":
 "error", "data"}``, ``{"type": "pong"}``.
+
+A frame that opens like a message (``{``) but nests deeper than ``bounded_json`` allows is
+answered with an ``error`` message and dropped (it reaches neither the parser's recursion nor the
+shell); a frame over ``MAX_FRAME`` closes the socket with 1009.
 """
 
 from __future__ import annotations
@@ -12,25 +16,30 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import json
 import logging
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from backend import bounded_json
 from backend.terminal.shell import Shell
 
 log = logging.getLogger(__name__)
 
 MAX_DIMENSION = 1000
+# The largest frame a client may send (a paste); aiohttp closes the socket with 1009 past it.
+MAX_FRAME = 1024 * 1024
 
 
 def parse_message(text: str) -> dict[str, Any] | None:
-    """The JSON control message in a text frame, or None when the frame is raw input."""
+    """The JSON control message in a text frame, or None when the frame is raw input.
+    ``bounded_json.TooDeep`` for one nested past the bounds."""
     if not text.startswith("{"):
         return None
     try:
-        message = json.loads(text)
+        message = bounded_json.loads(text)
+    except bounded_json.TooDeep:
+        raise
     except ValueError:
         return None
     if isinstance(message, dict) and message.get("type") in ("input", "resize", "ping"):
@@ -73,7 +82,11 @@ async def bridge(ws: web.WebSocketResponse, shell: Shell) -> None:
 
 
 async def _handle_text(ws: web.WebSocketResponse, shell: Shell, text: str) -> None:
-    message = parse_message(text)
+    try:
+        message = parse_message(text)
+    except bounded_json.TooDeep as exc:
+        await ws.send_json({"type": "error", "data": f"message ignored: {exc}"})
+        return
     if message is None:
         await shell.write(text.encode())
     elif message["type"] == "input":

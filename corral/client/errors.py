@@ -8,6 +8,8 @@ caller can write ``except ContainerNotFound`` instead of comparing strings.
 
 from __future__ import annotations
 
+import base64
+import os
 from typing import Any, ClassVar
 
 
@@ -218,3 +220,16 @@ def api_error(status: int, body: Any) -> ApiError:
     if cls is None and error.startswith(OperationFailed.error_string):
         cls = OperationFailed
     return (cls or ApiError)(status, body)
+
+
+def handshake_headers() -> dict[str, str]:
+    """The headers of a WebSocket handshake. aiohttp drops the body of a refused handshake, so
+    a client asks again with a plain request carrying these: the server refuses it the same way
+    (before the upgrade, with the contract's JSON body), and refuses a request that is no
+    handshake before looking at anything else."""
+    return {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+    }

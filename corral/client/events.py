@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal, Self, cast
 import aiohttp
 
 from corral.aio import Backoff
-from corral.client.errors import ApiError, StreamClosed, TransportError, api_error
+from corral.client.errors import (
+    ApiError,
+    StreamClosed,
+    TransportError,
+    api_error,
+    handshake_headers,
+)
 from corral.shapes import EventMessage, EventType
 
 if TYPE_CHECKING:
@@ -141,12 +147,12 @@ async def _refusal(
     client: CorralClient, status: int, params: dict[str, str], path: str
 ) -> ApiError:
     """The typed error for a refused handshake. aiohttp drops the refusal's body, so ask again
-    as a plain GET, which the server refuses the same way (auth and parameters are checked
-    before the upgrade) and with the contract's body."""
+    (``handshake_headers``), which the server refuses the same way (auth and parameters are
+    checked before the upgrade) and with the contract's body."""
     query = {k: v for k, v in params.items() if k != "token"}
     try:
         async with client.session.get(
-            client.url(path), params=query, headers=client.auth_headers()
+            client.url(path), params=query, headers={**client.auth_headers(), **handshake_headers()}
         ) as resp:
             body: Any = await resp.json(content_type=None)
             if resp.status == status:

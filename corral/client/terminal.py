@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from corral.client.errors import TransportError, api_error
+from corral.client.errors import TransportError, api_error, handshake_headers
 
 if TYPE_CHECKING:
     from corral.client.api import CorralClient
@@ -77,8 +77,9 @@ async def open_terminal(
             heartbeat=30,
         )
     except aiohttp.WSServerHandshakeError as exc:
-        # The handshake error drops the body: ask again plainly for the contract's error.
-        async with client.session.get(url, headers=client.auth_headers()) as resp:
+        # The handshake error drops the body: ask again for the contract's error.
+        headers = {**client.auth_headers(), **handshake_headers()}
+        async with client.session.get(url, headers=headers) as resp:
             try:
                 body: Any = await resp.json(content_type=None)
             except ValueError:

@@ -7,7 +7,15 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import Field, StringConstraints
 from typing_extensions import TypedDict
 
-from corral.shapes.common import Timestamp, described, refused_as, shape
+from corral.shapes.common import (
+    NOT_BLANK,
+    WHOLE_NUMBER,
+    Timestamp,
+    described,
+    refused_as,
+    shape,
+    text,
+)
 from corral.shapes.enums import Scope
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_-]{2,30}$"
@@ -30,7 +38,7 @@ class GuestLogin(TypedDict):
 
 @shape
 class Login(TypedDict):
-    username: Annotated[str, Field(max_length=64), described("A registered user's name")]
+    username: Annotated[str, text(max_length=64), described("A registered user's name")]
     password: Annotated[str, Field(max_length=1024), described("Their password")]
 
 
@@ -38,20 +46,34 @@ class Login(TypedDict):
 class TokenCreate(TypedDict):
     name: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
-        Field(json_schema_extra={"pattern": r"\S"}),  # not blank: it is stripped first
-        described("A label to recognise the token by"),
+        text(min_length=1, max_length=64),
+        *NOT_BLANK,
+        described("A label to recognise the token by (kept without surrounding blanks)"),
     ]
     scopes: NotRequired[
         Annotated[
             list[Annotated[Scope, Field(strict=False)]],
-            Field(min_length=1),
+            Field(
+                min_length=1,
+                # The server's rule, in the document: read and/or write, or agent alone.
+                json_schema_extra={
+                    "anyOf": [
+                        {"items": {"enum": ["read", "write"]}},
+                        {"items": {"const": "agent"}},
+                    ]
+                },
+            ),
             refused_as("scopes must name read, write or both"),
             described("read and/or write (default both); or agent alone, for corral agent"),
         ]
     ]
     expires_in_days: NotRequired[
-        Annotated[int, Field(ge=1, le=3650), described("Days until it expires; omitted: never")]
+        Annotated[
+            int,
+            Field(ge=1, le=3650),
+            WHOLE_NUMBER,
+            described("Days until it expires; omitted: never"),
+        ]
     ]
 
 

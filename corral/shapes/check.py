@@ -84,6 +84,8 @@ def _sentence(shape: type[Any], field: str, error: ErrorDetails) -> str:
         return f"unknown field: {field}"
     if kind == "missing":
         return f"{field} is required"
+    if kind == "blank":
+        return f"{field} must not be blank"
     if kind in ("enum", "literal_error"):
         where = "may contain only" if nested else "must be one of"
         return f"{field} {where} {ctx.get('expected', '')}".strip()
@@ -99,6 +101,8 @@ def _sentence(shape: type[Any], field: str, error: ErrorDetails) -> str:
         return f"{field} must not be empty" if ctx["min_length"] == 1 else f"{field} is too short"
     if kind == "too_long":
         return f"{field} may hold at most {ctx['max_length']} entries"
+    if kind == "string_pattern_mismatch":
+        return f"{field} holds characters it may not (see the API document's pattern)"
     return error["msg"] if kind not in _PYDANTIC_WORDING else f"{field}: {error['msg']}"
 
 
@@ -116,6 +120,8 @@ def _item_sentence(field: str, error: ErrorDetails) -> str:
         return f"{field} must be {'a list' if isinstance(key, int) else 'an object'} of strings"
     if kind == "string_too_long":
         return f"{field} entry {key!r} is too long"
+    if kind == "string_pattern_mismatch":
+        return f"{field} entry {key!r} holds characters it may not (NUL, or control characters)"
     return f"{field}: {error['msg']}"
 
 

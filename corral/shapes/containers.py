@@ -10,12 +10,24 @@ from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from corral.shapes.common import Timestamp, described, query, refused_as, shape
+from corral.shapes.common import (
+    NO_NUL_PATTERN,
+    PRINTABLE_PATTERN,
+    WHOLE_NUMBER,
+    Timestamp,
+    described,
+    query,
+    refused_as,
+    shape,
+    text,
+)
 from corral.shapes.enums import RoleState, Status
 from corral.shapes.query import Flag
 
 CONTAINER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"
 ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# A kept volume's Docker name (what GET /api/volumes lists).
+VOLUME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # ``session_type`` of an agent in the container list (containers have none).
 AGENT_SESSION: Final = "agent"
 # Labels the backend puts on Docker objects; a user's labels may not use the prefix.
@@ -39,10 +51,12 @@ def _no_reserved_labels(labels: dict[str, str]) -> dict[str, str]:
     return labels
 
 
-MapKey = Annotated[str, Field(max_length=128)]
-MapValue = Annotated[str, Field(max_length=4096)]
+LabelKey = Annotated[str, text(min_length=1, max_length=128)]
+LabelValue = Annotated[str, text(max_length=4096)]
 EnvKey = Annotated[str, StringConstraints(pattern=ENV_KEY_PATTERN, max_length=128)]
-Resource = Annotated[int, described("Within the caller's tier's range (GET /api/me)")]
+EnvValue = Annotated[str, text(max_length=4096, pattern=NO_NUL_PATTERN)]
+Resource = Annotated[int, WHOLE_NUMBER, described("Within the caller's tier's range (GET /api/me)")]
+VolumeName = Annotated[str, text(min_length=1, max_length=128, pattern=VOLUME_NAME_PATTERN)]
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -72,7 +86,7 @@ class ContainerCreate(TypedDict):
     ]
     environment: NotRequired[
         Annotated[
-            dict[EnvKey, MapValue],
+            dict[EnvKey, EnvValue],
             Field(
                 max_length=64,
                 # pydantic writes the key rule as patternProperties, which lets any other key
@@ -84,11 +98,16 @@ class ContainerCreate(TypedDict):
     ]
     labels: NotRequired[
         Annotated[
-            dict[MapKey, MapValue],
+            dict[LabelKey, LabelValue],
             Field(
                 max_length=32,
                 json_schema_extra={
-                    "propertyNames": {"maxLength": 128, "not": {"pattern": r"^corral\."}}
+                    "propertyNames": {
+                        "minLength": 1,
+                        "maxLength": 128,
+                        "pattern": PRINTABLE_PATTERN,
+                        "not": {"pattern": r"^corral\."},
+                    }
                 },
             ),
             AfterValidator(_no_reserved_labels),
@@ -97,8 +116,7 @@ class ContainerCreate(TypedDict):
     ]
     volume: NotRequired[
         Annotated[
-            str,
-            Field(max_length=128),
+            VolumeName,
             described(
                 "A kept volume of yours (GET /api/volumes) to attach as /home/user instead of a "
                 "new one; disk_mb is then at least its size (default: its size)"

@@ -8,17 +8,18 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no", ""})
+# As OpenAPI writes a boolean in a query string, and nothing else: the document says
+# ``boolean``, so ``?all=yes``, ``?all=1`` or an empty ``?all=`` would be a guess.
+_TRUE = frozenset({"true"})
+_FALSE = frozenset({"false"})
 _INT_RE = re.compile(r"-?[0-9]{1,18}")
 
 
 def _flag(raw: Any) -> Any:
     if isinstance(raw, str):
-        lowered = raw.lower()
-        if lowered in _TRUE:
+        if raw in _TRUE:
             return True
-        if lowered in _FALSE:
+        if raw in _FALSE:
             return False
     return raw  # refused as "must be true or false"
 
@@ -29,7 +30,7 @@ def _int(raw: Any) -> Any:
     return raw  # refused as "must be an integer"
 
 
-# ``true``/``1``/``yes`` or ``false``/``0``/``no`` (any case); absent is false.
+# ``true`` or ``false``; absent is false.
 Flag = Annotated[bool, BeforeValidator(_flag)]
 # Plain decimal digits, optionally negative. Put it after the constraints, so that they stay on
 # the integer (and in the JSON Schema): ``Annotated[int, Field(ge=0), INT_FROM_TEXT]``.

@@ -43,7 +43,11 @@ async def test_create_stop_start_and_delete_from_the_keyboard(
             timeout_s=30,
             what="web-1 to run",
         )
-        assert not isinstance(app.screen, CreateScreen)  # the form closed once it ran
+        # The form closes once it runs: when the create's answer arrives, which on a busy host
+        # can come after the events that show the row running.
+        await until(
+            pilot, lambda: not isinstance(app.screen, CreateScreen), what="the form to close"
+        )
         key = str(row_of(app, "web-1")["db_id"])  # type: ignore[index]
         assert "running" in status_cell(app, key)
 
