@@ -51,3 +51,7 @@ bench *ARGS: images
 screenshots: engine
     command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
     {{venv}}/python scripts/screenshots.py
+
+# A throwaway PostgreSQL on loopback (installs Debian's package when missing); prints its URL.
+postgres *ARGS:
+    bash scripts/postgres.sh {{ARGS}}
