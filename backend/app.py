@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -20,13 +20,11 @@ from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner, load_or_create_secret
 from backend.auth.users import UserService
-from backend.containers.catalog import Catalog
-from backend.containers.service import ContainerServices
+from backend.containers.repository import ContainerRepository
 from backend.containers.volumes import VolumeManager
-from backend.containers.watcher import DockerWatcher
 from backend.db.engine import make_engine, make_sessionmaker
 from backend.db.schema import upgrade_schema
-from backend.docker_service import DockerService
+from backend.engines import Engine, EnginePool, RuntimeMissing
 from backend.errors import DockerError, DockerUnavailable
 from backend.events.hub import CLOSE_GOING_AWAY, EventHub
 from backend.events.log import EventLog
@@ -34,14 +32,14 @@ from backend.middleware import auth_middleware, error_middleware, rate_limit_mid
 from backend.openapi_served import ServedDocument
 from backend.ratelimit import RateLimiter
 from backend.routes import ROUTES
-from backend.settings import Settings
+from backend.settings import EngineSpec, Settings
 from backend.state import (
     AGENTS,
     AUTHENTICATOR,
     CATALOG,
     CONTAINERS,
     DB_ENGINE,
-    DOCKER,
+    ENGINES,
     EVENT_HUB,
     EVENTS,
     INSTANCE,
@@ -53,16 +51,13 @@ from backend.state import (
     SIGNER,
     STATS,
     USERS,
-    WATCHER,
 )
 from backend.stats.sampler import StatsSampler
 from corral.aio import TaskOwner
 
 log = logging.getLogger(__name__)
 
-
-class RuntimeMissing(RuntimeError):
-    """The engine runs but has no gVisor runtime: refusing to start rather than run unsandboxed."""
+__all__ = ["RuntimeMissing", "create_app", "instance_id"]
 
 
 def instance_id(settings: Settings) -> str:
@@ -98,69 +93,65 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _docker(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    docker = DockerService(settings.docker_host, settings.docker_workers, settings.docker_timeout_s)
+    """The engines (``backend.engines``): a client each, probed once. One that answers without
+    the runtime stops the start (``RuntimeMissing``)."""
+    engines = EnginePool(app[SETTINGS])
     try:
-        runtimes = await docker.runtimes()
-    except (DockerUnavailable, DockerError):
-        log.warning(
-            "the Docker engine is not reachable; serving degraded until it is (just engine)"
-        )
-    else:
-        if settings.runtime not in runtimes:
-            docker.close()
-            raise RuntimeMissing(
-                f"The Docker engine has no {settings.runtime!r} runtime registered. Install gVisor "
-                "and register it in /etc/docker/daemon.json (run 'just engine'), or set "
-                'runtime = "runc" in the configuration to run without a sandbox.'
-            )
-    app[DOCKER] = docker
+        await engines.check_runtimes()
+    except BaseException:
+        await engines.close()
+        raise
+    app[ENGINES] = engines
     yield
-    await docker.aclose()
-    docker.close()
+    await engines.close()
 
 
-def _volume_root(settings: Settings) -> Path | None:
-    """Where ext4-backed volumes live, or None for plain Docker volumes (no disk quota)."""
+def _volume_root(settings: Settings) -> Callable[[EngineSpec], Path | None]:
+    """Where each engine's ext4-backed volumes live, or None for plain Docker volumes (no disk
+    quota): decided once, for every engine alike."""
     if settings.disk_quotas == "none":
-        return None
+        return lambda spec: None
     if not VolumeManager.quotas_possible():
         if settings.disk_quotas == "ext4":
             raise RuntimeError(
                 'disk_quotas = "ext4" needs root and e2fsprogs (mkfs.ext4, resize2fs, mount)'
             )
         log.warning("disk quotas are off: they need root and e2fsprogs")
-        return None
-    return settings.volumes_dir
+        return lambda spec: None
+    return lambda spec: spec.volumes_dir
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    engines = app[ENGINES]
     events = EventLog(app[SESSIONS], settings.event_log_per_user)
-    catalog = Catalog(settings, app[DOCKER])
-    volumes = VolumeManager(app[DOCKER], app[INSTANCE], _volume_root(settings))
-    containers = ContainerServices.build(
-        settings, app[SESSIONS], app[DOCKER], events, catalog, volumes, app[INSTANCE]
-    )
+    rows = ContainerRepository(app[SESSIONS], events)
+    engines.attach(app[SESSIONS], rows, events, app[INSTANCE], _volume_root(settings))
     app[EVENTS] = events
-    app[CATALOG] = catalog
-    app[OPENAPI] = ServedDocument(settings, catalog)
-    app[CONTAINERS] = containers
-    mounted = await volumes.remount_all(await containers.repository.all_volumes())
-    if mounted:
-        log.info("mounted %d volume(s) again", mounted)
-    with contextlib.suppress(DockerError, DockerUnavailable):
-        await containers.roles.images.sweep()
+    app[CATALOG] = engines.first.catalog
+    app[OPENAPI] = ServedDocument(settings, engines.first.catalog)
+    app[CONTAINERS] = engines.first.services
+    for engine in engines:
+        await _prepare_engine(engine, rows)
     agents = AgentService(app[SESSIONS], events, revoked=app[AUTHENTICATOR].forget_token)
     await agents.mark_all_offline()
     app[AGENTS] = agents
-    watcher = DockerWatcher(app[DOCKER], containers.reconciler, app[INSTANCE])
-    app[WATCHER] = watcher
-    watcher.start()
+    for engine in engines:
+        engine.watch.start()
+    engines.start_probing()
     yield
-    await watcher.close()
+    await engines.stop()
     await agents.close_all()
-    await containers.drain()
+
+
+async def _prepare_engine(engine: Engine, rows: ContainerRepository) -> None:
+    """Mount the engine's volumes again and sweep its stale role images (when it answers)."""
+    services = engine.services
+    mounted = await services.volumes.remount_all(await rows.all_volumes(engine.name))
+    if mounted:
+        log.info("engine %s: mounted %d volume(s) again", engine.name, mounted)
+    with contextlib.suppress(DockerError, DockerUnavailable):
+        await services.roles.images.sweep()
 
 
 async def _event_streams(app: web.Application) -> AsyncIterator[None]:
@@ -183,7 +174,7 @@ async def _event_streams(app: web.Application) -> AsyncIterator[None]:
 async def _stats(app: web.Application) -> AsyncIterator[None]:
     """The stats sampler (live usage): idle until a stats stream subscribes. It follows the
     container service's events to open and close each sandbox's engine stream."""
-    sampler = StatsSampler(app[DOCKER], app[CONTAINERS].repository, app[SETTINGS].stats_interval_s)
+    sampler = StatsSampler(app[ENGINES], app[CONTAINERS].repository, app[SETTINGS].stats_interval_s)
     app[STATS] = sampler
     app[EVENTS].add_listener(sampler.on_event)
     yield

@@ -216,6 +216,22 @@ class DockerUnavailable(CorralError):
     )
 
 
+class NoEngineAvailable(CorralError):
+    """Engines answer, but none may take a new sandbox: every one allowed is drained, full (its
+    memory is placed), lacks the runtime, or lacks the image (backend.engines.placement). The
+    message says which; it passes when an engine is undrained or a sandbox deleted."""
+
+    status = 503
+    error = "no engine available"
+    default_message = "No Docker engine can take a new sandbox now; nothing was changed."
+
+
+class EngineNotFound(CorralError):
+    status = 404
+    error = "engine not found"
+    default_message = "No engine of that name is configured; GET /api/engines lists them."
+
+
 class RetryLater(CorralError):
     """The server's own storage cannot take a write now (the database is locked by another
     process, or its disk is full). It passes by itself: the same request may succeed later, and

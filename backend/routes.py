@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backend.handlers import agents, auth, containers, events, logs, meta, stats, terminal, volumes
+from backend.handlers import (
+    agents,
+    auth,
+    containers,
+    engines,
+    events,
+    logs,
+    meta,
+    stats,
+    terminal,
+    volumes,
+)
 
 ROUTES: list[web.RouteDef] = [
     web.get("/health", meta.health),
@@ -33,6 +44,9 @@ ROUTES: list[web.RouteDef] = [
     web.post("/api/containers/{id}/role/reinstall", containers.reinstall_role),
     web.get("/api/volumes", volumes.list_volumes),
     web.delete("/api/volumes/{name}", volumes.delete_volume),
+    web.get("/api/engines", engines.list_engines),
+    web.post("/api/engines/{name}/drain", engines.drain_engine),
+    web.post("/api/engines/{name}/undrain", engines.undrain_engine),
     web.get("/ws/terminal/{id}", terminal.terminal),
     web.get("/ws/agents/connect", agents.connect),
 ]

@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, IPvAnyNetwork, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
@@ -34,8 +41,10 @@ from backend.tiers import DEFAULT_TIERS, RESOURCES, STRICT_KEYS, Range, TierLimi
 __all__ = [
     "DEFAULT_IMAGES",
     "DEFAULT_TIERS",
+    "LOCAL_ENGINE",
     "RESOURCES",
     "ConfigError",
+    "EngineSpec",
     "ImageSpec",
     "Range",
     "Rate",
@@ -45,6 +54,8 @@ __all__ = [
 ]
 
 Runtime = Literal["runsc", "runc"]
+# The engine of a configuration without ``engines``, and of rows older than several engines.
+LOCAL_ENGINE = "local"
 DiskQuotas = Literal["auto", "ext4", "none"]
 
 
@@ -60,6 +71,23 @@ class ImageSpec:
     def reference(self) -> str:
         """The full reference, with ``:latest`` when the name carries no tag."""
         return self.name if ":" in self.name.rsplit("/", 1)[-1] else f"{self.name}:latest"
+
+
+# An engine's name: it is stored in each container's row, shown in lists and used in routes.
+ENGINE_NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+
+@dataclass(frozen=True, config=STRICT_KEYS)
+class EngineSpec:
+    """One Docker engine sandboxes are placed on (``[[engines]]`` in TOML). ``volumes_dir`` is
+    where its ext4 volume images are mounted on the engine's host; None: the volumes folder for
+    the first engine, ``<volumes folder>/<name>`` for the others (``Settings.engine_specs``).
+    ``labels`` are the operator's own notes (shown by ``GET /api/engines``)."""
+
+    name: str = Field(pattern=ENGINE_NAME)
+    docker_host: str | None = None
+    volumes_dir: Path | None = None
+    labels: Mapping[str, str] = Field(default_factory=dict)
 
 
 DEFAULT_IMAGES: tuple[ImageSpec, ...] = (
@@ -87,6 +115,10 @@ class Settings(BaseSettings):
     port: int = 8420
     runtime: Runtime = "runsc"
     docker_host: str | None = None
+    # Several engines (backend.engines): empty, one engine named "local" on ``docker_host``.
+    engines: tuple[EngineSpec, ...] = ()
+    # How often each engine's health (reachable, runtime, memory) is checked in the background.
+    engine_probe_interval_s: float = Field(default=2.0, gt=0)
     docker_workers: int = 32
     docker_timeout_s: int = 60
     stop_timeout_s: int = 3
@@ -184,6 +216,41 @@ class Settings(BaseSettings):
         if tiers is not None and value not in tiers:
             raise ValueError(f"{value!r} is not a tier; the tiers are {', '.join(tiers)}")
         return value
+
+    @field_validator("engines")
+    @classmethod
+    def _unique_engines(cls, value: tuple[EngineSpec, ...]) -> tuple[EngineSpec, ...]:
+        names = [spec.name for spec in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"engine {name!r} is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _tier_engines_known(self) -> Settings:
+        known = {spec.name for spec in self.engine_specs}
+        for tier in self.tiers.values():
+            for name in tier.engines:
+                if name not in known:
+                    raise ValueError(
+                        f"tier {tier.name!r} names engine {name!r}, which is not configured; "
+                        f"the engines are {', '.join(sorted(known))}"
+                    )
+        return self
+
+    @property
+    def engine_specs(self) -> tuple[EngineSpec, ...]:
+        """The engines, each with its volumes folder filled in: ``engines``, or one engine named
+        ``local`` on ``docker_host`` (the configuration before several engines existed)."""
+        specs = self.engines or (EngineSpec(name=LOCAL_ENGINE, docker_host=self.docker_host),)
+        return tuple(
+            dataclasses.replace(
+                spec,
+                volumes_dir=spec.volumes_dir
+                or (self.volumes_dir if index == 0 else self.volumes_dir / spec.name),
+            )
+            for index, spec in enumerate(specs)
+        )
 
     @property
     def database_path(self) -> Path:

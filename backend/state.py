@@ -12,8 +12,7 @@ from backend.auth.tokens import JwtSigner
 from backend.auth.users import UserService
 from backend.containers.catalog import Catalog
 from backend.containers.service import ContainerServices
-from backend.containers.watcher import DockerWatcher
-from backend.docker_service import DockerService
+from backend.engines import EnginePool
 from backend.events.hub import EventHub
 from backend.events.log import EventLog
 from backend.openapi_served import ServedDocument
@@ -27,13 +26,15 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 SIGNER = web.AppKey("signer", JwtSigner)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 USERS = web.AppKey("users", UserService)
-DOCKER = web.AppKey("docker", DockerService)
+# The Docker engines: each container's operations go to its row's engine through the pool.
+ENGINES = web.AppKey("engines", EnginePool)
 EVENTS = web.AppKey("events", EventLog)
 EVENT_HUB = web.AppKey("event_hub", EventHub)
-CATALOG = web.AppKey("catalog", Catalog)
+CATALOG = web.AppKey("catalog", Catalog)  # the first engine's (the images it has)
+# The first engine's services: what is shared (the repository, kept volumes' records); an
+# operation on one container goes through ENGINES to its own engine's services.
 CONTAINERS = web.AppKey("containers", ContainerServices)
 INSTANCE = web.AppKey("instance", str)
-WATCHER = web.AppKey("watcher", DockerWatcher)
 AGENTS = web.AppKey("agents", AgentService)
 STATS = web.AppKey("stats", StatsSampler)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -54,6 +54,9 @@ class TierLimits:
     default_cpu_shares: int
     default_disk_mb: int
     disk_total_mb: int | None = None
+    # The engines this tier's new sandboxes may be placed on (``engines`` in the settings); empty:
+    # any. A pin, not a preference: none of them with room is a refusal (backend.engines).
+    engines: tuple[str, ...] = ()
 
     @property
     def disk_budget_mb(self) -> int:

@@ -18,6 +18,7 @@ def _health(**changes: object) -> bytes:
         "docker": "ok",
         "runtime": "runsc",
         "limits_enforced": True,
+        "engines": {"local": {"docker": "ok", "runtime": "ok"}},
         **changes,
     }
     return json.dumps({k: v for k, v in body.items() if v is not None}).encode()

@@ -15,7 +15,7 @@ from backend.db.models import EventRecord
 from backend.docker_service import DockerService
 from backend.errors import DockerUnavailable
 from backend.settings import Settings
-from backend.state import CONTAINERS, SESSIONS, WATCHER
+from backend.state import CONTAINERS, ENGINES, SESSIONS
 from devkit.waiting import wait_for
 from tests.conftest import Api, containers_of, serve, sh
 
@@ -40,7 +40,7 @@ async def _event_types(api: Api, db_id: str) -> list[str]:
 
 
 async def _watching(api: Api) -> None:
-    await wait_for(lambda: api.app[WATCHER].connected.is_set(), 10, what="the watcher")
+    await wait_for(lambda: api.app[ENGINES].first.watch.current.connected.is_set(), 10, what="the watcher")
 
 
 async def test_kill_stop_and_start_outside_corral_show_within_a_second(api: Api) -> None:
@@ -129,7 +129,7 @@ async def test_failed_or_partial_listing_marks_nothing_missing(
 async def test_watcher_reconnects_and_catches_up(api: Api) -> None:
     _, headers = await api.user(tier="test")
     made = await api.create(headers)
-    watcher = api.app[WATCHER]
+    watcher = api.app[ENGINES].first.watch.current
     await _watching(api)
     before = watcher.reconciled
     # Break the stream, and change the container while nobody watches.

@@ -37,8 +37,16 @@ async def test_unreachable_engine_is_503_and_changes_nothing(settings: Settings)
         health = await client.get("/health")
         body = await health.json()
         assert health.status == 503
-        assert set(body) == {"status", "database", "docker", "runtime", "limits_enforced"}
+        assert set(body) == {
+            "status",
+            "database",
+            "docker",
+            "runtime",
+            "limits_enforced",
+            "engines",
+        }
         assert body["docker"] == "unavailable" and body["database"] == "ok"
+        assert body["engines"] == {"local": {"docker": "unavailable", "runtime": "unavailable"}}
         assert body["limits_enforced"] is False
 
         calls = [
@@ -58,13 +66,17 @@ async def test_unreachable_engine_is_503_and_changes_nothing(settings: Settings)
         listed = await client.get("/api/containers", headers=token)
         assert listed.status == 200
         assert (await listed.json())["count"] == 1
+        # Nothing is known of a sandbox whose engine does not answer (the row is unchanged).
+        assert [c["status"] for c in (await listed.json())["containers"]] == ["unknown"]
 
 
 async def test_backend_refuses_to_start_without_runsc(settings: Settings, monkeypatch: Any) -> None:
-    async def only_runc(self: DockerService) -> set[str]:
-        return {"runc", "io.containerd.runc.v2"}
+    real_info = DockerService.info
 
-    monkeypatch.setattr(DockerService, "runtimes", only_runc)
+    async def only_runc(self: DockerService) -> dict[str, Any]:
+        return {**await real_info(self), "Runtimes": {"runc": {}, "io.containerd.runc.v2": {}}}
+
+    monkeypatch.setattr(DockerService, "info", only_runc)
     server = TestServer(create_app(settings))
     with pytest.raises(RuntimeMissing, match="just engine") as refused:
         await server.start_server()
@@ -72,10 +84,12 @@ async def test_backend_refuses_to_start_without_runsc(settings: Settings, monkey
 
 
 async def test_runc_when_configured_explicitly(settings: Settings, monkeypatch: Any) -> None:
-    async def only_runc(self: DockerService) -> set[str]:
-        return {"runc"}
+    real_info = DockerService.info
 
-    monkeypatch.setattr(DockerService, "runtimes", only_runc)
+    async def only_runc(self: DockerService) -> dict[str, Any]:
+        return {**await real_info(self), "Runtimes": {"runc": {}}}
+
+    monkeypatch.setattr(DockerService, "info", only_runc)
     runc = settings.with_overrides(runtime="runc")
     async with serve(runc) as served:
         client = served.client

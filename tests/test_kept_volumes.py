@@ -160,6 +160,11 @@ async def test_rows_older_than_the_volume_column_keep_their_derived_volume(
         await upgrade_schema(engine)
         async with engine.begin() as conn:
             await conn.execute(text("ALTER TABLE containers DROP COLUMN volume"))
+            # Nor had it anything of later revisions (0002: engines).
+            await conn.execute(text("DROP INDEX ix_containers_engine"))
+            await conn.execute(text("ALTER TABLE containers DROP COLUMN engine"))
+            await conn.execute(text("ALTER TABLE kept_volumes DROP COLUMN engine"))
+            await conn.execute(text("DROP TABLE engines"))
             await conn.execute(text("DROP TABLE alembic_version"))
             await conn.execute(
                 text(

@@ -87,8 +87,17 @@ async def test_the_migrations_make_the_schema_of_the_models_and_of_the_release(
     fresh = tmp_path / "fresh.db"
     assert await _migrate(f"sqlite+aiosqlite:///{fresh}") == []
     assert _revision(fresh) == HEAD
-    # The same tables, columns, indexes and keys as the database the last release made itself.
-    assert _schema(fresh) == _schema(RELEASE_DB)
+    # The same tables, columns, indexes and keys as the database the last release made itself,
+    # once upgraded by the revisions since (0002: each container's and kept volume's engine).
+    release = tmp_path / "release.db"
+    shutil.copy(RELEASE_DB, release)
+    assert await _migrate(f"sqlite+aiosqlite:///{release}") == []
+    assert _schema(fresh) == _schema(release)
+    assert _schema(fresh)["engines"]["columns"]
+    before, after = _schema(RELEASE_DB), _schema(fresh)
+    for table in ("containers", "kept_volumes"):
+        added = [c[1:5] for c in after[table]["columns"] if c not in before[table]["columns"]]
+        assert added == [("engine", "VARCHAR(32)", 1, "'local'")]
 
 
 async def test_the_release_database_is_upgraded_in_place_with_its_rows(tmp_path: Path) -> None:
@@ -99,7 +108,14 @@ async def test_the_release_database_is_upgraded_in_place_with_its_rows(tmp_path:
     before = _rows(copy)
     assert await _migrate(f"sqlite+aiosqlite:///{copy}") == []
     assert _revision(copy) == HEAD
-    assert _rows(copy) == before
+    after = _rows(copy)
+    # Every row as it was; containers and kept volumes now say they are on the engine "local".
+    for table in ("containers", "kept_volumes"):
+        assert after[table] == [(*row, "local") for row in before[table]]
+    assert after.pop("engines") == []
+    assert {t: r for t, r in after.items() if t not in ("containers", "kept_volumes")} == {
+        t: r for t, r in before.items() if t not in ("containers", "kept_volumes")
+    }
     assert len(before["users"]) == 3 and len(before["containers"]) == 2
     assert len(before["events"]) > 0 and len(before["kept_volumes"]) == 1
 

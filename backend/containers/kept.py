@@ -61,6 +61,11 @@ class KeptVolumes:
             record = await session.get(KeptVolume, name)
         return record if record is not None and record.user_id == user_id else None
 
+    async def record_of(self, name: str) -> KeptVolume | None:
+        """The kept volume ``name``, whoever's it is (to find its engine)."""
+        async with self._sessions() as session:
+            return await session.get(KeptVolume, name)
+
     async def size_of(self, user_id: str, name: str) -> int:
         """The size a kept volume of the user counts for (0 when it is not theirs, or gone)."""
         record = await self.find(user_id, name)
@@ -104,6 +109,7 @@ class KeptVolumes:
                 size_mb=size_mb if size_mb is not None else row.disk_mb,
                 container_name=row.name,
                 container_db_id=row.id,
+                engine=row.engine,
             )
         )
 

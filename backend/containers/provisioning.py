@@ -63,7 +63,9 @@ class Provisioner:
         rebuilder: Rebuilder,
         roles: RoleInstaller,
         starter: SandboxStarter,
+        engine: str,
     ) -> None:
+        self._engine = engine  # the engine its rows are placed on (backend.engines chose it)
         self._rows = rows
         self._settings = settings
         self._docker = docker
@@ -139,6 +141,7 @@ class Provisioner:
             environment=fields.get("environment", {}),
             labels=fields.get("labels", {}),
             volume=fields.get("volume") or volume_name(db_id),
+            engine=self._engine,
             **resources,
         )
 

@@ -42,6 +42,7 @@ class Reconciler:
         *,
         docker: DockerService,
         instance: str,
+        engine: str,
         rebuilder: Rebuilder,
         roles: RoleInstaller,
         starter: SandboxStarter,
@@ -50,6 +51,7 @@ class Reconciler:
         self._rows = rows
         self._docker = docker
         self._instance = instance
+        self._engine = engine  # only its rows are reconciled against its listing
         self._rebuilder = rebuilder
         self._roles = roles
         self._starter = starter
@@ -131,7 +133,7 @@ class Reconciler:
         by_row: dict[str, list[ContainerState]] = {}
         for state in states:
             by_row.setdefault(state.labels.get(LABEL_DB_ID, ""), []).append(state)
-        ids = await self._rows.ids()
+        ids = await self._rows.ids(self._engine)
         absent = [db_id for db_id in ids if db_id not in by_row]
         for db_id in ids:
             if db_id in by_row:

@@ -77,6 +77,7 @@ class SandboxRef(NamedTuple):
     docker_id: str
     user_id: str
     name: str
+    engine: str
 
 
 class ContainerRepository:
@@ -178,20 +179,38 @@ class ContainerRepository:
 
     async def with_sandbox(self, statuses: Iterable[Status]) -> list[SandboxRef]:
         """Every row in one of ``statuses`` that names a Docker container."""
-        query = select(Container.id, Container.docker_id, Container.user_id, Container.name).where(
-            Container.status.in_(tuple(statuses)), Container.docker_id.is_not(None)
-        )
+        query = select(
+            Container.id, Container.docker_id, Container.user_id, Container.name, Container.engine
+        ).where(Container.status.in_(tuple(statuses)), Container.docker_id.is_not(None))
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         return [
-            SandboxRef(db_id, docker_id, user_id, name)
-            for db_id, docker_id, user_id, name in rows
+            SandboxRef(db_id, docker_id, user_id, name, engine)
+            for db_id, docker_id, user_id, name, engine in rows
             if docker_id is not None
         ]
 
-    async def ids(self) -> list[str]:
+    async def ids(self, engine: str) -> list[str]:
+        """The IDs of the rows placed on ``engine``."""
+        query = select(Container.id).where(Container.engine == engine)
         async with self._sessions() as session:
-            return list((await session.execute(select(Container.id))).scalars().all())
+            return list((await session.execute(query)).scalars().all())
+
+    async def on_engine(self, engine: str) -> list[Container]:
+        """The rows placed on ``engine`` (to announce that their status is unknown, or known
+        again, when it goes away or comes back)."""
+        query = select(Container).where(Container.engine == engine).order_by(Container.created_at)
+        async with self._sessions() as session:
+            return list((await session.execute(query)).scalars().all())
+
+    async def placed(self) -> dict[str, tuple[int, int]]:
+        """Per engine: how many rows are placed there, and the sum of their ``memory_mb``."""
+        query = select(
+            Container.engine, func.count(), func.coalesce(func.sum(Container.memory_mb), 0)
+        ).group_by(Container.engine)
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return {engine: (int(count), int(memory)) for engine, count, memory in rows}
 
     async def get_many(self, db_ids: Iterable[str]) -> list[Container]:
         """The rows of ``db_ids`` that exist, read now (hold their locks: ``locks``)."""
@@ -199,11 +218,14 @@ class ContainerRepository:
             query = select(Container).where(Container.id.in_(list(db_ids)))
             return list((await session.execute(query)).scalars().all())
 
-    async def all_volumes(self) -> list[str]:
-        """Every volume's name, the rows' and the kept ones (to mount them again at start)."""
+    async def all_volumes(self, engine: str) -> list[str]:
+        """Every volume's name on ``engine``, the rows' and the kept ones (to mount them again at
+        start)."""
+        rows_query = select(Container.id, Container.volume).where(Container.engine == engine)
+        kept_query = select(KeptVolume.name).where(KeptVolume.engine == engine)
         async with self._sessions() as session:
-            rows = (await session.execute(select(Container.id, Container.volume))).all()
-            kept = (await session.execute(select(KeptVolume.name))).scalars().all()
+            rows = (await session.execute(rows_query)).all()
+            kept = (await session.execute(kept_query)).scalars().all()
         return [volume or volume_name(db_id) for db_id, volume in rows] + list(kept)
 
     # -- locking ------------------------------------------------------------------------------

@@ -9,8 +9,10 @@
 - ``reconciler``: Docker-side truth (used by the watcher);
 - ``kept`` and ``volumes``: kept volumes, and the volumes themselves.
 
-Handlers reach the one they need (``request.app[CONTAINERS].lifecycle``). Each service gets only
-its collaborators; role work reaches the rows through a small protocol, never a service.
+There is one set per Docker engine (``backend.engines``), all sharing one repository (the rows,
+their locks and their caches): handlers reach a container's engine's set through the pool
+(``request.app[ENGINES].resolve``). Each service gets only its collaborators; role work reaches
+the rows through a small protocol, never a service.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from backend.containers.roles import RoleInstaller
 from backend.containers.starter import SandboxStarter
 from backend.containers.volumes import VolumeManager
 from backend.docker_service import DockerService
-from backend.events.log import EventLog
 from backend.settings import Settings
 
 
@@ -54,13 +55,14 @@ class ContainerServices:
         cls,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
+        rows: ContainerRepository,
         docker: DockerService,
-        events: EventLog,
         catalog: Catalog,
         volumes: VolumeManager,
         instance: str,
+        engine: str,
     ) -> ContainerServices:
-        rows = ContainerRepository(sessions, events)
+        """The services of the engine named ``engine`` (reached through ``docker``)."""
         kept = KeptVolumes(sessions, volumes)
         rebuilder = Rebuilder(settings, docker, volumes, instance)
         packages = PackageCache(settings)
@@ -75,6 +77,7 @@ class ContainerServices:
             catalog=catalog,
             volumes=volumes,
             kept=kept,
+            engine=engine,
             rebuilder=rebuilder,
             roles=roles,
             starter=starter,
@@ -104,6 +107,7 @@ class ContainerServices:
                 rows,
                 docker=docker,
                 instance=instance,
+                engine=engine,
                 rebuilder=rebuilder,
                 roles=roles,
                 starter=starter,

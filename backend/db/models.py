@@ -19,6 +19,10 @@ from sqlalchemy.types import TypeDecorator
 from corral import shapes
 from corral.shapes import AGENT_SESSION, RoleState, Status
 
+# The engine of rows older than several engines (backend.settings.LOCAL_ENGINE: the models do
+# not import the settings).
+LOCAL_ENGINE = "local"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -152,6 +156,11 @@ class Container(Base):
     # volume of an earlier container attached at create. Rows older than the column have it
     # filled in with the derived name (the first migration).
     volume: Mapped[str | None] = mapped_column(String(128), default=None)
+    # The engine the sandbox was placed on (``engines`` in the settings): every operation on it
+    # goes there. Rows older than several engines belong to "local" (migration 0002).
+    engine: Mapped[str] = mapped_column(
+        String(32), default=LOCAL_ENGINE, server_default=LOCAL_ENGINE, index=True
+    )
 
     __table_args__ = (UniqueConstraint("user_id", "name", name="uq_containers_user_name"),)
 
@@ -196,6 +205,7 @@ def container_json(c: Mapping[str, Any]) -> shapes.Container:
         "labels": dict(c["labels"]),
         "volume": c["volume"] or volume_name(c["id"]),
         "owner_id": c["user_id"],
+        "engine": c["engine"],
     }
     if c["error"]:
         body["error"] = c["error"]
@@ -210,7 +220,7 @@ _TEXT_STAMPS = ("created_at", "last_used_at", "started_at")
 LIST_NAMES = (
     "id", "user_id", "name", "image", "role", "status", "docker_id", "memory_mb",
     "cpu_shares", "disk_mb", "runtime", "labels", "error", "role_state", "role_error",
-    "volume", *_TEXT_STAMPS,
+    "volume", "engine", *_TEXT_STAMPS,
 )  # fmt: skip
 LIST_COLUMNS = tuple(
     type_coerce(Container.__table__.c[name], String).label(name)
@@ -285,6 +295,10 @@ class KeptVolume(Base):
     container_name: Mapped[str] = mapped_column(String(64))
     container_db_id: Mapped[str] = mapped_column(String(36))
     kept_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A volume stays on its engine's host: a container made on it is placed there.
+    engine: Mapped[str] = mapped_column(
+        String(32), default=LOCAL_ENGINE, server_default=LOCAL_ENGINE
+    )
 
     def as_json(self, used_mb: int | None) -> shapes.KeptVolume:
         return {
@@ -296,6 +310,18 @@ class KeptVolume(Base):
             "container_db_id": self.container_db_id,
             "kept_at": iso(self.kept_at),
         }
+
+
+class EngineRecord(Base):
+    """What the database knows of a configured engine: whether it is drained (no new sandboxes
+    placed there), so every backend process sharing the database sees the same drain. An engine
+    without a row is not drained."""
+
+    __tablename__ = "engines"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    draining: Mapped[bool] = mapped_column(default=False)
+    drained_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class EventRecord(Base):

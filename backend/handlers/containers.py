@@ -10,7 +10,7 @@ from backend.endpoint import Answer, endpoint
 from backend.errors import NotAuthorized, NotSupportedForAgents, OperationFailed
 from backend.json_answer import json_answer
 from backend.middleware import principal_of
-from backend.state import AGENTS, CONTAINERS, SETTINGS
+from backend.state import AGENTS, CONTAINERS, ENGINES, SETTINGS
 from corral.shapes import (
     RUNNING_STATUSES,
     Container,
@@ -33,8 +33,9 @@ async def container_listing(
     app: web.Application, principal: Principal, all_users: bool
 ) -> ContainerList:
     """The body of ``GET /api/containers``. The events stream's first message carries exactly
-    this, so it is built in one place."""
-    items = await app[CONTAINERS].repository.list_json(principal, all_users)
+    this, so it is built in one place. Containers on an engine that does not answer read
+    ``unknown`` (``backend.engines.pool``)."""
+    items = app[ENGINES].overlay(await app[CONTAINERS].repository.list_json(principal, all_users))
     items += await app[AGENTS].list_json(principal, all_users)
     limit = app[SETTINGS].tier(principal.user.tier).containers
     return {"containers": items, "count": len(items), "limit": limit}
@@ -64,6 +65,9 @@ async def list_containers(request: web.Request, query: ListQuery) -> web.Respons
     errors=(400, 401, 403, 409, 413, 503, 507),
     notes={
         404: "volume not found: volume names none of your kept volumes",
+        503: "docker unavailable (no engine it may go on answers), no engine available (they "
+        "answer, but each is drained, full, or lacks the runtime; the message says which), or "
+        "database busy",
         500: "failed to create container: with ?wait=true, the sandbox did not start",
     },
 )
@@ -72,7 +76,7 @@ async def create_container(
 ) -> web.Response:
     principal = principal_of(request)
     containers = request.app[CONTAINERS]
-    result = await containers.provisioner.create(principal, body)
+    result = await request.app[ENGINES].create(principal, body)
     if not query.get("wait", False):
         answer = result.container.as_json()
         answer["message"] = (
@@ -102,7 +106,8 @@ async def get_container(request: web.Request) -> web.Response:
         agent = await request.app[AGENTS].get(principal_of(request), ident)
         return json_answer(agent.as_json())
     repository = request.app[CONTAINERS].repository
-    return json_answer(await repository.get_json(principal_of(request), ident))
+    item = await repository.get_json(principal_of(request), ident)
+    return json_answer(request.app[ENGINES].overlay([item])[0])
 
 
 @endpoint(
@@ -121,7 +126,8 @@ async def start_container(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent is started on its own machine (corral agent).")
-    answer: Lifecycle = await request.app[CONTAINERS].lifecycle.start(principal_of(request), ident)
+    services = await request.app[ENGINES].services_for(principal_of(request), ident)
+    answer: Lifecycle = await services.lifecycle.start(principal_of(request), ident)
     return json_answer(answer)
 
 
@@ -138,7 +144,8 @@ async def stop_container(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         answer = await request.app[AGENTS].stop(principal_of(request), ident)
     else:
-        answer = await request.app[CONTAINERS].lifecycle.stop(principal_of(request), ident)
+        services = await request.app[ENGINES].services_for(principal_of(request), ident)
+        answer = await services.lifecycle.stop(principal_of(request), ident)
     return json_answer(answer)
 
 
@@ -156,7 +163,8 @@ async def delete_container(request: web.Request, query: DeleteQuery) -> web.Resp
         answer = await request.app[AGENTS].delete(principal_of(request), ident)
     else:
         keep = query.get("keep_volume", False)
-        answer = await request.app[CONTAINERS].lifecycle.delete(principal_of(request), ident, keep)
+        services = await request.app[ENGINES].services_for(principal_of(request), ident)
+        answer = await services.lifecycle.delete(principal_of(request), ident, keep)
     return json_answer(answer)
 
 
@@ -173,9 +181,8 @@ async def update_settings(request: web.Request, body: ContainerSettings) -> web.
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent's machine is not configured through Corral.")
-    answer = await request.app[CONTAINERS].reconfigure.update_settings(
-        principal_of(request), ident, body
-    )
+    services = await request.app[ENGINES].services_for(principal_of(request), ident)
+    answer = await services.reconfigure.update_settings(principal_of(request), ident, body)
     return json_answer(answer)
 
 
@@ -196,5 +203,6 @@ async def reinstall_role(request: web.Request) -> web.Response:
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal_of(request), ident)
         raise NotSupportedForAgents("An agent's machine has no Corral role.")
-    answer = await request.app[CONTAINERS].reconfigure.reinstall_role(principal_of(request), ident)
+    services = await request.app[ENGINES].services_for(principal_of(request), ident)
+    answer = await services.reconfigure.reinstall_role(principal_of(request), ident)
     return json_answer(answer, status=202)

@@ -13,7 +13,7 @@ from backend.agents.service import is_agent_id
 from backend.endpoint import Answer, endpoint
 from backend.errors import DockerError, DockerNotFound, NotSupportedForAgents, OperationFailed
 from backend.middleware import principal_of
-from backend.state import AGENTS, CONTAINERS, DOCKER
+from backend.state import AGENTS, ENGINES
 from corral.shapes import LogsQuery
 from corral.shapes.usage import DEFAULT_TAIL
 
@@ -49,7 +49,7 @@ async def container_logs(request: web.Request, query: LogsQuery) -> web.StreamRe
     if is_agent_id(ident):
         await request.app[AGENTS].get(principal, ident)
         raise NotSupportedForAgents("An agent's machine keeps its own logs.")
-    row = await request.app[CONTAINERS].repository.resolve(principal, ident)
+    row, engine = await request.app[ENGINES].resolve(principal, ident)
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/plain; charset=utf-8",
@@ -62,7 +62,7 @@ async def container_logs(request: web.Request, query: LogsQuery) -> web.StreamRe
         await resp.write_eof()
         return resp
     try:
-        stream = await request.app[DOCKER].open_logs(
+        stream = await engine.docker.open_logs(
             row.docker_id, tail=tail, follow=follow, timestamps=timestamps, idle_s=IDLE_CHECK_S
         )
     except DockerNotFound:

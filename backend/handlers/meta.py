@@ -7,10 +7,9 @@ from aiohttp import web
 from backend.auth.policy import access
 from backend.db.health import database_reachable
 from backend.endpoint import Answer, endpoint
-from backend.errors import DockerError, DockerUnavailable
 from backend.json_answer import json_answer
-from backend.state import CATALOG, CONTAINERS, DB_ENGINE, DOCKER, OPENAPI, SETTINGS
-from corral.shapes import Health, ImageList, RoleList
+from backend.state import CATALOG, DB_ENGINE, ENGINES, OPENAPI, SETTINGS
+from corral.shapes import EngineHealth, Health, ImageList, RoleList
 
 
 @endpoint(
@@ -23,31 +22,36 @@ from corral.shapes import Health, ImageList, RoleList
 )
 @access(public=True)
 async def health(request: web.Request) -> web.Response:
-    """Every value is checked for real on each call: a health check that guesses is no check."""
+    """Every value is checked for real on each call: a health check that guesses is no check.
+    ``docker`` is ok only when every engine answers (``engines`` says which does not)."""
     settings = request.app[SETTINGS]
     database = "ok" if await database_reachable(request.app[DB_ENGINE]) else "unavailable"
-
-    docker = "ok"
-    runtime_ok = False
-    limits = False
-    try:
-        info = await request.app[DOCKER].info()
-        runtime_ok = settings.runtime in (info.get("Runtimes") or {})
-        cgroup_limits = bool(info.get("MemoryLimit")) and bool(info.get("CpuCfsQuota"))
-        limits = runtime_ok and cgroup_limits and request.app[CONTAINERS].volumes.quota_enforced
-    except (DockerUnavailable, DockerError):
-        docker = "unavailable"
-
+    engines = request.app[ENGINES]
+    await engines.refresh()
+    each: dict[str, EngineHealth] = {
+        engine.name: {
+            "docker": "ok" if engine.health.reachable else "unavailable",
+            "runtime": "ok" if engine.health.runtime else "unavailable",
+        }
+        for engine in engines
+    }
+    docker_ok = all(engine.health.reachable for engine in engines)
+    runtime_ok = all(engine.health.runtime for engine in engines if engine.health.reachable)
+    limits = docker_ok and all(
+        engine.health.ok and engine.health.cgroup_limits and engine.services.volumes.quota_enforced
+        for engine in engines
+    )
     runtime = settings.runtime if runtime_ok else f"{settings.runtime} (not registered)"
-    if docker != "ok":
+    if not docker_ok and runtime_ok:
         runtime = f"{settings.runtime} (unknown: engine unreachable)"
-    healthy = database == "ok" and docker == "ok" and runtime_ok
+    healthy = database == "ok" and docker_ok and runtime_ok
     answer: Health = {
         "status": "ok" if healthy else "degraded",
         "database": "ok" if database == "ok" else "unavailable",
-        "docker": "ok" if docker == "ok" else "unavailable",
+        "docker": "ok" if docker_ok else "unavailable",
         "runtime": runtime,
         "limits_enforced": limits,
+        "engines": each,
     }
     return json_answer(answer, status=200 if healthy else 503)
 

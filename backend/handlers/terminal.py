@@ -13,7 +13,7 @@ from backend.auth.policy import access
 from backend.endpoint import Answer, endpoint
 from backend.errors import ContainerNotRunning
 from backend.middleware import WS_SUBPROTOCOL, principal_of
-from backend.state import AGENTS, CONTAINERS, DOCKER, LIVE_STREAMS
+from backend.state import AGENTS, ENGINES, LIVE_STREAMS
 from backend.terminal.bridge import MAX_FRAME, bridge
 from backend.terminal.shell import DockerShell, Shell
 from corral.shapes import Scope, TerminalQuery
@@ -46,14 +46,13 @@ async def terminal(request: web.Request, query: TerminalQuery) -> web.StreamResp
     if is_agent_id(ident):
         shell = await request.app[AGENTS].open_shell(principal, ident, *size)
     else:
-        containers = request.app[CONTAINERS]
-        row = await containers.repository.resolve(principal, ident)
-        state = await containers.lifecycle.docker_state_of(row)
+        row, engine = await request.app[ENGINES].resolve(principal, ident)
+        state = await engine.services.lifecycle.docker_state_of(row)
         if state is None or not state.running:
             raise ContainerNotRunning()
-        docker_shell = DockerShell(request.app[DOCKER], state.id)
+        docker_shell = DockerShell(engine.docker, state.id)
         await docker_shell.open(*size)
-        await containers.repository.touch(row)
+        await engine.services.repository.touch(row)
         shell = docker_shell
     ws = web.WebSocketResponse(
         heartbeat=30, protocols=(WS_SUBPROTOCOL,), compress=False, max_msg_size=MAX_FRAME

@@ -9,7 +9,7 @@ from backend.endpoint import Answer, endpoint
 from backend.errors import NotAuthorized
 from backend.json_answer import json_answer
 from backend.middleware import principal_of
-from backend.state import CONTAINERS
+from backend.state import CONTAINERS, ENGINES
 from corral.shapes import ListQuery, VolumeDeleted, VolumeList
 
 
@@ -40,7 +40,7 @@ async def list_volumes(request: web.Request, query: ListQuery) -> web.Response:
     },
 )
 async def delete_volume(request: web.Request) -> web.Response:
-    answer = await request.app[CONTAINERS].kept.delete(
-        principal_of(request), request.match_info["name"]
-    )
+    name = request.match_info["name"]
+    engine = await request.app[ENGINES].engine_of_volume(name)
+    answer = await engine.services.kept.delete(principal_of(request), name)
     return json_answer(answer)

@@ -59,11 +59,12 @@ class SandboxRows(Protocol):
 
 
 class StatsSource(Protocol):
-    """Where the samples come from (``DockerService``, its engine streams)."""
+    """Where the samples come from: the engine a sandbox lives on (``EnginePool``, which hands
+    each call to that engine's ``DockerService`` and its streams)."""
 
-    async def stats_once(self, container_id: str) -> dict[str, Any]: ...
+    async def stats_once(self, engine: str, container_id: str) -> dict[str, Any]: ...
 
-    def stats_stream(self, container_id: str) -> AsyncIterator[dict[str, Any]]: ...
+    def stats_stream(self, engine: str, container_id: str) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class StatsSubscription:
@@ -101,6 +102,7 @@ class _Followed:
     docker_id: str
     user_id: str
     name: str
+    engine: str
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -176,7 +178,7 @@ class StatsSampler:
         if fresh is not None and fresh.docker_id == row.docker_id:
             return replace(fresh, name=row.name)
         try:
-            raw = await self._docker.stats_once(row.docker_id)
+            raw = await self._docker.stats_once(row.engine, row.docker_id)
         except DockerNotFound:
             return None
         usage = usage_of(raw)
@@ -213,8 +215,9 @@ class StatsSampler:
         if not isinstance(db_id, str) or not isinstance(docker_id, str):
             return
         running = event.type != EventType.CONTAINER_DELETED and c.get("status") in RUNNING_STATUSES
-        if running and docker_id != db_id:
-            self._follow(db_id, docker_id, event.user_id, str(c.get("name") or ""))
+        engine = c.get("engine")
+        if running and docker_id != db_id and isinstance(engine, str):
+            self._follow(db_id, docker_id, event.user_id, str(c.get("name") or ""), engine)
         else:
             self._unfollow(db_id)
 
@@ -241,15 +244,15 @@ class StatsSampler:
         for db_id in [d for d in self._followed if d not in running]:
             self._unfollow(db_id)
         for row in rows:
-            self._follow(row.db_id, row.docker_id, row.user_id, row.name)
+            self._follow(row.db_id, row.docker_id, row.user_id, row.name, row.engine)
 
-    def _follow(self, db_id: str, docker_id: str, user_id: str, name: str) -> None:
+    def _follow(self, db_id: str, docker_id: str, user_id: str, name: str, engine: str) -> None:
         current = self._followed.get(db_id)
         if current is not None and current.docker_id == docker_id:
             current.name = name  # a rename
             return
         self._unfollow(db_id)
-        followed = _Followed(db_id, docker_id, user_id, name)
+        followed = _Followed(db_id, docker_id, user_id, name, engine)
         self._followed[db_id] = followed
         followed.task = self._tasks.spawn(self._read(followed), f"stats-{docker_id[:12]}")
 
@@ -263,7 +266,7 @@ class StatsSampler:
         """Read one sandbox's stream, keeping its latest sample, until it stops or is closed."""
         previous: dict[str, Any] | None = None
         try:
-            async for raw in self._docker.stats_stream(followed.docker_id):
+            async for raw in self._docker.stats_stream(followed.engine, followed.docker_id):
                 if is_stopped(raw):
                     return  # its stop (or removal) arrives as an event; a resync would see it
                 usage = usage_of(raw, previous)

@@ -22,7 +22,7 @@ from corral.shapes.auth import (
     Usage,
     User,
 )
-from corral.shapes.catalog import Health, Image, ImageList, Role, RoleList
+from corral.shapes.catalog import EngineHealth, Health, Image, ImageList, Role, RoleList
 from corral.shapes.check import Fault, Refused, check
 from corral.shapes.containers import (
     AGENT_SESSION,
@@ -40,6 +40,7 @@ from corral.shapes.containers import (
     SettingsChanged,
     is_agent,
 )
+from corral.shapes.engines import Engine, EngineList
 from corral.shapes.enums import (
     ACTIVE_ROLE_STATES,
     FULL_SCOPES,
@@ -72,6 +73,9 @@ __all__ = [
     "CreateQuery",
     "DeleteQuery",
     "Deleted",
+    "Engine",
+    "EngineHealth",
+    "EngineList",
     "Error",
     "EventMessage",
     "EventType",

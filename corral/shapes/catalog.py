@@ -43,6 +43,12 @@ Check = Literal["ok", "unavailable"]
 
 
 @shape
+class EngineHealth(TypedDict):
+    docker: Annotated[Check, described("The engine answers")]
+    runtime: Annotated[Check, described("It has the configured runtime registered")]
+
+
+@shape
 class Health(TypedDict):
     status: Literal["ok", "degraded"]
     database: Check
@@ -50,4 +56,8 @@ class Health(TypedDict):
     runtime: Annotated[str, described("The configured runtime, with a note when not registered")]
     limits_enforced: Annotated[
         bool, described("Memory and CPU cgroup limits supported, and disk quotas applied")
+    ]
+    engines: Annotated[
+        dict[str, EngineHealth],
+        described("Each configured engine, checked for real; docker is ok only when every one is"),
     ]

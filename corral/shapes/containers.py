@@ -194,6 +194,15 @@ class Container(TypedDict):
             ),
         ]
     ]
+    engine: NotRequired[
+        Annotated[
+            str,
+            described(
+                "The Docker engine the sandbox lives on (GET /api/engines); every operation on "
+                "it goes there. Not on agents"
+            ),
+        ]
+    ]
     error: NotRequired[Annotated[str, described("After a failure: a sanitized reason")]]
     message: NotRequired[
         Annotated[str, described("On create's answer, and on events: a note for people")]

@@ -22,6 +22,10 @@ class Status(StrEnum):
     ERROR = "error"
     OFFLINE = "offline"  # agents only
     DELETED = "deleted"  # only in container_deleted events
+    # Its engine cannot be reached: nothing is known of the sandbox until it answers again
+    # (never stored: the list says it while the engine is down, and container_updated events
+    # carry it when the engine goes and the stored status when it comes back).
+    UNKNOWN = "unknown"
 
 
 # A sandbox runs in both: ``configuring`` is a running sandbox whose role is being installed.

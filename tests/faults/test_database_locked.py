@@ -19,7 +19,7 @@ from typing import Any
 import docker
 
 from backend.settings import Settings
-from backend.state import WATCHER
+from backend.state import ENGINES
 from devkit.waiting import wait_for
 from tests.agreement import assert_agreement, check_agreement
 from tests.conftest import Api, sh
@@ -77,7 +77,7 @@ async def test_database_locked_for_ten_seconds(
     marker = uuid.uuid4().hex
     for m in made:
         assert sh(docker_client, m["id"], f"echo {marker} > /home/user/marker")[0] == 0
-    await wait_for(api.app[WATCHER].connected.is_set, 10, what="the watcher")
+    await wait_for(api.app[ENGINES].first.watch.current.connected.is_set, 10, what="the watcher")
     database = settings.database_path
 
     locker = await asyncio.to_thread(_hold_lock, database)

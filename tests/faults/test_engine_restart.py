@@ -16,7 +16,7 @@ import docker
 
 from backend.containers.watcher import DockerWatcher
 from backend.settings import Settings
-from backend.state import EVENTS, WATCHER
+from backend.state import ENGINES, EVENTS
 from corral.client import EventConnection
 from devkit.second_engine import SecondEngine
 from devkit.waiting import wait_for
@@ -142,7 +142,7 @@ async def test_engine_stopped_and_started_under_requests(
             marker = uuid.uuid4().hex
             for m in made:
                 assert sh(client, m["id"], f"echo {marker} > /home/user/marker")[0] == 0
-            watcher = api.app[WATCHER]
+            watcher = api.app[ENGINES].first.watch.current
             await wait_for(watcher.connected.is_set, 10, what="the watcher")
 
             corral = api.corral(headers)

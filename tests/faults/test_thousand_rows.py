@@ -18,7 +18,7 @@ from pathlib import Path
 
 from backend.db.models import Container, new_id
 from backend.settings import Settings
-from backend.state import SESSIONS, WATCHER
+from backend.state import ENGINES, SESSIONS
 from devkit.second_engine import SecondEngine
 from devkit.waiting import wait_for
 from tests.agreement import assert_agreement, read_rows
@@ -101,7 +101,7 @@ async def test_thousand_rows_reconciled_after_an_engine_restart(
             async with api.app[SESSIONS]() as session:
                 session.add_all(_fake_rows([user.id for user, _ in users], ROWS - REAL))
                 await session.commit()
-            watcher = api.app[WATCHER]
+            watcher = api.app[ENGINES].first.watch.current
             await wait_for(watcher.connected.is_set, 10, what="the watcher")
 
             reconciled = watcher.reconciled

@@ -18,7 +18,7 @@ import pytest
 from backend.admin import Admin
 from backend.containers.role_image_identity import BUILD_PREFIX, LABEL_BASE_ID, LABEL_PACKAGES
 from backend.settings import Settings, load_settings
-from backend.state import DOCKER
+from backend.state import ENGINES
 from devkit.backend_process import BackendProcess
 from devkit.waiting import wait_for
 from tests.conftest import Api, containers_of, sh
@@ -114,7 +114,7 @@ async def test_a_missing_role_image_is_built_once_in_the_background_for_two_crea
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     role = fresh_role(["jq"])
-    docker = rapi.app[DOCKER]
+    docker = rapi.app[ENGINES].first.docker
     builds: list[str] = []
     original = docker.create_build_container
 
