@@ -19,6 +19,7 @@ from corral.client import (
     EventMessage,
     EventType,
 )
+from corral.engines_cli import add_engine_commands
 from corral.logs_and_volumes import add_logs_and_volumes
 from corral.output import print_json as _print_json
 from corral.output import table as _table
@@ -245,6 +246,7 @@ def add_commands(sub: Any) -> None:
     _id_argument(p)
     _add_events(sub)
     add_logs_and_volumes(sub)
+    add_engine_commands(sub)
 
 
 def _add_create(sub: Any) -> None:

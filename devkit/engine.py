@@ -27,12 +27,19 @@ def remove_instance(instance: str, client: docker.DockerClient | None = None) ->
 
 
 def unmount_volumes(data_dir: Path) -> None:
-    """Unmount the ext4 volume images a backend left mounted under ``data_dir``."""
-    volumes = data_dir / "volumes"
-    if volumes.is_dir():
-        for child in volumes.iterdir():
-            if os.path.ismount(child):
-                subprocess.run(["umount", "-l", str(child)], check=False)
+    """Unmount the ext4 volume images a backend left mounted under ``data_dir`` (those of the
+    first engine in ``volumes``, the other engines' in ``volumes/<engine>``)."""
+    _unmount_under(data_dir / "volumes", depth=2)
+
+
+def _unmount_under(folder: Path, depth: int) -> None:
+    if depth == 0 or not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        if os.path.ismount(child):
+            subprocess.run(["umount", "-l", str(child)], check=False)
+        elif child.is_dir():
+            _unmount_under(child, depth - 1)
 
 
 def clean_up(instance: str, data_dir: Path, client: docker.DockerClient | None = None) -> None:

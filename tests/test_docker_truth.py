@@ -40,7 +40,9 @@ async def _event_types(api: Api, db_id: str) -> list[str]:
 
 
 async def _watching(api: Api) -> None:
-    await wait_for(lambda: api.app[ENGINES].first.watch.current.connected.is_set(), 10, what="the watcher")
+    await wait_for(
+        lambda: api.app[ENGINES].first.watch.current.connected.is_set(), 10, what="the watcher"
+    )
 
 
 async def test_kill_stop_and_start_outside_corral_show_within_a_second(api: Api) -> None:

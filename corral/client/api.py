@@ -33,6 +33,8 @@ from corral.shapes import (
     ContainerSettings,
     ContainerStats,
     Deleted,
+    Engine,
+    EngineList,
     Health,
     ImageList,
     Lifecycle,
@@ -359,6 +361,21 @@ class CorralClient:
     async def delete_volume(self, name: str) -> VolumeDeleted:
         path = f"/api/volumes/{quote(name, safe='')}"
         return cast(VolumeDeleted, await self.request("DELETE", path))
+
+    # -- engines (administrators) -------------------------------------------------------------
+
+    async def engines(self) -> EngineList:
+        """The Docker engines sandboxes are placed on, each probed now."""
+        return cast(EngineList, await self.request("GET", "/api/engines"))
+
+    async def drain_engine(self, name: str) -> Engine:
+        """No new sandboxes on ``name``; those it holds keep working."""
+        path = f"/api/engines/{quote(name, safe='')}/drain"
+        return cast(Engine, await self.request("POST", path))
+
+    async def undrain_engine(self, name: str) -> Engine:
+        path = f"/api/engines/{quote(name, safe='')}/undrain"
+        return cast(Engine, await self.request("POST", path))
 
     # -- events -------------------------------------------------------------------------------
 

@@ -113,6 +113,10 @@ class VolumeNotFound(ApiError):
     error_string = "volume not found"
 
 
+class EngineNotFound(ApiError):
+    error_string = "engine not found"
+
+
 class NotFound(ApiError):
     error_string = "not found"
 
@@ -155,6 +159,13 @@ class DockerUnavailable(ApiError):
     error_string = "docker unavailable"
 
 
+class NoEngineAvailable(ApiError):
+    """503: engines answer, but none may take a new sandbox (drained, full, or without the
+    runtime); the message says which."""
+
+    error_string = "no engine available"
+
+
 class OperationFailed(ApiError):
     """``failed to start container``, ``failed to stop container``, ``failed to create
     container``, ...: a Docker operation failed on the server (500)."""
@@ -183,6 +194,7 @@ ERRORS: dict[str, type[ApiError]] = {
         ContainerNotFound,
         AgentNotFound,
         VolumeNotFound,
+        EngineNotFound,
         NotFound,
         MethodNotAllowed,
         NameTaken,
@@ -191,6 +203,7 @@ ERRORS: dict[str, type[ApiError]] = {
         RateLimited,
         GuestLimitReached,
         DockerUnavailable,
+        NoEngineAvailable,
         InternalError,
     )
 }

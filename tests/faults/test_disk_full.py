@@ -91,7 +91,9 @@ async def test_data_disk_full(
         made = await api.create(headers, name="kept", disk_mb=16)
         marker = uuid.uuid4().hex
         assert sh(docker_client, made["id"], f"echo {marker} > /home/user/marker")[0] == 0
-        await wait_for(api.app[ENGINES].first.watch.current.connected.is_set, 10, what="the watcher")
+        await wait_for(
+            api.app[ENGINES].first.watch.current.connected.is_set, 10, what="the watcher"
+        )
 
         filler = fill(small_disk)
         try:
@@ -170,7 +172,9 @@ async def test_disk_fills_half_way_through_a_create(
     database = settings.database_path
     async with serve(settings) as api:
         _, headers = await api.user(tier="test")
-        await wait_for(api.app[ENGINES].first.watch.current.connected.is_set, 10, what="the watcher")
+        await wait_for(
+            api.app[ENGINES].first.watch.current.connected.is_set, 10, what="the watcher"
+        )
         body = {"image": "corral/busybox", "disk_mb": 16}
         assert (
             await _answer(api, "POST", "/api/containers?wait=true", json=body, headers=headers)
