@@ -9,6 +9,7 @@ import sys
 
 BENCHMARKS = [
     "bench_lifecycle",
+    "bench_engines",
     "bench_list",
     "bench_recreate",
     "bench_terminal",
