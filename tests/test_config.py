@@ -22,6 +22,15 @@ SAMPLES: dict[str, Any] = {
     "port": 9999,
     "runtime": "runc",
     "docker_host": "unix:///srv/docker.sock",
+    "engines": [
+        {
+            "name": "east",
+            "docker_host": "unix:///srv/east.sock",
+            "volumes_dir": "/srv/east-volumes",
+            "labels": {"zone": "a"},
+        }
+    ],
+    "engine_probe_interval_s": 0.7,
     "docker_workers": 3,
     "docker_timeout_s": 11,
     "stop_timeout_s": 9,
@@ -86,6 +95,10 @@ def _assert_samples(settings: Settings) -> None:
             assert got["free"].containers == 9 and got["free"].memory_mb == Range(128, 1024)
             assert got["free"].disk_mb == DEFAULT_TIERS["free"].disk_mb  # the rest: the default
             assert got["pro"] == DEFAULT_TIERS["pro"]
+        elif name == "engines":
+            assert [(e.name, e.docker_host, str(e.volumes_dir), dict(e.labels)) for e in got] == [
+                ("east", "unix:///srv/east.sock", "/srv/east-volumes", {"zone": "a"})
+            ]
         elif name == "images":
             assert [(i.name, i.description, i.distribution) for i in got] == [
                 ("corral/sample:1", "a sample", "x")
@@ -218,3 +231,39 @@ async def test_corral_serve_exits_with_the_configuration_error(
     assert f"corral: the configuration is not valid: {data / 'config.toml'}: {said}" in result.err
     assert "Traceback" not in result.err
     assert not (data / "corral.db").exists()  # refused before anything started
+
+
+def test_engines_default_to_one_named_local_and_fill_in_their_volume_folders(
+    tmp_path: Path,
+) -> None:
+    plain = Settings(data_dir=tmp_path, docker_host="unix:///srv/one.sock")
+    assert [(e.name, e.docker_host, e.volumes_dir) for e in plain.engine_specs] == [
+        ("local", "unix:///srv/one.sock", tmp_path / "volumes")
+    ]
+    two = Settings(
+        data_dir=tmp_path,
+        engines=[{"name": "a"}, {"name": "b", "docker_host": "unix:///srv/b.sock"}],
+        tiers={"pinned": {"engines": ["b"]}},
+    )
+    assert [(e.name, e.volumes_dir) for e in two.engine_specs] == [
+        ("a", tmp_path / "volumes"),
+        ("b", tmp_path / "volumes" / "b"),
+    ]
+    assert two.tier("pinned").engines == ("b",)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"engines": [{"name": "a"}, {"name": "a"}]}, "engine 'a' is listed twice"),
+        ({"engines": [{"name": "Bad Name"}]}, "engines[0].name"),
+        (
+            {"engines": [{"name": "a"}], "tiers": {"free": {"engines": ["b"]}}},
+            "tier 'free' names engine 'b', which is not configured",
+        ),
+        ({"tiers": {"free": {"engines": ["b"]}}}, "the engines are local"),
+    ],
+)
+def test_bad_engines_are_refused_naming_the_key(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(**values)
