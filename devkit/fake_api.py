@@ -71,6 +71,7 @@ def container(
         "volume": f"corral-vol-{db_id}",
         "owner_id": "u1",
         "role_error": None,
+        "engine": "local",
         **extra,
     }
 
@@ -147,6 +148,23 @@ def busy_log(fleet: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+ONE_ENGINE = {"local": {"docker": "ok", "runtime": "ok"}}
+
+
+def two_engine_fleet() -> list[dict[str, Any]]:
+    """The sample fleet on two engines, the second ("east") down: its sandboxes unknown."""
+    fleet = sample_fleet()
+    for item in fleet[3:6]:
+        item.update(engine="east", status="unknown", started_at=None)
+    return fleet
+
+
+TWO_ENGINES_ONE_DOWN = {
+    "local": {"docker": "ok", "runtime": "ok"},
+    "east": {"docker": "unavailable", "runtime": "unavailable"},
+}
+
+
 class FakeApi:
     """Answers like the backend, from memory; the event stream gives a list, then the log."""
 
@@ -157,8 +175,10 @@ class FakeApi:
         fleet: list[dict[str, Any]] | None = None,
         events: list[dict[str, Any]] | None = None,
         with_stats: bool = True,
+        engines: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.with_stats = with_stats
+        self.engines = ONE_ENGINE if engines is None else engines
         self.fleet = sample_fleet() if fleet is None else fleet
         self.log = busy_log(self.fleet) if events is None else events
         self.calls: list[str] = []
@@ -228,14 +248,16 @@ class FakeApi:
         )
 
     async def health(self) -> dict[str, Any]:
+        all_ok = all(e["docker"] == "ok" for e in self.engines.values())
         return shaped(
             shapes.Health,
             {
-                "status": "ok",
+                "status": "ok" if all_ok else "degraded",
                 "database": "ok",
-                "docker": "ok",
+                "docker": "ok" if all_ok else "unavailable",
                 "runtime": "runsc",
-                "limits_enforced": True,
+                "limits_enforced": all_ok,
+                "engines": self.engines,
             },
         )
 

@@ -20,11 +20,18 @@ from textual.worker import Worker, WorkerState
 from corral.client import ApiError, CorralClient, CorralClientError, TransportError
 from tui import actions
 from tui.config import ConsoleConfig
-from tui.messages import BackendEvent, ConnectionChanged, ProfileLoaded, StatsUpdate
+from tui.messages import (
+    BackendEvent,
+    ConnectionChanged,
+    HealthChanged,
+    ProfileLoaded,
+    StatsUpdate,
+)
 from tui.model import Fleet
 from tui.screens.main import MainScreen
 
 STYLES = Path(__file__).resolve().parent.parent / "styles"
+HEALTH_INTERVAL_S = 15.0
 ENGINE_HINT = "Start the Docker engine with 'just engine' (or scripts/engine.sh as root)."
 
 
@@ -89,6 +96,7 @@ class CorralApp(App[None]):
         self.load_profile()
         self.follow_events()
         self.follow_stats()
+        self.follow_health()
 
     async def on_unmount(self) -> None:
         await self.api.close()
@@ -148,6 +156,18 @@ class CorralApp(App[None]):
                         self.main_screen.post_message(StatsUpdate([dict(s) for s in samples]))
         except ApiError:
             return  # an older backend: no stats stream
+
+    @work(group="health", exclusive=True, exit_on_error=False)
+    async def follow_health(self) -> None:
+        """The engines' health in the header, read again on a slow timer (the events stream
+        tells each container's change; this tells an engine's)."""
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_S)  # a polling period, not synchronisation
+            try:
+                health: dict[str, Any] = dict(await self.api.health())
+            except CorralClientError:
+                health = {"docker": "unavailable"}
+            self.main_screen.post_message(HealthChanged(health))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.worker_failed(event)

@@ -18,6 +18,7 @@ STATUS_STYLE: dict[str, tuple[str, str]] = {
     Status.STOPPED: ("○", "yellow"),
     Status.OFFLINE: ("○", "yellow"),
     Status.MISSING: ("✕", "magenta"),
+    Status.UNKNOWN: ("?", "magenta"),
     Status.ERROR: ("✕", "red"),
     Status.DELETED: ("✕", "dim"),
 }

@@ -42,6 +42,14 @@ class ProfileLoaded(Message):
         super().__init__()
 
 
+class HealthChanged(Message):
+    """The backend's health, read again (every ``HEALTH_INTERVAL_S``): its engines' state."""
+
+    def __init__(self, health: dict[str, Any]) -> None:
+        self.health = health
+        super().__init__()
+
+
 class StatsUpdate(Message):
     """The latest usage samples of running containers (from the stats stream)."""
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from devkit.fake_api import FakeApi
+from devkit.fake_api import TWO_ENGINES_ONE_DOWN, FakeApi, two_engine_fleet
 from tests.console.conftest import until
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
@@ -31,9 +31,9 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def fake_app(tmp_path: Path) -> CorralApp:
+def fake_app(tmp_path: Path, api: FakeApi | None = None) -> CorralApp:
     return CorralApp(
-        FakeApi.server, "", config=ConsoleConfig(path=tmp_path / "c.toml"), api=FakeApi()
+        FakeApi.server, "", config=ConsoleConfig(path=tmp_path / "c.toml"), api=api or FakeApi()
     )  # type: ignore[arg-type]
 
 
@@ -54,6 +54,19 @@ def test_main_screen(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(fake_app(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_main_screen_with_two_engines_one_down(snap_compare: Any, tmp_path: Path) -> None:
+    """An Engine column (only with several engines), and each engine's health in the header:
+    the sandboxes of the engine that is down read unknown."""
+    api = FakeApi(fleet=two_engine_fleet(), events=[], engines=TWO_ENGINES_ONE_DOWN)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await until(pilot, lambda: bool(pilot.app.main_screen.header.engines), what="engines")  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(fake_app(tmp_path, api), terminal_size=SIZE, run_before=run_before)
 
 
 def test_settings_form_with_a_validation_message(snap_compare: Any, tmp_path: Path) -> None:

@@ -18,7 +18,13 @@ from tui import actions
 from tui.app_access import ReportsWorkerErrors, corral_app
 from tui.changes import describe_change
 from tui.commands import CommandLine
-from tui.messages import BackendEvent, ConnectionChanged, ProfileLoaded, StatsUpdate
+from tui.messages import (
+    BackendEvent,
+    ConnectionChanged,
+    HealthChanged,
+    ProfileLoaded,
+    StatsUpdate,
+)
 from tui.model import Fleet
 from tui.screens.row_actions import RowActions
 from tui.widgets.details import DetailsPane
@@ -110,10 +116,27 @@ class MainScreen(ReportsWorkerErrors, RowActions):
         admin = " (admin)" if user.get("admin") else ""
         self.header.user = f"{user.get('username', '?')}{admin}"
         self.header.tier = str(event.me.get("tier", ""))
-        if event.health.get("docker") != "ok":
-            self.header.engine = "engine down: run just engine"
+        self._show_health(event.health)
         self._update_usage()
         self._show_selected()
+
+    @on(HealthChanged)
+    def health_changed(self, event: HealthChanged) -> None:
+        self._show_health(event.health)
+
+    def _show_health(self, health: dict[str, Any]) -> None:
+        """With several engines: each one's state in the header, and the Engine column; with
+        one, the header says only when it is down (and how to start it)."""
+        engines = health.get("engines") or {}
+        several = len(engines) > 1
+        self.header.engines = tuple(
+            (str(name), state.get("docker") == "ok" and state.get("runtime") == "ok")
+            for name, state in engines.items()
+            if several
+        )
+        self.table.show_engines(several)
+        down = health.get("docker") != "ok"
+        self.header.engine = "engine down: run just engine" if down and not several else ""
 
     def _update_usage(self) -> None:
         limit = self.limits.get("containers") or self.fleet.limit

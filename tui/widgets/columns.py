@@ -47,7 +47,8 @@ STATUS_ORDER: dict[str, int] = {
     Status.STOPPED: 3,
     Status.OFFLINE: 4,
     Status.MISSING: 5,
-    Status.ERROR: 6,
+    Status.UNKNOWN: 6,
+    Status.ERROR: 7,
 }
 
 
@@ -172,6 +173,13 @@ COLUMNS: tuple[Column, ...] = (
         justify="right",
     ),
     Column(
+        "engine",
+        "Engine",
+        8,
+        lambda r, _: _text(r.container.get("engine") or "—"),
+        lambda r, _: str(r.container.get("engine") or ""),
+    ),
+    Column(
         "id",
         "ID",
         12,
@@ -189,14 +197,17 @@ def now() -> datetime:
 
 # Dropped first to last when the terminal is too narrow for every column (80 columns keep
 # status, name, image, role, CPU, memory and uptime).
-DROP_ORDER = ("id", "disk", "role", "uptime", "cpu")
+DROP_ORDER = ("id", "engine", "disk", "role", "uptime", "cpu")
+# Shown only when it tells rows apart: the engine, when the backend has more than one.
+OPTIONAL = frozenset({"engine"})
 
 
-def layout(total: int, gap: int = 1) -> list[int]:
+def layout(total: int, gap: int = 1, shown: frozenset[str] = frozenset()) -> list[int]:
     """Column widths for ``total`` cells: the minimums, with the spare shared by ``grow``; a
-    width of 0 hides a column that does not fit (``DROP_ORDER``)."""
-    widths = [column.width for column in COLUMNS]
+    width of 0 hides a column that does not fit (``DROP_ORDER``), or an ``OPTIONAL`` one not
+    in ``shown``."""
     keys = [column.key for column in COLUMNS]
+    widths = [0 if column.key in OPTIONAL - shown else column.width for column in COLUMNS]
 
     def needed() -> int:
         shown = [w for w in widths if w]

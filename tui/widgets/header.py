@@ -1,5 +1,5 @@
 """The top bar: which backend, who, which tier, how much of the limit is used, and whether the
-live connection is up (and the engine with it)."""
+live connection is up (and the engine with it; with several engines, each one's health)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class StatusHeader(Static):
     usage = reactive("")
     connection = reactive("connecting")
     engine = reactive("")
+    # With several engines: each one's name and whether it is healthy.
+    engines: reactive[tuple[tuple[str, bool], ...]] = reactive(())
     marked = reactive("")
 
     def render(self) -> Text:
@@ -30,6 +32,9 @@ class StatusHeader(Static):
         parts: list[tuple[str, str] | str] = [(label, style), "  ", ("Corral", "bold")]
         if self.engine:
             parts += ["  ", (self.engine, "bold red")]
+        for index, (name, ok) in enumerate(self.engines):
+            parts += ["  " if index == 0 else " "]
+            parts += [("● " + name, "green") if ok else ("✕ " + name + " down", "bold red")]
         if self.user:
             parts += ["  ", self.user]
         if self.tier:

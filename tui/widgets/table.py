@@ -309,6 +309,12 @@ class ContainerTable(ScrollView, can_focus=True):
 
     # -- drawing ------------------------------------------------------------------------------
 
+    def show_engines(self, shown: bool) -> None:
+        """Show the Engine column (the backend has several engines) or hide it."""
+        if self.painter.show(frozenset({"engine"}) if shown else frozenset()):
+            self.virtual_size = Size(1 + self.painter.content_width, len(self.rows) + 1)
+            self.refresh()
+
     def on_resize(self, _: events.Resize) -> None:
         self.painter.fit(self.size.width - 2)  # the mark, and a scrollbar's room
         self.virtual_size = Size(1 + self.painter.content_width, len(self.rows) + 1)

@@ -14,7 +14,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 
-from tui.widgets.columns import COLUMNS, layout
+from tui.widgets.columns import COLUMNS, OPTIONAL, layout
 from tui.widgets.rows import Row
 
 GAP = 1  # cells between columns
@@ -25,18 +25,26 @@ class LinePainter:
     """Lines of the table at the current widths; see the module docstring."""
 
     def __init__(self) -> None:
-        self.widths = [c.width for c in COLUMNS]
+        self.widths = [c.width if c.key not in OPTIONAL else 0 for c in COLUMNS]
+        self.shown: frozenset[str] = frozenset()  # the optional columns shown (``OPTIONAL``)
+        self._room = sum(self.widths)
         self._lines: dict[str, Strip] = {}
         self._cells: dict[tuple[int, int], tuple[Text, list[Segment]]] = {}
 
     def fit(self, room: int) -> bool:
         """Lay the columns out in ``room`` cells; True when the widths changed."""
-        widths = layout(max(0, room), GAP)
+        self._room = room
+        widths = layout(max(0, room), GAP, self.shown)
         if widths == self.widths:
             return False
         self.widths = widths
         self._lines.clear()
         return True
+
+    def show(self, shown: frozenset[str]) -> bool:
+        """Show these optional columns (and hide the others); True when the widths changed."""
+        self.shown = shown
+        return self.fit(self._room)
 
     @property
     def content_width(self) -> int:
