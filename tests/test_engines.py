@@ -216,3 +216,30 @@ async def test_an_engine_without_the_runtime_is_refused_at_start(
     with pytest.raises(RuntimeMissing, match="'second' has no 'runsc' runtime"):
         await server.start_server()
     await server.close()
+
+
+async def test_a_kept_volume_stays_on_its_engine_and_brings_its_next_sandbox_there(
+    two_engines: Settings, far_docker: docker.DockerClient
+) -> None:
+    async with serve(two_engines) as api:
+        _, admin = await api.user("operator", admin=True, tier="test")
+        _, user = await api.user(tier="test")
+        assert (await _call(api, "POST", "/api/engines/local/drain", admin))[0] == 200
+        made = await api.create(user, name="first")
+        assert made["engine"] == "second"
+        assert sh(far_docker, made["id"], "echo there > /home/user/note")[0] == 0
+        status, _ = await _call(
+            api, "DELETE", f"/api/containers/{made['id']}?keep_volume=true", user
+        )
+        assert status == 200
+        assert (await _call(api, "POST", "/api/engines/local/undrain", admin))[0] == 200
+
+        status, kept = await _call(api, "GET", "/api/volumes", user)
+        (volume,) = kept["volumes"]
+        assert volume["used_mb"] is not None  # measured on the second engine's host
+        # With both engines open, a plain create goes to "local" (a tie, by name)...
+        assert (await api.create(user, name="plain"))["engine"] == "local"
+        # ...but one on the kept volume goes where the volume is.
+        again = await api.create(user, name="again", volume=volume["name"])
+        assert again["engine"] == "second"
+        assert sh(far_docker, again["id"], "cat /home/user/note") == (0, "there\n")

@@ -11,7 +11,7 @@ same per-name lock) either happens first (the create is refused) or finds nothin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -47,13 +47,21 @@ class KeptVolumes:
         async with self._locks.hold(name):
             yield
 
-    async def list_json(self, principal: Principal, all_users: bool) -> list[KeptVolumeJson]:
+    async def list_json(
+        self,
+        principal: Principal,
+        all_users: bool,
+        measure: Callable[[KeptVolume], Awaitable[int | None]] | None = None,
+    ) -> list[KeptVolumeJson]:
+        """The kept volumes, each with its use as ``measure`` finds it (by default, on this
+        engine; ``EnginePool.kept_json`` measures each on its own engine)."""
         query = select(KeptVolume).order_by(KeptVolume.kept_at)
         if not all_users:
             query = query.where(KeptVolume.user_id == principal.user_id)
         async with self._sessions() as session:
             records = (await session.execute(query)).scalars().all()
-        return [record.as_json(await self._volumes.used_mb(record.name)) for record in records]
+        measure = measure or (lambda record: self._volumes.used_mb(record.name))
+        return [record.as_json(await measure(record)) for record in records]
 
     async def find(self, user_id: str, name: str) -> KeptVolume | None:
         """The caller's own kept volume of that name (admins too: a create is the caller's)."""

@@ -26,7 +26,7 @@ from backend.containers.repository import ContainerRepository
 from backend.containers.resources import check_resources
 from backend.containers.service import ContainerServices
 from backend.containers.volumes import VolumeManager
-from backend.db.models import Container, iso
+from backend.db.models import Container, KeptVolume, iso
 from backend.engines.drains import Drains
 from backend.engines.engine import Engine, EngineParts
 from backend.engines.health import EngineHealth, probe
@@ -39,6 +39,7 @@ from corral.aio import TaskOwner
 from corral.shapes import Container as ContainerJson
 from corral.shapes import ContainerCreate, EventType, Status
 from corral.shapes import Engine as EngineJson
+from corral.shapes import KeptVolume as KeptVolumeJson
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,16 @@ class EnginePool:
         volume: its own lookup then says 404, exactly as before)."""
         record = await self.first.services.kept.record_of(name)
         return self.first if record is None else self.get(record.engine)
+
+    async def kept_json(self, principal: Principal, all_users: bool) -> list[KeptVolumeJson]:
+        """The kept volumes (one table for every engine), each measured on its own engine
+        (None for one whose engine is no longer configured)."""
+
+        async def measure(record: KeptVolume) -> int | None:
+            engine = self._engines.get(record.engine)
+            return None if engine is None else await engine.services.volumes.used_mb(record.name)
+
+        return await self.first.services.kept.list_json(principal, all_users, measure)
 
     async def services_for(self, principal: Principal, ident: str) -> ContainerServices:
         return (await self.resolve(principal, ident))[1].services

@@ -9,7 +9,7 @@ from backend.endpoint import Answer, endpoint
 from backend.errors import NotAuthorized
 from backend.json_answer import json_answer
 from backend.middleware import principal_of
-from backend.state import CONTAINERS, ENGINES
+from backend.state import ENGINES
 from corral.shapes import ListQuery, VolumeDeleted, VolumeList
 
 
@@ -24,7 +24,7 @@ async def list_volumes(request: web.Request, query: ListQuery) -> web.Response:
     all_users = query.get("all", False)
     if all_users and not principal.is_admin:
         raise NotAuthorized("Only administrators may list every user's volumes.")
-    items = await request.app[CONTAINERS].kept.list_json(principal, all_users)
+    items = await request.app[ENGINES].kept_json(principal, all_users)
     answer: VolumeList = {"volumes": items, "count": len(items)}
     return json_answer(answer)
 
