@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,8 +37,8 @@ from backend.db.models import (
 from backend.errors import ContainerNotFound, NameTaken, RetryLater
 from backend.events.log import EventLog
 from backend.read_cache import ReadCache
+from corral.shapes import RUNNING_STATUSES, EventType, Stage, Status
 from corral.shapes import Container as ContainerJson
-from corral.shapes import EventType, Stage, Status
 
 ALL_USERS = "*"  # the list cache's key for every user's containers (administrators)
 
@@ -204,10 +204,15 @@ class ContainerRepository:
             return list((await session.execute(query)).scalars().all())
 
     async def placed(self) -> dict[str, tuple[int, int]]:
-        """Per engine: how many rows are placed there, and the sum of their ``memory_mb``."""
-        query = select(
-            Container.engine, func.count(), func.coalesce(func.sum(Container.memory_mb), 0)
-        ).group_by(Container.engine)
+        """Per engine: how many rows are placed there, and the ``memory_mb`` of those whose
+        sandbox runs or is being made (a stopped one holds no memory)."""
+        active = case(
+            (Container.status.in_([*RUNNING_STATUSES, Status.CREATING]), Container.memory_mb),
+            else_=0,
+        )
+        query = select(Container.engine, func.count(), func.coalesce(func.sum(active), 0)).group_by(
+            Container.engine
+        )
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         return {engine: (int(count), int(memory)) for engine, count, memory in rows}

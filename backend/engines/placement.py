@@ -4,9 +4,9 @@
    one engine holding the kept volume the sandbox is made on (volumes stay on their host);
 2. only those that answer (none answering: 503 ``docker unavailable``);
 3. only those that have the runtime, are not drained, have the image, and have room: memory
-   total minus the ``memory_mb`` of every sandbox already placed there (stopped ones too: they
-   may start at any time) at least the memory asked for (none: 503 ``no engine available``, the
-   message saying why each was passed over);
+   total minus the ``memory_mb`` of the sandboxes placed there that run or are being made (a
+   stopped one holds no memory) at least the memory asked for (none: 503 ``no engine
+   available``, the message saying why each was passed over);
 4. of those, the one with the most free memory; a tie goes to the first name in sort order.
 
 Pure: the caller gathers each engine's facts (``Candidate``) and this decides.

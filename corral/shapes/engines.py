@@ -19,7 +19,9 @@ class Engine(TypedDict):
     drained_at: Annotated[Timestamp | None, described("When it was drained, else null")]
     sandboxes: Annotated[int, described("Containers whose rows name this engine")]
     memory_total_mb: Annotated[int | None, described("The engine's memory; null while unknown")]
-    memory_placed_mb: Annotated[int, described("The memory_mb of the sandboxes placed on it")]
+    memory_placed_mb: Annotated[
+        int, described("The memory_mb of its sandboxes that run or are being made")
+    ]
     memory_free_mb: Annotated[
         int | None, described("Total minus placed: what placement compares; null while unknown")
     ]
