@@ -88,6 +88,7 @@ class ContainerRepository:
         self._user_locks = KeyedLocks()
         self._docker_ids: dict[str, str] = {}
         self._owners: dict[str, str] = {}  # db_id -> user_id
+        self._engines: dict[str, str] = {}  # db_id -> engine (a row never changes engine)
         # Each user's list (and the administrators' list of all, under ALL_USERS), kept until
         # one of the writes below changes a row of theirs (backend.read_cache).
         self._lists: ReadCache[str, list[ContainerJson]] = ReadCache()
@@ -282,6 +283,17 @@ class ContainerRepository:
                 raise ContainerNotFound()
             yield row
 
+    async def engine_of(self, principal: Principal, ident: str) -> str:
+        """The engine of the container ``ident`` names (404 as ``resolve``). Remembered for
+        database and full Docker IDs, as ``held`` remembers owners: routing an operation to its
+        engine costs no query in the common case (the operation reads the row under its lock
+        anyway, and says 404 if it went meanwhile)."""
+        key = ident.strip().lower()
+        known = key if UUID_RE.fullmatch(key) else self._docker_ids.get(key)
+        if known is not None and known in self._engines and await self._may_see(principal, known):
+            return self._engines[known]
+        return (await self.resolve(principal, ident)).engine
+
     async def _may_see(self, principal: Principal, db_id: str) -> bool:
         """Whether the row ``db_id`` (if it exists) is the caller's, without any lock: from the
         remembered owner, or one query."""
@@ -307,7 +319,9 @@ class ContainerRepository:
         it without a lookup."""
         if len(self._owners) > _OWNER_CACHE:
             self._owners.clear()
+            self._engines.clear()
         self._owners[row.id] = row.user_id
+        self._engines[row.id] = row.engine
         if row.docker_id:
             if len(self._docker_ids) > _DOCKER_ID_CACHE:
                 self._docker_ids.clear()

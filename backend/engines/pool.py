@@ -213,7 +213,8 @@ class EnginePool:
         return await self.first.services.kept.list_json(principal, all_users, measure)
 
     async def services_for(self, principal: Principal, ident: str) -> ContainerServices:
-        return (await self.resolve(principal, ident))[1].services
+        """The services of the engine of the container ``ident`` names (404 as ever)."""
+        return self.get(await self.rows.engine_of(principal, ident)).services
 
     async def stats_once(self, engine: str, container_id: str) -> dict[str, Any]:
         return await self.get(engine).docker.stats_once(container_id)
