@@ -197,13 +197,6 @@ class ContainerRepository:
         async with self._sessions() as session:
             return list((await session.execute(query)).scalars().all())
 
-    async def on_engine(self, engine: str) -> list[Container]:
-        """The rows placed on ``engine`` (to announce that their status is unknown, or known
-        again, when it goes away or comes back)."""
-        query = select(Container).where(Container.engine == engine).order_by(Container.created_at)
-        async with self._sessions() as session:
-            return list((await session.execute(query)).scalars().all())
-
     async def placed(self) -> dict[str, tuple[int, int]]:
         """Per engine: how many rows are placed there, and the ``memory_mb`` of those whose
         sandbox runs or is being made (a stopped one holds no memory)."""

@@ -152,13 +152,20 @@ class EnginePool:
             await self._announce(engine)
 
     async def _announce(self, engine: Engine) -> None:
+        """One ``container_updated`` per sandbox of ``engine``: ``unknown`` while it is down,
+        else the stored row. Each is read and sent under the row's lock, as the reconciler
+        writes, so the last event a client gets for a row is never older than the row."""
         rows, events = self.rows, self.events
-        for row in await rows.on_engine(engine.name):
-            payload: dict[str, Any] = dict(row.as_json())
-            if not engine.health.reachable:
-                payload["status"] = Status.UNKNOWN
-                payload["started_at"] = None
-            await events.publish(row.user_id, EventType.CONTAINER_UPDATED, payload)
+        for db_id in await rows.ids(engine.name):
+            async with rows.lock(db_id):
+                row = await rows.get(db_id)
+                if row is None:
+                    continue
+                payload: dict[str, Any] = dict(row.as_json())
+                if not engine.health.reachable:
+                    payload["status"] = Status.UNKNOWN
+                    payload["started_at"] = None
+                await events.publish(row.user_id, EventType.CONTAINER_UPDATED, payload)
 
     def down(self) -> set[str]:
         """The engines that did not answer their last probe."""
