@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backend.handlers import agents, auth, containers, events, logs, meta, stats, terminal, volumes
+from backend.handlers import (
+    agents,
+    auth,
+    containers,
+    events,
+    files,
+    logs,
+    meta,
+    stats,
+    terminal,
+    volumes,
+)
 
 ROUTES: list[web.RouteDef] = [
     web.get("/health", meta.health),
@@ -31,6 +42,11 @@ ROUTES: list[web.RouteDef] = [
     web.delete("/api/containers/{id}", containers.delete_container),
     web.patch("/api/containers/{id}/settings", containers.update_settings),
     web.post("/api/containers/{id}/role/reinstall", containers.reinstall_role),
+    web.get("/api/containers/{id}/files/list", files.list_files),
+    web.get("/api/containers/{id}/files", files.download_file),
+    web.post("/api/containers/{id}/files", files.upload_file),
+    web.delete("/api/containers/{id}/files", files.delete_file),
+    web.post("/api/containers/{id}/files/mkdir", files.make_directory),
     web.get("/api/volumes", volumes.list_volumes),
     web.delete("/api/volumes/{name}", volumes.delete_volume),
     web.get("/ws/terminal/{id}", terminal.terminal),

@@ -7,7 +7,8 @@
 - ``reconfigure``: settings changes (rebuilding a running sandbox) and role reinstalls;
 - ``roles``: the role image a new sandbox starts from, and the background role work;
 - ``reconciler``: Docker-side truth (used by the watcher);
-- ``kept`` and ``volumes``: kept volumes, and the volumes themselves.
+- ``kept`` and ``volumes``: kept volumes, and the volumes themselves;
+- ``files``: files in and out of a sandbox (``backend.files``).
 
 Handlers reach the one they need (``request.app[CONTAINERS].lifecycle``). Each service gets only
 its collaborators; role work reaches the rows through a small protocol, never a service.
@@ -35,6 +36,7 @@ from backend.containers.starter import SandboxStarter
 from backend.containers.volumes import VolumeManager
 from backend.docker_service import DockerService
 from backend.events.log import EventLog
+from backend.files.service import FileService
 from backend.settings import Settings
 
 
@@ -48,6 +50,7 @@ class ContainerServices:
     reconciler: Reconciler
     kept: KeptVolumes
     volumes: VolumeManager
+    files: FileService
 
     @classmethod
     def build(
@@ -111,6 +114,7 @@ class ContainerServices:
             ),
             kept=kept,
             volumes=volumes,
+            files=FileService(rows, docker, volumes),
         )
 
     async def drain(self, timeout_s: float = 10.0) -> None:

@@ -53,6 +53,7 @@ from corral.shapes.enums import (
 )
 from corral.shapes.errors import Error
 from corral.shapes.events import EventMessage, EventsQuery, Progress
+from corral.shapes.files import FileChanged, FileEntry, FileList, FilesQuery, FileUploaded
 from corral.shapes.terminal import TerminalQuery
 from corral.shapes.usage import ContainerStats, LogsQuery, StatsMessage, StatsQuery
 from corral.shapes.volumes import KeptVolume, VolumeDeleted, VolumeList
@@ -77,6 +78,11 @@ __all__ = [
     "EventType",
     "EventsQuery",
     "Fault",
+    "FileChanged",
+    "FileEntry",
+    "FileList",
+    "FileUploaded",
+    "FilesQuery",
     "GuestLogin",
     "Health",
     "Image",

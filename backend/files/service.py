@@ -1,0 +1,333 @@
+"""``FileService``: list, download, upload, delete and mkdir in a sandbox, running or stopped.
+
+Everything goes through ``DockerService``: the engine's archive API for stat, list, download,
+upload and mkdir (which work on a stopped container too, and resolve every path inside the
+container's root), and an exec of ``rm`` for delete (the archive API cannot remove anything, so
+delete needs the sandbox running). Nothing here starts, stops or rebuilds a sandbox; each use
+records ``last_used_at`` as a terminal does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+import time
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO, TypeVar
+
+from backend.containers.repository import ContainerRepository
+from backend.containers.sandbox import MOUNT_POINT
+from backend.containers.volumes import VolumeManager
+from backend.db.models import Container
+from backend.docker_service import DockerService, PathStat
+from backend.errors import (
+    ContainerNotRunning,
+    DiskQuotaExceeded,
+    DockerError,
+    DockerNotFound,
+    FileExists,
+    FileNotFound,
+    InvalidParameters,
+    NotADirectory,
+    OperationFailed,
+    PathIsDirectory,
+)
+from backend.files import tar_stream
+from backend.files.paths import child, parent_and_name
+from backend.files.tar_stream import Member, TarFormatError, TarReader
+from corral.shapes import FileEntry, FileList
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CHUNK = 1 << 20
+# What an upload needs beyond its bytes on ext4: the extent tree and directory blocks of one
+# file (a few blocks per GB), with room to spare.
+QUOTA_SLACK_BYTES = 1 << 20
+DELETE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The container a file operation reaches: its row and its Docker container now."""
+
+    row: Container
+    docker_id: str
+    running: bool
+
+
+@dataclass
+class Download:
+    """A file to send: its name, size, and its bytes as they come from the engine."""
+
+    name: str
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+class FileService:
+    def __init__(
+        self, rows: ContainerRepository, docker: DockerService, volumes: VolumeManager
+    ) -> None:
+        self._rows = rows
+        self._docker = docker
+        self._volumes = volumes
+
+    async def sandbox(self, row: Container) -> Sandbox:
+        """The row's Docker container as it is now (running or stopped); 400 when it has none
+        (never built, or lost: start recreates it). Records the use."""
+        state = await self._docker.inspect(row.docker_id) if row.docker_id else None
+        if state is None:
+            raise ContainerNotRunning(
+                f"The container has no sandbox on the engine now (status {row.status}); start "
+                "it (which recreates it on the same volume), then try again."
+            )
+        await self._rows.touch(row)
+        return Sandbox(row, state.id, state.running)
+
+    # -- stat and list ----------------------------------------------------------------------
+
+    async def _resolved(self, box: Sandbox, path: str) -> tuple[str, PathStat]:
+        """The path, with a final symlink replaced by its (in-sandbox) target, and its stat."""
+        stat = await self._call(self._docker.stat_path(box.docker_id, path), "read file")
+        if stat is not None and stat.is_symlink:
+            path = stat.link_target or "/"
+            stat = await self._call(self._docker.stat_path(box.docker_id, path), "read file")
+        if stat is None:
+            raise FileNotFound(f"Nothing exists at {path!r} in the sandbox.")
+        return path, stat
+
+    async def list(self, box: Sandbox, path: str) -> FileList:
+        """A directory's entries, from the engine's tar stream of it. The stream carries the
+        whole subtree, file data included, so its cost grows with what is below the directory
+        (docs/api.md has the figures); only headers are kept."""
+        resolved, stat = await self._resolved(box, path)
+        if not stat.is_dir:
+            raise NotADirectory(
+                f"{path!r} is a file; download it with GET /api/containers/{{id}}/files?path=..."
+            )
+        chunks = await self._call(self._docker.read_archive(box.docker_id, resolved), "list files")
+        entries: dict[str, FileEntry] = {}
+        root: str | None = None
+        try:
+            async for member in TarReader(chunks):
+                name = member.name.rstrip("/")
+                if root is None:
+                    root = name
+                    continue
+                relative = name[len(root) :].lstrip("/") if name.startswith(root) else ""
+                if relative and "/" not in relative:
+                    entries[relative] = _entry(path, relative, member)
+        except (TarFormatError, DockerError) as exc:
+            raise OperationFailed("failed to list files", str(exc)) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await chunks.aclose()  # type: ignore[attr-defined]
+        files = [entries[name] for name in sorted(entries)]
+        return {"path": path, "files": files, "count": len(files)}
+
+    # -- download -----------------------------------------------------------------------------
+
+    async def download(self, box: Sandbox, path: str) -> Download:
+        """The file's bytes, streamed from the engine; 400 for a directory."""
+        resolved, stat = await self._resolved(box, path)
+        if stat.is_dir:
+            raise PathIsDirectory(
+                f"{path!r} is a directory; list it with GET /api/containers/{{id}}/files/list"
+                "?path=..., or copy it as a tar with corral cp."
+            )
+        chunks = await self._call(
+            self._docker.read_archive(box.docker_id, resolved), "download file"
+        )
+        reader = TarReader(chunks)
+        try:
+            member = await reader.next()
+        except (TarFormatError, DockerError) as exc:
+            raise OperationFailed("failed to download file", str(exc)) from exc
+        if member is None or not member.is_file:
+            with contextlib.suppress(Exception):
+                await chunks.aclose()  # type: ignore[attr-defined]
+            raise InvalidParameters(f"{path!r} is not a regular file", field="path")
+        _, name = parent_and_name(path)
+        return Download(name=name or member.name, size=member.size, chunks=reader.data(member))
+
+    # -- upload -------------------------------------------------------------------------------
+
+    async def room(self, box: Sandbox, directory: str) -> int | None:
+        """How many bytes an upload into ``directory`` may have, when the sandbox's disk
+        quota decides it (the directory is on its volume, at /home/user); None otherwise."""
+        if directory != MOUNT_POINT and not directory.startswith(MOUNT_POINT + "/"):
+            return None
+        free = await self._volumes.free_bytes(box.row)
+        return None if free is None else max(0, free - QUOTA_SLACK_BYTES)
+
+    async def check_target(self, box: Sandbox, directory: str) -> str:
+        """The directory an upload goes into (a final symlink followed); 404 when missing,
+        400 when it is a file."""
+        resolved, stat = await self._resolved(box, directory)
+        if not stat.is_dir:
+            raise NotADirectory(f"{directory!r} is not a directory; upload into a directory.")
+        return resolved
+
+    async def upload(
+        self, box: Sandbox, directory: str, name: str, spool: BinaryIO, size: int
+    ) -> None:
+        """Copy the spooled file into ``directory`` as ``name``. The quota was checked while
+        spooling; if the engine still runs out of space (another writer), the partial file is
+        removed (a running sandbox) and the answer is 507."""
+        room = await self.room(box, directory)
+        if room is not None and size > room:
+            raise _quota(size, room)
+        target = child(directory, name)
+        existed = await self._call(self._docker.stat_path(box.docker_id, target), "upload file")
+        header = tar_stream.file_header(name, size, mtime=time.time())
+        length = len(header) + size + len(tar_stream.padding(size)) + 1024
+        try:
+            await self._docker.write_archive(
+                box.docker_id, directory, _tar_of(header, spool, size), length
+            )
+        except DockerError as exc:
+            if existed is None:
+                await self._remove_partial(box, target)
+            if "no space left" in str(exc).lower():
+                raise DiskQuotaExceeded(
+                    f"The sandbox's disk is full: {name!r} ({size} bytes) did not fit, and "
+                    "nothing of it was kept."
+                ) from exc
+            raise OperationFailed("failed to upload file", str(exc)) from exc
+
+    async def _remove_partial(self, box: Sandbox, path: str) -> None:
+        if not box.running:
+            log.warning("a failed upload may have left part of a file in a stopped sandbox")
+            return
+        with contextlib.suppress(DockerError):
+            await self._docker.exec_run(box.docker_id, ["rm", "-f", "--", path], timeout_s=30)
+
+    # -- delete and mkdir ---------------------------------------------------------------------
+
+    async def delete(self, box: Sandbox, path: str) -> None:
+        """Remove a file, or a directory with everything in it (a symlink itself, never its
+        target). Needs the sandbox running: the engine has no remove in its archive API."""
+        if path == "/":
+            raise InvalidParameters("the sandbox's root directory cannot be deleted", field="path")
+        if not box.running:
+            raise ContainerNotRunning(
+                "Deleting needs the sandbox running (the engine can copy files in and out of a "
+                "stopped container, but not remove them); start it first."
+            )
+        stat = await self._call(self._docker.stat_path(box.docker_id, path), "delete file")
+        if stat is None:
+            raise FileNotFound(f"Nothing exists at {path!r} in the sandbox.")
+        code, output = await self._call(
+            self._docker.exec_run(
+                box.docker_id, ["rm", "-rf", "--", path], timeout_s=DELETE_TIMEOUT_S
+            ),
+            "delete file",
+        )
+        if code != 0:
+            raise OperationFailed(
+                "failed to delete file", output.decode(errors="replace").strip()[-300:]
+            )
+
+    async def mkdir(self, box: Sandbox, path: str) -> bool:
+        """Make the directory and any missing parents (as ``mkdir -p``); False when it was
+        already there. Works on a stopped sandbox too: the new directories arrive as a tar."""
+        missing: list[str] = []
+        current = path
+        while True:
+            stat = await self._call(
+                self._docker.stat_path(box.docker_id, current), "make directory"
+            )
+            if stat is not None and stat.is_symlink:
+                current, stat = await self._resolved(box, current)
+            if stat is not None:
+                break
+            current, name = parent_and_name(current)
+            missing.append(name)
+        if not stat.is_dir:
+            if not missing:
+                raise FileExists(f"{path!r} exists and is not a directory.")
+            raise NotADirectory(f"{current!r} is not a directory.")
+        if not missing:
+            return False
+        now = time.time()
+        tar = (
+            b"".join(
+                tar_stream.directory_header(posixpath.join(*reversed(missing[i:])) + "/", mtime=now)
+                for i in range(len(missing) - 1, -1, -1)
+            )
+            + tar_stream.END_OF_ARCHIVE
+        )
+        await self._call(
+            self._docker.write_archive(box.docker_id, current, _once(tar), len(tar)),
+            "make directory",
+        )
+        return True
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @staticmethod
+    async def _call(call: Awaitable[T], what: str) -> T:
+        """One engine call: a container gone meanwhile is 400 (not running), any other
+        refusal 500 ``failed to <what>`` with the engine's sanitized reason."""
+        try:
+            return await call
+        except DockerNotFound as exc:
+            raise ContainerNotRunning(
+                "The sandbox went away during the request (stopped and rebuilt, or deleted)."
+            ) from exc
+        except DockerError as exc:
+            raise OperationFailed(f"failed to {what}", str(exc)) from exc
+
+
+def _quota(size: int, room: int) -> DiskQuotaExceeded:
+    return DiskQuotaExceeded(
+        f"The upload ({size} bytes) does not fit on the sandbox's disk ({room} bytes free); "
+        "nothing was written. Free space in the sandbox or give it a larger disk."
+    )
+
+
+def _entry(directory: str, name: str, member: Member) -> FileEntry:
+    return {
+        "name": name,
+        "path": child(directory, name),
+        "size": member.size if member.is_file else 0,
+        "mode": _mode_text(member),
+        "mod_time": datetime.fromtimestamp(member.mtime, UTC).isoformat().replace("+00:00", "Z"),
+        "is_dir": member.is_dir,
+    }
+
+
+_KIND_LETTER = {b"5": "d", b"2": "l", b"3": "c", b"4": "b", b"6": "p"}
+
+
+def _mode_text(member: Member) -> str:
+    """``ls -l``'s first column (without set-id and sticky letters' subtleties)."""
+    letters = _KIND_LETTER.get(member.kind, "-")
+    for shift in (6, 3, 0):
+        bits = (member.mode >> shift) & 7
+        letters += ("r" if bits & 4 else "-") + ("w" if bits & 2 else "-")
+        letters += "x" if bits & 1 else "-"
+    return letters
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _tar_of(header: bytes, spool: BinaryIO, size: int) -> AsyncIterator[bytes]:
+    """A one-member tar stream: the header, the spooled file read a chunk at a time (in a
+    thread: it is disk I/O), the padding and the end of the archive."""
+    yield header
+    left = size
+    while left:
+        chunk = await asyncio.to_thread(spool.read, min(CHUNK, left))
+        if not chunk:
+            raise DockerError("the spooled upload is shorter than it was")
+        left -= len(chunk)
+        yield chunk
+    yield tar_stream.padding(size) + tar_stream.END_OF_ARCHIVE
