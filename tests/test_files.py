@@ -59,3 +59,25 @@ async def test_upload_list_download_delete_round_trip_while_running(
         with pytest.raises(ApiError) as missing:
             await client.download_file(made["id"], f"{HOME}/notes.txt", back)
         assert missing.value.status == 404 and missing.value.error == "file not found"
+
+
+async def test_rexec_image_keys_map_to_this_hosts_images(api: Api) -> None:
+    """``debian`` (what Rexec's clients send) creates on corral/debian:bookworm; an unknown key
+    keeps the 400 naming what is offered, aliases included; GET /api/images shows them."""
+    _, headers = await api.user()
+    images = (await (await api.client.get("/api/images", headers=headers)).json())["images"]
+    by_name = {i["name"]: i for i in images}
+    assert by_name["corral/debian:bookworm"]["aliases"] == ["debian"]
+    assert by_name["corral/busybox"]["aliases"] == ["busybox"]
+    resp = await api.client.post(
+        "/api/containers", json={"image": "ubuntu"}, headers=headers
+    )
+    body = await resp.json()
+    assert resp.status == 400 and body["error"] == "unsupported image"
+    assert "debian" in body["message"] and "corral/busybox" in body["message"]
+    made = await api.create(headers, image="busybox")
+    assert made["image"] == "corral/busybox"
+    # debian is accepted (the row records the image's own name); not waited for: it is big.
+    resp = await api.client.post("/api/containers", json={"image": "debian"}, headers=headers)
+    body = await resp.json()
+    assert resp.status == 202 and body["image"] == "corral/debian:bookworm", body
