@@ -69,9 +69,7 @@ async def test_rexec_image_keys_map_to_this_hosts_images(api: Api) -> None:
     by_name = {i["name"]: i for i in images}
     assert by_name["corral/debian:bookworm"]["aliases"] == ["debian"]
     assert by_name["corral/busybox"]["aliases"] == ["busybox"]
-    resp = await api.client.post(
-        "/api/containers", json={"image": "ubuntu"}, headers=headers
-    )
+    resp = await api.client.post("/api/containers", json={"image": "ubuntu"}, headers=headers)
     body = await resp.json()
     assert resp.status == 400 and body["error"] == "unsupported image"
     assert "debian" in body["message"] and "corral/busybox" in body["message"]
@@ -81,3 +79,185 @@ async def test_rexec_image_keys_map_to_this_hosts_images(api: Api) -> None:
     resp = await api.client.post("/api/containers", json={"image": "debian"}, headers=headers)
     body = await resp.json()
     assert resp.status == 202 and body["image"] == "corral/debian:bookworm", body
+
+
+async def test_every_route_works_on_a_stopped_sandbox_but_delete(
+    api: Api, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """The archive API reaches a stopped container's volume: mkdir, upload, list and download
+    work and never start it; delete (an exec) says it needs the sandbox running."""
+    headers, made = await _box(api)
+    source = tmp_path / "data.bin"
+    source.write_bytes(b"stopped\n" * 1000)
+    async with api.corral(headers) as client:
+        await client.stop_container(made["id"])
+        before = (await client.get_container(made["id"]))["last_used_at"]
+        made_dir = await client.mkdir(made["id"], f"{HOME}/a/b/c")
+        assert made_dir == {"message": "directory created", "path": f"{HOME}/a/b/c"}
+        again = await client.mkdir(made["id"], f"{HOME}/a/b/c")
+        assert again["message"] == "directory already exists"
+        await client.upload_file(made["id"], f"{HOME}/a/b/c", source)
+        listing = await client.list_files(made["id"], f"{HOME}/a/b")
+        assert [(f["name"], f["is_dir"]) for f in listing["files"]] == [("c", True)]
+        back = tmp_path / "back.bin"
+        await client.download_file(made["id"], f"{HOME}/a/b/c/data.bin", back)
+        assert back.read_bytes() == source.read_bytes()
+        with pytest.raises(ApiError) as refused:
+            await client.delete_file(made["id"], f"{HOME}/a")
+        assert refused.value.status == 400 and refused.value.error == "container is not running"
+        after = await client.get_container(made["id"])
+        assert after["status"] == "stopped"
+        assert after["last_used_at"] is not None and after["last_used_at"] != before
+        assert docker_client.containers.get(made["id"]).status == "exited"
+        # The files are on the volume: the started sandbox sees them.
+        await client.start_container(made["id"])
+        code, out = sh(docker_client, made["id"], f"cat {HOME}/a/b/c/data.bin | wc -c")
+        assert code == 0 and out.strip() == "8000"
+        await client.delete_file(made["id"], f"{HOME}/a")
+        code, _ = sh(docker_client, made["id"], f"test -e {HOME}/a")
+        assert code == 1
+
+
+async def test_refusals_are_in_the_contracts_shape(api: Api) -> None:
+    headers, made = await _box(api)
+    base = f"/api/containers/{made['id']}/files"
+    cases = [
+        ("GET", base, None, 400, "invalid parameters"),  # no path
+        ("GET", f"{base}/list", None, 400, "invalid parameters"),
+        ("GET", f"{base}?path=relative/x", None, 400, "invalid parameters"),
+        ("GET", f"{base}?path=/a%00b", None, 400, "invalid parameters"),
+        ("GET", f"{base}?path={HOME}", None, 400, "path is a directory"),
+        ("GET", f"{base}/list?path=/etc/passwd", None, 400, "not a directory"),
+        ("GET", f"{base}?path={HOME}/nothing", None, 404, "file not found"),
+        ("GET", f"{base}/list?path={HOME}/nothing", None, 404, "file not found"),
+        ("DELETE", f"{base}?path={HOME}/nothing", None, 404, "file not found"),
+        ("DELETE", f"{base}?path=/", None, 400, "invalid parameters"),
+        ("POST", f"{base}/mkdir?path=/etc/passwd", None, 409, "file exists"),
+        ("POST", f"{base}/mkdir?path=/etc/passwd/x", None, 400, "not a directory"),
+        ("POST", f"{base}?path={HOME}", None, 400, "invalid parameters"),  # not multipart
+        ("POST", f"{base}?path=/etc/passwd", None, 400, "not a directory"),
+    ]
+    for method, url, body, status, error in cases:
+        resp = await api.client.request(method, url, json=body, headers=headers)
+        answer = await resp.json()
+        assert (resp.status, answer["error"]) == (status, error), (method, url, answer)
+        assert isinstance(answer["message"], str) and answer["message"]
+    resp = await api.client.get(f"{base}?path={HOME}", headers=headers)
+    assert "files/list" in (await resp.json())["message"]
+
+
+async def test_another_users_sandbox_is_the_same_404_and_read_scope_only_reads(
+    api: Api, tmp_path: Path
+) -> None:
+    headers, made = await _box(api)
+    _, stranger = await api.user()
+    base = f"/api/containers/{made['id']}/files"
+    unknown = "/api/containers/00000000-0000-4000-8000-000000000000/files"
+    for method, tail in (
+        ("GET", f"/list?path={HOME}"),
+        ("GET", f"?path={HOME}/x"),
+        ("POST", f"?path={HOME}"),
+        ("DELETE", f"?path={HOME}/x"),
+        ("POST", f"/mkdir?path={HOME}/x"),
+    ):
+        theirs = await api.client.request(method, base + tail, headers=stranger)
+        nobody = await api.client.request(method, unknown + tail, headers=stranger)
+        assert theirs.status == nobody.status == 404
+        assert await theirs.read() == await nobody.read()
+    resp = await api.client.post(
+        "/api/tokens", json={"name": "ro", "scopes": ["read"]}, headers=headers
+    )
+    reader = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    (tmp_path / "f").write_text("x")
+    async with api.corral(reader) as client:
+        assert (await client.list_files(made["id"], HOME))["path"] == HOME
+        for call in (
+            client.upload_file(made["id"], HOME, tmp_path / "f"),
+            client.delete_file(made["id"], f"{HOME}/f"),
+            client.mkdir(made["id"], f"{HOME}/d"),
+        ):
+            with pytest.raises(ApiError) as refused:
+                await call
+            assert (refused.value.status, refused.value.error) == (403, "not authorized")
+    async with api.corral(headers) as client:
+        await client.upload_file(made["id"], HOME, tmp_path / "f")
+    async with api.corral(reader) as client:
+        await client.download_file(made["id"], f"{HOME}/f", tmp_path / "g")
+    assert (tmp_path / "g").read_text() == "x"
+
+
+NAMES = [
+    "with space.txt",
+    "ünïcödé-日本語.txt",
+    "new\nline",
+    "-rf",
+    "--help",
+    'quote"and\\back',
+    "percent%20not-a-space",
+    "x" * 200,
+]
+
+
+async def test_awkward_names_round_trip(
+    api: Api, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    headers, made = await _box(api)
+    async with api.corral(headers) as client:
+        for index, name in enumerate(NAMES):
+            local = tmp_path / f"local-{index}"
+            local.write_bytes(name.encode())
+            answer = await client.upload_file(made["id"], HOME, local, name=name)
+            assert answer["filename"] == name and answer["path"] == f"{HOME}/{name}"
+        listed = {f["name"]: f for f in (await client.list_files(made["id"], HOME))["files"]}
+        for index, name in enumerate(NAMES):
+            assert listed[name]["size"] == len(name.encode())
+            back = tmp_path / f"back-{index}"
+            await client.download_file(made["id"], f"{HOME}/{name}", back)
+            assert back.read_bytes() == name.encode()
+        # The sandbox sees each name as one file (a shell glob counts them).
+        code, out = sh(
+            docker_client, made["id"], f"n=0; for f in {HOME}/*; do n=$((n+1)); done; echo $n"
+        )
+        assert code == 0 and int(out) == len(NAMES)
+        for name in NAMES:
+            await client.delete_file(made["id"], f"{HOME}/{name}")
+        assert (await client.list_files(made["id"], HOME))["files"] == []
+
+
+async def test_download_headers_name_the_file_for_every_client(api: Api) -> None:
+    headers, made = await _box(api)
+    base = f"/api/containers/{made['id']}/files"
+    await api.client.post(f"{base}/mkdir?path={HOME}/d", headers=headers)
+    from aiohttp import FormData
+
+    form = FormData()
+    form.add_field("file", b"hello", filename="plain.txt")
+    resp = await api.client.post(f"{base}?path={HOME}/d", data=form, headers=headers)
+    assert resp.status == 200, await resp.text()
+    resp = await api.client.get(f"{base}?path={HOME}/d/plain.txt", headers=headers)
+    assert resp.status == 200 and await resp.read() == b"hello"
+    assert resp.headers["Content-Type"] == "application/octet-stream"
+    assert resp.headers["Content-Length"] == "5"
+    assert resp.headers["Content-Disposition"] == (
+        "attachment; filename=\"plain.txt\"; filename*=UTF-8''plain.txt"
+    )
+    # A browser's FormData (Rexec's JavaScript SDK) sends the name raw, with ", CR and LF
+    # escaped: the name arrives as the user wrote it.
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="caf\xc3\xa9%22%0A.txt"'
+        b"\r\nContent-Type: application/octet-stream\r\n\r\nbrowser\r\n--b--\r\n"
+    )
+    resp = await api.client.post(
+        f"{base}?path={HOME}/d",
+        data=body,
+        headers={**headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    answer = await resp.json()
+    assert resp.status == 200 and answer["filename"] == 'café"\n.txt', answer
+    resp = await api.client.get(f"{base}?path={HOME}/d/caf%C3%A9%22%0A.txt", headers=headers)
+    assert (
+        resp.headers["Content-Disposition"]
+        == ("attachment; filename=\"caf__\n.txt\"; filename*=UTF-8''caf%C3%A9%22%0A.txt")
+        or "\n" not in resp.headers["Content-Disposition"]
+    )
+    assert await resp.read() == b"browser"

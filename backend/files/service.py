@@ -91,12 +91,22 @@ class FileService:
 
     # -- stat and list ----------------------------------------------------------------------
 
+    async def _stat(self, box: Sandbox, path: str, what: str) -> PathStat | None:
+        """The path's stat (its last component not followed), None when nothing is there.
+        The engine answers a bare 500 when a component on the way is a file (ENOTDIR)."""
+        try:
+            return await self._call(self._docker.stat_path(box.docker_id, path), what)
+        except OperationFailed as exc:
+            raise NotADirectory(
+                f"{path!r} cannot exist: a directory on its way is a file (or a symlink loop)."
+            ) from exc
+
     async def _resolved(self, box: Sandbox, path: str) -> tuple[str, PathStat]:
         """The path, with a final symlink replaced by its (in-sandbox) target, and its stat."""
-        stat = await self._call(self._docker.stat_path(box.docker_id, path), "read file")
+        stat = await self._stat(box, path, "read file")
         if stat is not None and stat.is_symlink:
             path = stat.link_target or "/"
-            stat = await self._call(self._docker.stat_path(box.docker_id, path), "read file")
+            stat = await self._stat(box, path, "read file")
         if stat is None:
             raise FileNotFound(f"Nothing exists at {path!r} in the sandbox.")
         return path, stat
@@ -183,7 +193,7 @@ class FileService:
         if room is not None and size > room:
             raise _quota(size, room)
         target = child(directory, name)
-        existed = await self._call(self._docker.stat_path(box.docker_id, target), "upload file")
+        existed = await self._stat(box, target, "upload file")
         header = tar_stream.file_header(name, size, mtime=time.time())
         length = len(header) + size + len(tar_stream.padding(size)) + 1024
         try:
@@ -219,7 +229,7 @@ class FileService:
                 "Deleting needs the sandbox running (the engine can copy files in and out of a "
                 "stopped container, but not remove them); start it first."
             )
-        stat = await self._call(self._docker.stat_path(box.docker_id, path), "delete file")
+        stat = await self._stat(box, path, "delete file")
         if stat is None:
             raise FileNotFound(f"Nothing exists at {path!r} in the sandbox.")
         code, output = await self._call(
@@ -239,9 +249,7 @@ class FileService:
         missing: list[str] = []
         current = path
         while True:
-            stat = await self._call(
-                self._docker.stat_path(box.docker_id, current), "make directory"
-            )
+            stat = await self._stat(box, current, "make directory")
             if stat is not None and stat.is_symlink:
                 current, stat = await self._resolved(box, current)
             if stat is not None:
