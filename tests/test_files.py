@@ -258,3 +258,97 @@ async def test_download_headers_name_the_file_for_every_client(api: Api) -> None
         "attachment; filename=\"caf___.txt\"; filename*=UTF-8''caf%C3%A9%22%0A.txt"
     )
     assert await resp.read() == b"browser"
+
+
+async def test_an_upload_past_the_disk_quota_is_507_and_leaves_nothing(
+    api: Api, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    _, headers = await api.user(tier="test")
+    made = await api.create(headers, disk_mb=16)
+    big = tmp_path / "big.bin"
+    with big.open("wb") as handle:
+        handle.truncate(20 << 20)
+    base = f"/api/containers/{made['id']}/files"
+    async with api.corral(headers) as client:
+        # With its length declared (as corral.client sends it): refused before the body is read.
+        with pytest.raises(ApiError) as refused:
+            await client.upload_file(made["id"], HOME, big)
+        assert (refused.value.status, refused.value.error) == (507, "insufficient storage")
+        assert "disk" in refused.value.message
+
+    # Chunked, its length unknown: refused once the spool passes the room left.
+    async def chunks() -> Any:
+        for _ in range(20):
+            yield bytes(1 << 20)
+
+    form = FormData()
+    form.add_field("file", chunks(), filename="big.bin")
+    resp = await api.client.post(f"{base}?path={HOME}", data=form, headers=headers)
+    answer = await resp.json()
+    assert (resp.status, answer["error"]) == (507, "insufficient storage"), answer
+    code, out = sh(docker_client, made["id"], f"ls -A {HOME}")
+    assert code == 0 and out.strip() == ""
+    # What fits still goes in.
+    small = tmp_path / "small.bin"
+    small.write_bytes(os.urandom(4 << 20))
+    async with api.corral(headers) as client:
+        assert (await client.upload_file(made["id"], HOME, small))["size"] == 4 << 20
+
+
+async def test_symlinks_and_dot_dot_stay_inside_the_sandbox(
+    api: Api, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """A symlink to / is the sandbox's /, a symlink to the volume's host path leads nowhere
+    (that path does not exist inside), and ``..`` stops at the sandbox's /."""
+    headers, made = await _box(api)
+    mount = docker_client.containers.get(made["id"]).attrs["Mounts"][0]
+    volume = docker_client.volumes.get(mount["Name"]).attrs
+    host_paths = [mount["Source"], (volume.get("Options") or {}).get("device") or mount["Source"]]
+    script = f"ln -s / {HOME}/root && " + " && ".join(
+        f"ln -s {p} {HOME}/host{i}" for i, p in enumerate(host_paths)
+    )
+    assert sh(docker_client, made["id"], script)[0] == 0
+    code, sandbox_passwd = sh(docker_client, made["id"], "cat /etc/passwd")
+    assert code == 0 and sandbox_passwd != Path("/etc/passwd").read_text()
+    marker = f"corral-escape-{made['db_id']}"
+    (tmp_path / marker).write_text("x")
+    async with api.corral(headers) as client:
+        root = await client.list_files(made["id"], "/")
+        via_link = await client.list_files(made["id"], f"{HOME}/root")
+        assert [f["name"] for f in via_link["files"]] == [f["name"] for f in root["files"]]
+        for path in (
+            f"{HOME}/root/etc/passwd",
+            f"{HOME}/../../../../../etc/passwd",
+            "/../../etc/passwd",
+        ):
+            await client.download_file(made["id"], path, tmp_path / "passwd")
+            assert (tmp_path / "passwd").read_text() == sandbox_passwd, path
+        for index in range(len(host_paths)):
+            with pytest.raises(ApiError) as missing:
+                await client.list_files(made["id"], f"{HOME}/host{index}")
+            assert missing.value.status == 404
+            with pytest.raises(ApiError) as missing:
+                await client.upload_file(made["id"], f"{HOME}/host{index}", tmp_path / marker)
+            assert missing.value.status == 404
+        # A running gVisor sandbox would not see a write to its root filesystem: refused.
+        for directory in (f"{HOME}/root/tmp", f"{HOME}/../../tmp"):
+            with pytest.raises(ApiError) as refused:
+                await client.upload_file(made["id"], directory, tmp_path / marker)
+            assert (refused.value.status, refused.value.field) == (400, "path")
+            assert "/home/user" in refused.value.message
+        # Deleting the link removes the link, not what it points to.
+        await client.delete_file(made["id"], f"{HOME}/root")
+        assert (
+            sh(docker_client, made["id"], "test -f /etc/passwd && test ! -e /home/user/root")[0]
+            == 0
+        )
+        for name in ("..", ".", "a/b"):
+            with pytest.raises(ApiError) as refused:
+                await client.upload_file(made["id"], HOME, tmp_path / marker, name=name)
+            assert (refused.value.status, refused.value.field) == (400, "file")
+        # Stopped, the root filesystem takes it: the sandbox's /tmp, not the host's.
+        await client.stop_container(made["id"])
+        await client.upload_file(made["id"], f"{HOME}/../../tmp", tmp_path / marker)
+        listed = [f["name"] for f in (await client.list_files(made["id"], "/tmp"))["files"]]
+        assert marker in listed
+        assert not Path("/tmp", marker).exists()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import posixpath
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -49,6 +48,16 @@ CHUNK = 1 << 20
 # file (a few blocks per GB), with room to spare.
 QUOTA_SLACK_BYTES = 1 << 20
 DELETE_TIMEOUT_S = 120.0
+MAX_LINKS = 40  # symlinks followed in a row before giving up (Linux's own limit)
+
+
+@dataclass(frozen=True)
+class Walked:
+    """A path followed inside the sandbox (``FileService._walk``)."""
+
+    path: str  # the deepest part that exists, symlinks resolved
+    stat: PathStat
+    missing: list[str]  # the names below it that do not exist
 
 
 @dataclass(frozen=True)
@@ -101,15 +110,36 @@ class FileService:
                 f"{path!r} cannot exist: a directory on its way is a file (or a symlink loop)."
             ) from exc
 
-    async def _resolved(self, box: Sandbox, path: str) -> tuple[str, PathStat]:
-        """The path, with a final symlink replaced by its (in-sandbox) target, and its stat."""
-        stat = await self._stat(box, path, "read file")
-        if stat is not None and stat.is_symlink:
-            path = stat.link_target or "/"
-            stat = await self._stat(box, path, "read file")
+    async def _walk(self, box: Sandbox, path: str, what: str) -> Walked:
+        """Follow ``path`` from ``/`` a component at a time, every symlink on it replaced by
+        its target (the engine resolves a link's target inside the container's root, never the
+        host's): the deepest part that exists, its stat, and the names below it that do not.
+        Each step is one ``HEAD`` to the engine (about a millisecond)."""
+        parts = [part for part in path.split("/") if part]
+        current = "/"
+        stat = await self._stat(box, current, what)
         if stat is None:
+            raise FileNotFound("The sandbox's root filesystem is not readable.")
+        for index, part in enumerate(parts):
+            candidate = child(current, part)
+            found = await self._stat(box, candidate, what)
+            for _ in range(MAX_LINKS):
+                if found is None or not found.is_symlink:
+                    break
+                candidate = found.link_target or "/"
+                found = await self._stat(box, candidate, what)
+            if found is None or found.is_symlink:
+                return Walked(current, stat, parts[index:])
+            current, stat = candidate, found
+        return Walked(current, stat, [])
+
+    async def _resolved(self, box: Sandbox, path: str) -> tuple[str, PathStat]:
+        """Where ``path`` leads inside the sandbox (symlinks followed) and its stat; 404 when
+        nothing is there."""
+        walked = await self._walk(box, path, "read file")
+        if walked.missing:
             raise FileNotFound(f"Nothing exists at {path!r} in the sandbox.")
-        return path, stat
+        return walked.path, walked.stat
 
     async def list(self, box: Sandbox, path: str) -> FileList:
         """A directory's entries, from the engine's tar stream of it. The stream carries the
@@ -170,7 +200,7 @@ class FileService:
     async def room(self, box: Sandbox, directory: str) -> int | None:
         """How many bytes an upload into ``directory`` may have, when the sandbox's disk
         quota decides it (the directory is on its volume, at /home/user); None otherwise."""
-        if directory != MOUNT_POINT and not directory.startswith(MOUNT_POINT + "/"):
+        if not _on_volume(directory):
             return None
         free = await self._volumes.free_bytes(box.row)
         return None if free is None else max(0, free - QUOTA_SLACK_BYTES)
@@ -181,6 +211,7 @@ class FileService:
         resolved, stat = await self._resolved(box, directory)
         if not stat.is_dir:
             raise NotADirectory(f"{directory!r} is not a directory; upload into a directory.")
+        self._check_visible(box, resolved)
         return resolved
 
     async def upload(
@@ -246,35 +277,40 @@ class FileService:
     async def mkdir(self, box: Sandbox, path: str) -> bool:
         """Make the directory and any missing parents (as ``mkdir -p``); False when it was
         already there. Works on a stopped sandbox too: the new directories arrive as a tar."""
-        missing: list[str] = []
-        current = path
-        while True:
-            stat = await self._stat(box, current, "make directory")
-            if stat is not None and stat.is_symlink:
-                current, stat = await self._resolved(box, current)
-            if stat is not None:
-                break
-            current, name = parent_and_name(current)
-            missing.append(name)
-        if not stat.is_dir:
-            if not missing:
-                raise FileExists(f"{path!r} exists and is not a directory.")
-            raise NotADirectory(f"{current!r} is not a directory.")
-        if not missing:
-            return False
+        walked = await self._walk(box, path, "make directory")
+        if not walked.missing:
+            if walked.stat.is_dir:
+                return False
+            raise FileExists(f"{path!r} exists and is not a directory.")
+        if not walked.stat.is_dir:
+            raise NotADirectory(f"{walked.path!r} is not a directory.")
+        self._check_visible(box, walked.path)
         now = time.time()
-        tar = (
-            b"".join(
-                tar_stream.directory_header(posixpath.join(*reversed(missing[i:])) + "/", mtime=now)
-                for i in range(len(missing) - 1, -1, -1)
-            )
-            + tar_stream.END_OF_ARCHIVE
+        names = walked.missing
+        tar = b"".join(
+            tar_stream.directory_header("/".join(names[: depth + 1]) + "/", mtime=now)
+            for depth in range(len(names))
         )
+        tar += tar_stream.END_OF_ARCHIVE
         await self._call(
-            self._docker.write_archive(box.docker_id, current, _once(tar), len(tar)),
+            self._docker.write_archive(box.docker_id, walked.path, _once(tar), len(tar)),
             "make directory",
         )
         return True
+
+    @staticmethod
+    def _check_visible(box: Sandbox, directory: str) -> None:
+        """A running gVisor sandbox does not see what is written into its root filesystem from
+        outside (it caches it as its own; only its volume is shared): refuse such a write rather
+        than make a file the sandbox cannot see."""
+        if not box.running or box.row.runtime != "runsc" or _on_volume(directory):
+            return
+        raise InvalidParameters(
+            f"{directory!r} is outside the sandbox's volume ({MOUNT_POINT}): a running gVisor "
+            "sandbox would not see files written there. Write under /home/user, or stop the "
+            "sandbox first.",
+            field="path",
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -290,6 +326,10 @@ class FileService:
             ) from exc
         except DockerError as exc:
             raise OperationFailed(f"failed to {what}", str(exc)) from exc
+
+
+def _on_volume(path: str) -> bool:
+    return path == MOUNT_POINT or path.startswith(MOUNT_POINT + "/")
 
 
 def _quota(size: int, room: int) -> DiskQuotaExceeded:
