@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench_console",
     "bench_stats",
     "bench_load",
+    "bench_files",
 ]
 
 

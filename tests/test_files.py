@@ -352,3 +352,26 @@ async def test_symlinks_and_dot_dot_stay_inside_the_sandbox(
         listed = [f["name"] for f in (await client.list_files(made["id"], "/tmp"))["files"]]
         assert marker in listed
         assert not Path("/tmp", marker).exists()
+
+
+async def test_a_declared_size_that_lies_is_400_and_leaves_no_partial_file(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    """With ``size`` the upload streams straight into a running sandbox; a body of another
+    size is refused and what was copied of it removed."""
+    headers, made = await _box(api)
+    base = f"/api/containers/{made['id']}/files"
+    for declared, actual in ((3 << 20, 2 << 20), (1 << 20, 3 << 20)):
+        form = FormData()
+        form.add_field("file", bytes(actual), filename="liar.bin")
+        resp = await api.client.post(
+            f"{base}?path={HOME}&size={declared}", data=form, headers=headers
+        )
+        answer = await resp.json()
+        assert (resp.status, answer["error"], answer["field"]) == (
+            400,
+            "invalid parameters",
+            "size",
+        ), answer
+        code, out = sh(docker_client, made["id"], f"ls -A {HOME}")
+        assert code == 0 and out.strip() == "", out

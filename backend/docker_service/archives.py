@@ -6,7 +6,8 @@ The engine does this for a running and a stopped container alike (it mounts the 
 volumes for the copy), and resolves every path, symlinks included, inside the container's root
 filesystem: a symlink to ``/`` is the container's ``/``, never the host's. Both streams are read
 and written on the event loop over the engine's socket (``engine_http``), a chunk at a time, so
-a file of any size passes through the backend in bounded memory.
+a file of any size passes through the backend in bounded memory. The copies go over plain
+asyncio streams (``engine_socket.stream``), the stat over the pooled HTTP session.
 """
 
 from __future__ import annotations
@@ -17,15 +18,12 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from backend.docker_service.client import EngineClient
 from backend.errors import DockerError, DockerNotFound
 
 # Go's os.FileMode type bits, as the engine's stat reports them.
 GO_MODE_DIR = 1 << 31
 GO_MODE_SYMLINK = 1 << 27
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -77,12 +75,11 @@ class ArchiveCalls(EngineClient):
         return _stat_of(header)
 
     async def read_archive(self, container_id: str, path: str) -> AsyncIterator[bytes]:
-        """The path (a directory with its whole subtree) as a tar stream, in chunks of up to
-        ``CHUNK`` bytes. Opening raises the engine's refusal (DockerNotFound: no such path);
-        a stream cut off later raises DockerError."""
+        """The path (a directory with its whole subtree) as a tar stream, in pieces of up to
+        1 MiB. Opening raises the engine's refusal (DockerNotFound: no such path); a stream cut
+        off later raises DockerError."""
         url = await self._path("/containers/{0}/archive", container_id)
-        resp = await self._http.send("GET", url, {"path": path}, read_bufsize=CHUNK)
-        return _chunks(resp)
+        return await self._socket.stream("GET", url, {"path": path})
 
     async def write_archive(
         self, container_id: str, directory: str, tar: AsyncIterable[bytes], length: int
@@ -91,23 +88,7 @@ class ArchiveCalls(EngineClient):
         entry never replaces a directory by a file or the reverse (``noOverwriteDirNonDir``).
         Raises DockerError with the engine's reason ("no space left on device")."""
         url = await self._path("/containers/{0}/archive", container_id)
-        headers = {"Content-Type": "application/x-tar", "Content-Length": str(length)}
         params = {"path": directory, "noOverwriteDirNonDir": "true"}
-        try:
-            resp = await self._http.send("PUT", url, params, data=tar, headers=headers)
-        except aiohttp.ClientError as exc:
-            raise DockerError("the copy into the container was cut off") from exc
-        resp.release()
-
-
-async def _chunks(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    try:
-        while True:
-            chunk = await resp.content.readany()
-            if not chunk:
-                return
-            yield chunk
-    except (aiohttp.ClientError, OSError) as exc:
-        raise DockerError("the copy out of the container was cut off") from exc
-    finally:
-        resp.close()
+        answer = await self._socket.stream("PUT", url, params, tar, length)
+        async for _ in answer:
+            pass

@@ -215,11 +215,13 @@ class FileService:
         return resolved
 
     async def upload(
-        self, box: Sandbox, directory: str, name: str, spool: BinaryIO, size: int
+        self, box: Sandbox, directory: str, name: str, source: AsyncIterator[bytes], size: int
     ) -> None:
-        """Copy the spooled file into ``directory`` as ``name``. The quota was checked while
-        spooling; if the engine still runs out of space (another writer), the partial file is
-        removed (a running sandbox) and the answer is 507."""
+        """Copy ``size`` bytes from ``source`` (a spool, or the request itself when its size
+        was declared) into ``directory`` as ``name``, as a one-member tar streamed to the
+        engine. Past the quota: 507 before anything is written. When the copy fails half-way
+        (the source was not ``size`` bytes, the disk filled up under another writer, the
+        engine failed), the partial file is removed (in a running sandbox: ``rm``)."""
         room = await self.room(box, directory)
         if room is not None and size > room:
             raise _quota(size, room)
@@ -229,17 +231,19 @@ class FileService:
         length = len(header) + size + len(tar_stream.padding(size)) + 1024
         try:
             await self._docker.write_archive(
-                box.docker_id, directory, _tar_of(header, spool, size), length
+                box.docker_id, directory, _tar_of(header, source, size), length
             )
-        except DockerError as exc:
+        except BaseException as exc:
             if existed is None:
-                await self._remove_partial(box, target)
-            if "no space left" in str(exc).lower():
-                raise DiskQuotaExceeded(
-                    f"The sandbox's disk is full: {name!r} ({size} bytes) did not fit, and "
-                    "nothing of it was kept."
-                ) from exc
-            raise OperationFailed("failed to upload file", str(exc)) from exc
+                await asyncio.shield(self._remove_partial(box, target))
+            if isinstance(exc, DockerError):
+                if "no space left" in str(exc).lower():
+                    raise DiskQuotaExceeded(
+                        f"The sandbox's disk is full: {name!r} ({size} bytes) did not fit, and "
+                        "nothing of it was kept."
+                    ) from exc
+                raise OperationFailed("failed to upload file", str(exc)) from exc
+            raise
 
     async def _remove_partial(self, box: Sandbox, path: str) -> None:
         if not box.running:
@@ -367,15 +371,26 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _tar_of(header: bytes, spool: BinaryIO, size: int) -> AsyncIterator[bytes]:
-    """A one-member tar stream: the header, the spooled file read a chunk at a time (in a
-    thread: it is disk I/O), the padding and the end of the archive."""
+async def _tar_of(header: bytes, source: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """A one-member tar stream: the header, exactly ``size`` bytes of ``source`` (400 when it
+    has fewer or more), the padding and the end of the archive."""
     yield header
-    left = size
-    while left:
-        chunk = await asyncio.to_thread(spool.read, min(CHUNK, left))
-        if not chunk:
-            raise DockerError("the spooled upload is shorter than it was")
-        left -= len(chunk)
+    sent = 0
+    async for chunk in source:
+        sent += len(chunk)
+        if sent > size:
+            raise InvalidParameters(
+                f"the file is larger than the size given ({size} bytes)", field="size"
+            )
         yield chunk
+    if sent != size:
+        raise InvalidParameters(
+            f"the file has {sent} bytes, not the size given ({size} bytes)", field="size"
+        )
     yield tar_stream.padding(size) + tar_stream.END_OF_ARCHIVE
+
+
+async def read_spool(spool: BinaryIO) -> AsyncIterator[bytes]:
+    """A spooled upload, a chunk at a time (read in a thread: it is disk I/O)."""
+    while chunk := await asyncio.to_thread(spool.read, CHUNK):
+        yield chunk

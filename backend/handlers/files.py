@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
 from aiohttp.hdrs import CONTENT_DISPOSITION
@@ -20,12 +21,12 @@ from backend.errors import (
     NotSupportedForAgents,
 )
 from backend.files.paths import checked_name, child, content_disposition, form_filename, normalised
-from backend.files.service import Sandbox
+from backend.files.service import CHUNK, Sandbox, read_spool
 from backend.files.spool import TooLarge, data_disk_room, spool
 from backend.json_answer import json_answer
 from backend.middleware import principal_of
 from backend.state import AGENTS, CONTAINERS, SETTINGS
-from corral.shapes import FileChanged, FileList, FilesQuery, FileUploaded
+from corral.shapes import FileChanged, FileList, FilesQuery, FileUploaded, UploadQuery
 
 log = logging.getLogger(__name__)
 
@@ -120,25 +121,37 @@ async def download_file(request: web.Request, query: FilesQuery) -> web.StreamRe
     },
     upload=UPLOAD_PART,
 )
-async def upload_file(request: web.Request, query: FilesQuery) -> web.Response:
+async def upload_file(request: web.Request, query: UploadQuery) -> web.Response:
     files = request.app[CONTAINERS].files
-    data_dir = request.app[SETTINGS].data_dir
     box = await _sandbox(request)
     directory = normalised(query["path"])
     target = await files.check_target(box, directory)
     quota = await files.room(box, target)
-    limit = min(data_disk_room(data_dir), quota if quota is not None else 1 << 62)
-    declared = request.content_length
-    if declared is not None and declared > limit + MULTIPART_SLACK:
-        raise _too_large(declared, limit, quota)
+    declared = query.get("size")
+    if declared is not None and quota is not None and declared > quota:
+        raise _too_large(declared, quota, quota)
+    # A running sandbox can take the request's bytes as they come when their size is known:
+    # a copy that fails half-way is removed from it. Otherwise (a stopped sandbox could keep
+    # a partial file; an unknown size cannot go in a tar header) the file is spooled first.
+    streamed = declared is not None and box.running
+    limit = quota if quota is not None else 1 << 62
+    if not streamed:
+        limit = min(limit, data_disk_room(request.app[SETTINGS].data_dir))
+    if request.content_length is not None and request.content_length > limit + MULTIPART_SLACK:
+        raise _too_large(request.content_length, limit, quota)
     part = await _file_part(request)
     name = checked_name(_part_name(part))
-    try:
-        handle, size = await spool(part.read_chunk, data_dir, limit)
-    except TooLarge as exc:
-        raise _too_large(exc.received, limit, quota) from None
-    with handle:
-        await files.upload(box, target, name, handle, size)
+    if streamed:
+        assert declared is not None
+        await files.upload(box, target, name, _part_chunks(part), declared)
+        size = declared
+    else:
+        try:
+            handle, size = await spool(part.read_chunk, request.app[SETTINGS].data_dir, limit)
+        except TooLarge as exc:
+            raise _too_large(exc.received, limit, quota) from None
+        with handle:
+            await files.upload(box, target, name, read_spool(handle), size)
     answer: FileUploaded = {
         "message": "file uploaded successfully",
         "filename": name,
@@ -146,6 +159,11 @@ async def upload_file(request: web.Request, query: FilesQuery) -> web.Response:
         "size": size,
     }
     return json_answer(answer)
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk
 
 
 @endpoint(

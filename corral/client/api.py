@@ -28,7 +28,7 @@ import aiohttp
 from corral.aio import Backoff
 from corral.client.errors import TransportError, api_error
 from corral.client.events import EventConnection, EventStream, connect_events
-from corral.client.files import Progress, save_stream, upload_body
+from corral.client.files import Progress, body_size, save_stream, upload_body
 from corral.client.stats import StatsStream
 from corral.shapes import (
     Container,
@@ -327,7 +327,7 @@ class CorralClient:
             try:
                 async with self.session.post(
                     self.url(self._files(ident)),
-                    params={"path": directory},
+                    params={"path": directory, "size": str(body_size(handle))},
                     data=body,
                     headers=self.auth_headers(),
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),

@@ -58,8 +58,12 @@ class FilePayload(aiohttp.payload.Payload):
                 self._progress(sent, self._length)
 
 
+def body_size(handle: BinaryIO) -> int:
+    return os.fstat(handle.fileno()).st_size
+
+
 def upload_body(handle: BinaryIO, name: str, progress: Progress | None) -> aiohttp.MultipartWriter:
-    size = os.fstat(handle.fileno()).st_size
+    size = body_size(handle)
     writer = aiohttp.MultipartWriter("form-data")
     payload = FilePayload(handle, size, progress)
     payload.headers["Content-Disposition"] = part_disposition(name)

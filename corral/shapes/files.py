@@ -3,11 +3,13 @@ the sandbox)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NotRequired
 
+from pydantic import Field
 from typing_extensions import TypedDict
 
 from corral.shapes.common import Timestamp, described, query, refused_as, shape, text
+from corral.shapes.query import INT_FROM_TEXT
 
 # A path as the sandbox sees it: absolute, no NUL (a C string ends there), at most PATH_MAX.
 # ``..`` and repeated slashes are allowed and normalised (``/home/user/../x`` is ``/home/x``):
@@ -25,6 +27,23 @@ SandboxPath = Annotated[
 @query
 class FilesQuery(TypedDict):
     path: Annotated[SandboxPath, described("An absolute path inside the sandbox")]
+
+
+@query
+class UploadQuery(TypedDict):
+    path: Annotated[SandboxPath, described("The directory to upload into")]
+    size: NotRequired[
+        Annotated[
+            int,
+            Field(ge=0),
+            INT_FROM_TEXT,
+            described(
+                "The file's size in bytes, when known: the upload then streams straight into "
+                "the sandbox (a running one) instead of through a spool, and a file of another "
+                "size is refused"
+            ),
+        ]
+    ]
 
 
 @shape
