@@ -94,6 +94,9 @@ class EngineSocket:
         except (OSError, ValueError) as exc:
             raise DockerUnavailable() from exc
         reader, writer = await asyncio.open_connection(sock=sock, limit=STREAM_CHUNK)
+        # A few chunks in flight, so reading the next one (from a client) overlaps the engine
+        # taking this one, rather than waiting for it to drain to 64 KiB.
+        writer.transport.set_write_buffer_limits(high=4 * STREAM_CHUNK)
         try:
             target = path + (f"?{urlencode(params)}" if params else "")
             head = [f"{method} {target} HTTP/1.1", "Host: docker", "Connection: close"]
@@ -274,7 +277,8 @@ async def _body(
         if headers.get("transfer-encoding", "").lower() == "chunked":
             # The engine's chunks are small (32 KiB): gathered into pieces of up to
             # STREAM_CHUNK, so the reader wakes a few times per MiB, not thirty.
-            gathered = bytearray()
+            gathered: list[bytes] = []
+            held = 0
             while True:
                 size_line = await reader.readline()
                 if not size_line:
@@ -282,17 +286,18 @@ async def _body(
                 size = int(size_line.split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     if gathered:
-                        yield bytes(gathered)
+                        yield b"".join(gathered)
                     return
                 while size:
-                    piece = await reader.read(min(size, STREAM_CHUNK - len(gathered)))
+                    piece = await reader.read(min(size, STREAM_CHUNK))
                     if not piece:
                         raise DockerError("the copy out of the container was cut off")
                     size -= len(piece)
-                    gathered += piece
-                    if len(gathered) >= STREAM_CHUNK:
-                        yield bytes(gathered)
-                        gathered.clear()
+                    gathered.append(piece)
+                    held += len(piece)
+                    if held >= STREAM_CHUNK:
+                        yield b"".join(gathered)
+                        gathered, held = [], 0
                 await reader.readexactly(2)
         else:
             left = int(headers["content-length"]) if "content-length" in headers else None

@@ -133,16 +133,22 @@ class TarReader:
         return None
 
     async def data(self, member: Member) -> AsyncIterator[bytes]:
-        """The current member's data, in the chunks it arrives in."""
+        """The current member's data, in the chunks it arrives in (passed on without a copy
+        where a chunk lies wholly inside it)."""
         remaining = member.size
         while remaining:
-            if not self._buffer and not await self._fill(1):
-                raise TarFormatError("the tar stream ended in the middle of a member")
-            step = min(remaining, len(self._buffer))
-            piece = bytes(self._buffer[:step])
-            del self._buffer[:step]
-            remaining -= step
-            self._left -= step
+            if self._buffer:
+                step = min(remaining, len(self._buffer))
+                piece = bytes(self._buffer[:step])
+                del self._buffer[:step]
+            else:
+                chunk = await anext(self._chunks, None)
+                if chunk is None:
+                    raise TarFormatError("the tar stream ended in the middle of a member")
+                piece = chunk if len(chunk) <= remaining else chunk[:remaining]
+                self._buffer += chunk[len(piece) :]
+            remaining -= len(piece)
+            self._left -= len(piece)
             yield piece
 
 
