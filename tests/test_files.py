@@ -13,6 +13,7 @@ import docker
 import pytest
 from aiohttp import FormData
 
+from backend.state import CONTAINERS
 from corral.client import ApiError
 from tests.conftest import Api, sh
 
@@ -375,3 +376,33 @@ async def test_a_declared_size_that_lies_is_400_and_leaves_no_partial_file(
         ), answer
         code, out = sh(docker_client, made["id"], f"ls -A {HOME}")
         assert code == 0 and out.strip() == "", out
+
+
+async def test_a_listing_on_the_volume_matches_the_engines(
+    api: Api, docker_client: docker.DockerClient
+) -> None:
+    """Directories on the volume are read in place on the host; the answer is the one the
+    engine's tar stream gives (types, sizes, modes, times), and a symlink on the way is left
+    to the engine, which resolves it inside the sandbox."""
+    _, made = await _box(api)
+    script = (
+        f"cd {HOME} && mkdir -p d/sub && echo hello > d/f && chmod 640 d/f && ln -s f d/link "
+        f"&& ln -s / d/root && ln -s d alias"
+    )
+    assert sh(docker_client, made["id"], script)[0] == 0
+    files = api.app[CONTAINERS].files
+    row = await api.app[CONTAINERS].repository.get(made["db_id"])
+    assert row is not None
+    box = await files.sandbox(row)
+    on_host = await files.list_dir(box, f"{HOME}/d")
+    from_engine = await files._list_from_engine(box, f"{HOME}/d", f"{HOME}/d")
+    assert on_host["files"] == sorted(from_engine, key=lambda e: e["name"])
+    modes = {f["name"]: f["mode"] for f in on_host["files"]}
+    assert modes == {
+        "f": "-rw-r-----",
+        "link": "lrwxrwxrwx",
+        "root": "lrwxrwxrwx",
+        "sub": "drwxr-xr-x",
+    }
+    via_alias = await files.list_dir(box, f"{HOME}/alias")
+    assert [f["name"] for f in via_alias["files"]] == [f["name"] for f in on_host["files"]]

@@ -301,6 +301,14 @@ class VolumeManager:
             return None
         return await asyncio.to_thread(self._images.free_bytes, volume_key(row.volume_name))
 
+    async def host_path(self, row: Container) -> Path | None:
+        """Where the row's volume is mounted on this host (quotas on, and mounted), for reads
+        in place (``backend.files.host_listing``); None otherwise."""
+        if self._images is None:
+            return None
+        mountpoint = self._images.mountpoint(volume_key(row.volume_name))
+        return mountpoint if await asyncio.to_thread(os.path.ismount, mountpoint) else None
+
     async def size_mb(self, row: Container) -> int | None:
         if self._images is None:
             return None

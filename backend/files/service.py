@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tarfile
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from stat import S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_ISREG, filemode
 from typing import BinaryIO, TypeVar
 
 from backend.containers.repository import ContainerRepository
@@ -36,6 +38,7 @@ from backend.errors import (
     PathIsDirectory,
 )
 from backend.files import tar_stream
+from backend.files.host_listing import list_on_host
 from backend.files.paths import child, parent_and_name
 from backend.files.tar_stream import Member, TarFormatError, TarReader
 from corral.shapes import FileEntry, FileList
@@ -141,17 +144,42 @@ class FileService:
             raise FileNotFound(f"Nothing exists at {path!r} in the sandbox.")
         return walked.path, walked.stat
 
-    async def list(self, box: Sandbox, path: str) -> FileList:
-        """A directory's entries, from the engine's tar stream of it. The stream carries the
-        whole subtree, file data included, so its cost grows with what is below the directory
-        (docs/api.md has the figures); only headers are kept."""
+    async def list_dir(self, box: Sandbox, path: str) -> FileList:
+        """A directory's entries. On the sandbox's volume they are read in place on the host
+        (``host_listing``); elsewhere from the engine's tar stream of the directory, which
+        carries the whole subtree, file data included, so its cost grows with what is below
+        the directory (docs/api.md has the figures); only headers are kept."""
         resolved, stat = await self._resolved(box, path)
         if not stat.is_dir:
             raise NotADirectory(
                 f"{path!r} is a file; download it with GET /api/containers/{{id}}/files?path=..."
             )
+        entries = await self._list_on_volume(box, path, resolved)
+        if entries is None:
+            entries = await self._list_from_engine(box, path, resolved)
+        files = sorted(entries, key=lambda entry: entry["name"])
+        return {"path": path, "files": files, "count": len(files)}
+
+    async def _list_on_volume(
+        self, box: Sandbox, path: str, resolved: str
+    ) -> list[FileEntry] | None:
+        if not _on_volume(resolved):
+            return None
+        mountpoint = await self._volumes.host_path(box.row)
+        if mountpoint is None:
+            return None
+        parts = [part for part in resolved[len(MOUNT_POINT) :].split("/") if part]
+        found = await asyncio.to_thread(list_on_host, mountpoint, parts)
+        if found is None:
+            return None
+        return [
+            _entry(path, e.name, e.size if S_ISREG(e.mode) else 0, filemode(e.mode), e.mtime)
+            for e in found
+        ]
+
+    async def _list_from_engine(self, box: Sandbox, path: str, resolved: str) -> list[FileEntry]:
         chunks = await self._call(self._docker.read_archive(box.docker_id, resolved), "list files")
-        entries: dict[str, FileEntry] = {}
+        entries: list[FileEntry] = []
         root: str | None = None
         try:
             async for member in TarReader(chunks):
@@ -161,14 +189,14 @@ class FileService:
                     continue
                 relative = name[len(root) :].lstrip("/") if name.startswith(root) else ""
                 if relative and "/" not in relative:
-                    entries[relative] = _entry(path, relative, member)
+                    size = member.size if member.is_file else 0
+                    entries.append(_entry(path, relative, size, _mode_text(member), member.mtime))
         except (TarFormatError, DockerError) as exc:
             raise OperationFailed("failed to list files", str(exc)) from exc
         finally:
             with contextlib.suppress(Exception):
                 await chunks.aclose()  # type: ignore[attr-defined]
-        files = [entries[name] for name in sorted(entries)]
-        return {"path": path, "files": files, "count": len(files)}
+        return entries
 
     # -- download -----------------------------------------------------------------------------
 
@@ -343,28 +371,29 @@ def _quota(size: int, room: int) -> DiskQuotaExceeded:
     )
 
 
-def _entry(directory: str, name: str, member: Member) -> FileEntry:
+def _entry(directory: str, name: str, size: int, mode: str, mtime: float) -> FileEntry:
     return {
         "name": name,
         "path": child(directory, name),
-        "size": member.size if member.is_file else 0,
-        "mode": _mode_text(member),
-        "mod_time": datetime.fromtimestamp(member.mtime, UTC).isoformat().replace("+00:00", "Z"),
-        "is_dir": member.is_dir,
+        "size": size,
+        "mode": mode,
+        "mod_time": datetime.fromtimestamp(int(mtime), UTC).isoformat().replace("+00:00", "Z"),
+        "is_dir": mode.startswith("d"),
     }
 
 
-_KIND_LETTER = {b"5": "d", b"2": "l", b"3": "c", b"4": "b", b"6": "p"}
+_KIND_BITS = {
+    tarfile.DIRTYPE: S_IFDIR,
+    tarfile.SYMTYPE: S_IFLNK,
+    tarfile.CHRTYPE: S_IFCHR,
+    tarfile.BLKTYPE: S_IFBLK,
+    tarfile.FIFOTYPE: S_IFIFO,
+}
 
 
 def _mode_text(member: Member) -> str:
-    """``ls -l``'s first column (without set-id and sticky letters' subtleties)."""
-    letters = _KIND_LETTER.get(member.kind, "-")
-    for shift in (6, 3, 0):
-        bits = (member.mode >> shift) & 7
-        letters += ("r" if bits & 4 else "-") + ("w" if bits & 2 else "-")
-        letters += "x" if bits & 1 else "-"
-    return letters
+    """``ls -l``'s first column, as for an entry read on the host (``stat.filemode``)."""
+    return filemode(_KIND_BITS.get(member.kind, S_IFREG) | (member.mode & 0o7777))
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

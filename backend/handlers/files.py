@@ -66,7 +66,7 @@ async def _sandbox(request: web.Request) -> Sandbox:
 )
 async def list_files(request: web.Request, query: FilesQuery) -> web.Response:
     box = await _sandbox(request)
-    answer = await request.app[CONTAINERS].files.list(box, normalised(query["path"]))
+    answer = await request.app[CONTAINERS].files.list_dir(box, normalised(query["path"]))
     return json_answer(answer)
 
 
