@@ -263,6 +263,13 @@ class FileExists(Conflict):
     error = "file exists"
 
 
+class SandboxRefused(Conflict):
+    """409: the sandbox itself refused a file operation (``rm`` of something it may not
+    remove: /proc, a mount point); its own words are the message."""
+
+    error = "sandbox refused"
+
+
 class DiskQuotaExceeded(CorralError):
     """507: the sandbox's disk (its volume's quota) cannot hold the upload; nothing was
     written. Unlike ``InsufficientStorage`` this does not pass by itself: free space in the

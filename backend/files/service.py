@@ -36,6 +36,7 @@ from backend.errors import (
     NotADirectory,
     OperationFailed,
     PathIsDirectory,
+    SandboxRefused,
 )
 from backend.files import tar_stream
 from backend.files.host_listing import list_on_host
@@ -302,8 +303,11 @@ class FileService:
             "delete file",
         )
         if code != 0:
-            raise OperationFailed(
-                "failed to delete file", output.decode(errors="replace").strip()[-300:]
+            said = output.decode(errors="replace").strip().splitlines()
+            raise SandboxRefused(
+                f"The sandbox did not delete all of {path!r}: "
+                + "; ".join(said[:3])[:300]
+                + ("; ..." if len(said) > 3 else "")
             )
 
     async def mkdir(self, box: Sandbox, path: str) -> bool:

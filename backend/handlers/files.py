@@ -209,8 +209,8 @@ async def _read_chunk(part: BodyPartReader, size: int) -> bytes:
     "needs the sandbox running",
     tag="files",
     answers={200: Answer("Deleted", FileChanged)},
-    errors=ON_FILES,
-    notes=NOTES,
+    errors=(*ON_FILES, 409),
+    notes={**NOTES, 409: "sandbox refused: rm in the sandbox failed (/proc, a mount point)"},
 )
 async def delete_file(request: web.Request, query: FilesQuery) -> web.Response:
     box = await _sandbox(request)
