@@ -164,7 +164,8 @@ def _operation(
         operation["parameters"] = parameters
     if spec.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            # A body whose every field may be omitted may itself be omitted (read as {}).
+            "required": bool(adapter(spec.body).json_schema().get("required")),
             "content": {"application/json": {"schema": refs[spec.body]}},
         }
     if spec.upload is not None:

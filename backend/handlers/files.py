@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import BodyPartReader, web
 from aiohttp.hdrs import CONTENT_DISPOSITION
 from aiohttp.helpers import parse_mimetype
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import parse_content_disposition
 
 from backend.agents.service import is_agent_id
@@ -251,7 +252,7 @@ async def _file_part(request: web.Request) -> BodyPartReader:
             if isinstance(part, BodyPartReader) and part.name == UPLOAD_PART:
                 return part
             await part.release()
-    except (ValueError, AssertionError) as exc:
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
         raise InvalidParameters(
             f"the multipart body could not be read: {exc}", field=UPLOAD_PART
         ) from None
