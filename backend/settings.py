@@ -108,8 +108,9 @@ class Settings(BaseSettings):
     default_tier: str = "free"
     images: tuple[ImageSpec, ...] = DEFAULT_IMAGES
     # Other names create accepts for an image (alias -> an image's name or reference): the image
-    # keys clients written for Rexec send. An alias naming no configured image is ignored (the
-    # create is refused as an unknown image), and a configured image's own name always wins.
+    # keys clients written for Rexec send. Given ones are merged over the defaults ("" removes
+    # one). An alias naming no configured image is ignored (the create is refused as an unknown
+    # image), and a configured image's own name always wins.
     image_aliases: Mapping[str, str] = Field(default_factory=lambda: dict(DEFAULT_IMAGE_ALIASES))
     guest_session_hours: int = 50
     guest_grace_hours: int = 24 * 7
@@ -186,6 +187,15 @@ class Settings(BaseSettings):
                 spec = {**dataclasses.asdict(base), **spec, "name": name}
             tiers[name] = spec
         return tiers
+
+    @field_validator("image_aliases", mode="before")
+    @classmethod
+    def _merge_aliases(cls, value: Any) -> Any:
+        """The operator's aliases over the default ones; an alias set to "" is removed."""
+        if not isinstance(value, Mapping):
+            return value  # pydantic says what is wrong with it
+        merged = {**DEFAULT_IMAGE_ALIASES, **value}
+        return {alias: target for alias, target in merged.items() if target != ""}
 
     @field_validator("default_tier")
     @classmethod

@@ -13,6 +13,7 @@ import docker
 import pytest
 from aiohttp import FormData
 
+from backend.settings import load_settings
 from backend.state import CONTAINERS
 from corral.client import ApiError
 from tests.conftest import Api, sh
@@ -406,3 +407,22 @@ async def test_a_listing_on_the_volume_matches_the_engines(
     }
     via_alias = await files.list_dir(box, f"{HOME}/alias")
     assert [f["name"] for f in via_alias["files"]] == [f["name"] for f in on_host["files"]]
+
+
+def test_an_operator_alias_leads_to_a_configured_image_and_never_shadows_one() -> None:
+    settings = load_settings(
+        image_aliases={
+            "ubuntu": "corral/debian:bookworm",
+            "alpine": "corral/alpine",  # no such image configured: ignored
+            "corral/busybox": "corral/debian:bookworm",  # an image's own name wins
+            "busybox": "",  # a default removed
+        }
+    )
+    debian = settings.image("corral/debian:bookworm")
+    assert debian is not None and settings.image("ubuntu") == debian
+    assert settings.image("alpine") is None
+    busybox = settings.image("corral/busybox")
+    assert busybox is not None and busybox.name == "corral/busybox"
+    assert settings.aliases_of(debian) == ["debian", "ubuntu"]
+    assert settings.image("debian") == debian  # the defaults stay
+    assert settings.image("busybox") is None
