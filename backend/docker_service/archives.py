@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +74,7 @@ class ArchiveCalls(EngineClient):
             header = resp.headers.get("X-Docker-Container-Path-Stat", "")
         return _stat_of(header)
 
-    async def read_archive(self, container_id: str, path: str) -> AsyncIterator[bytes]:
+    async def read_archive(self, container_id: str, path: str) -> AsyncGenerator[bytes, None]:
         """The path (a directory with its whole subtree) as a tar stream, in pieces of up to
         1 MiB. Opening raises the engine's refusal (DockerNotFound: no such path); a stream cut
         off later raises DockerError."""

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import tarfile
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from stat import S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_ISREG, filemode
@@ -79,7 +79,7 @@ class Download:
 
     name: str
     size: int
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]
 
 
 class FileService:
@@ -196,7 +196,7 @@ class FileService:
             raise OperationFailed("failed to list files", str(exc)) from exc
         finally:
             with contextlib.suppress(Exception):
-                await chunks.aclose()  # type: ignore[attr-defined]
+                await chunks.aclose()
         return entries
 
     # -- download -----------------------------------------------------------------------------
@@ -219,10 +219,11 @@ class FileService:
             raise OperationFailed("failed to download file", str(exc)) from exc
         if member is None or not member.is_file:
             with contextlib.suppress(Exception):
-                await chunks.aclose()  # type: ignore[attr-defined]
+                await chunks.aclose()
             raise InvalidParameters(f"{path!r} is not a regular file", field="path")
         _, name = parent_and_name(path)
-        return Download(name=name or member.name, size=member.size, chunks=reader.data(member))
+        data = _member_data(reader, member, chunks)
+        return Download(name=name or member.name, size=member.size, chunks=data)
 
     # -- upload -------------------------------------------------------------------------------
 
@@ -398,6 +399,17 @@ _KIND_BITS = {
 def _mode_text(member: Member) -> str:
     """``ls -l``'s first column, as for an entry read on the host (``stat.filemode``)."""
     return filemode(_KIND_BITS.get(member.kind, S_IFREG) | (member.mode & 0o7777))
+
+
+async def _member_data(
+    reader: TarReader, member: Member, chunks: AsyncGenerator[bytes, None]
+) -> AsyncGenerator[bytes, None]:
+    """A member's data; the engine's stream is closed after it (or when the caller stops)."""
+    try:
+        async for piece in reader.data(member):
+            yield piece
+    finally:
+        await chunks.aclose()
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -10,7 +10,7 @@ Nothing is held but the current header and one chunk.
 from __future__ import annotations
 
 import tarfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 BLOCK = 512
@@ -132,7 +132,7 @@ class TarReader:
             return member
         return None
 
-    async def data(self, member: Member) -> AsyncIterator[bytes]:
+    async def data(self, member: Member) -> AsyncGenerator[bytes, None]:
         """The current member's data, in the chunks it arrives in (passed on without a copy
         where a chunk lies wholly inside it)."""
         remaining = member.size

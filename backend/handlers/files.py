@@ -108,7 +108,7 @@ async def download_file(request: web.Request, query: FilesQuery) -> web.StreamRe
         log.debug("a download's client went away: %r", exc)
     finally:
         with contextlib.suppress(Exception):
-            await download.chunks.aclose()  # type: ignore[attr-defined]
+            await download.chunks.aclose()
     return resp
 
 
@@ -140,7 +140,7 @@ async def upload_file(request: web.Request, query: UploadQuery) -> web.Response:
     streamed = declared is not None and box.running
     limit = quota if quota is not None else 1 << 62
     if not streamed:
-        limit = min(limit, data_disk_room(request.app[SETTINGS].data_dir))
+        limit = min(limit, await asyncio.to_thread(data_disk_room, request.app[SETTINGS].data_dir))
     if request.content_length is not None and request.content_length > limit + MULTIPART_SLACK:
         raise _too_large(request.content_length, limit, quota)
     part = await _file_part(request)
