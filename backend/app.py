@@ -209,10 +209,16 @@ async def _close_stats_streams(app: web.Application) -> None:
         await sampler.close_all(CLOSE_GOING_AWAY, "server shutting down", timeout)
 
 
+UPLOAD_READ_BUFFER = 1 << 20
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware, rate_limit_middleware],
         client_max_size=settings.max_body_bytes,
+        # A request body is read in windows of this size (aiohttp's default is 64 KiB): a file
+        # upload streams through a few large reads rather than thousands of small ones.
+        handler_args={"read_bufsize": UPLOAD_READ_BUFFER},
     )
     app[SETTINGS] = settings
     app[LIVE_STREAMS] = LiveStreams()

@@ -51,6 +51,8 @@ class Endpoint:
     notes: Mapping[int, str] = field(default_factory=dict)  # error texts of this route's own
     body: type[Any] | None = None
     query: type[Any] | None = None
+    # A multipart/form-data body of one file, in the part of this name (read by the handler).
+    upload: str | None = None
 
 
 def endpoint(
@@ -60,10 +62,12 @@ def endpoint(
     answers: Mapping[int, Answer],
     errors: Iterable[int] = (),
     notes: Mapping[int, str] | None = None,
+    upload: str | None = None,
 ) -> Callable[[Callable[..., Awaitable[web.StreamResponse]]], Handler]:
     """Declare a handler's route (see the module's docstring). ``errors`` are the statuses it
     may refuse with; ``notes`` say what a status means on this route where the usual text does
-    not fit."""
+    not fit. ``upload`` names the part of a multipart/form-data body carrying one file (the
+    handler streams it itself)."""
 
     def declare(func: Callable[..., Awaitable[web.StreamResponse]]) -> Handler:
         hints = typing.get_type_hints(func)
@@ -75,6 +79,7 @@ def endpoint(
             notes=dict(notes or {}),
             body=hints.get("body"),
             query=hints.get("query"),
+            upload=upload,
         )
 
         @functools.wraps(func)

@@ -259,6 +259,42 @@ class InsufficientStorage(RetryLater):
     )
 
 
+class FileNotFound(CorralError):
+    status = 404
+    error = "file not found"
+    default_message = "Nothing exists at this path in the sandbox."
+
+
+class PathIsDirectory(CorralError):
+    status = 400
+    error = "path is a directory"
+
+
+class NotADirectory(CorralError):
+    status = 400
+    error = "not a directory"
+
+
+class FileExists(Conflict):
+    error = "file exists"
+
+
+class SandboxRefused(Conflict):
+    """409: the sandbox itself refused a file operation (``rm`` of something it may not
+    remove: /proc, a mount point); its own words are the message."""
+
+    error = "sandbox refused"
+
+
+class DiskQuotaExceeded(CorralError):
+    """507: the sandbox's disk (its volume's quota) cannot hold the upload; nothing was
+    written. Unlike ``InsufficientStorage`` this does not pass by itself: free space in the
+    sandbox, or give it a larger disk (PATCH .../settings)."""
+
+    status = 507
+    error = "insufficient storage"
+
+
 class OperationFailed(CorralError):
     """A Docker operation failed; ``error`` names the operation (``failed to start container``)."""
 

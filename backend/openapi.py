@@ -164,9 +164,12 @@ def _operation(
         operation["parameters"] = parameters
     if spec.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            # A body whose every field may be omitted may itself be omitted (read as {}).
+            "required": bool(adapter(spec.body).json_schema().get("required")),
             "content": {"application/json": {"schema": refs[spec.body]}},
         }
+    if spec.upload is not None:
+        operation["requestBody"] = _upload_body(spec.upload)
     responses: dict[str, Any] = {}
     for status, answer in sorted(spec.answers.items()):
         response: dict[str, Any] = {"description": answer.description}
@@ -223,3 +226,21 @@ def _query_parameters(shape: type[Any] | None) -> list[dict[str, Any]]:
             parameter["description"] = schema["properties"][name]["description"]
         parameters.append(parameter)
     return parameters
+
+
+def _upload_body(part: str) -> dict[str, Any]:
+    """A multipart/form-data body whose part ``part`` is one file, streamed (any size the
+    sandbox's disk can take)."""
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [part],
+                    "properties": {part: {"type": "string", "format": "binary"}},
+                },
+                "encoding": {part: {"contentType": "application/octet-stream"}},
+            }
+        },
+    }

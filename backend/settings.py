@@ -96,6 +96,12 @@ DEFAULT_IMAGES: tuple[ImageSpec, ...] = (
 )
 
 
+DEFAULT_IMAGE_ALIASES: Mapping[str, str] = {
+    "debian": "corral/debian:bookworm",
+    "busybox": "corral/busybox",
+}
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "corral"
@@ -133,6 +139,11 @@ class Settings(BaseSettings):
     tiers: Mapping[str, TierLimits] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     default_tier: str = "free"
     images: tuple[ImageSpec, ...] = DEFAULT_IMAGES
+    # Other names create accepts for an image (alias -> an image's name or reference): the image
+    # keys clients written for Rexec send. Given ones are merged over the defaults ("" removes
+    # one). An alias naming no configured image is ignored (the create is refused as an unknown
+    # image), and a configured image's own name always wins.
+    image_aliases: Mapping[str, str] = Field(default_factory=lambda: dict(DEFAULT_IMAGE_ALIASES))
     guest_session_hours: int = 50
     guest_grace_hours: int = 24 * 7
     jwt_lifetime_hours: int = 24 * 7
@@ -209,6 +220,15 @@ class Settings(BaseSettings):
             tiers[name] = spec
         return tiers
 
+    @field_validator("image_aliases", mode="before")
+    @classmethod
+    def _merge_aliases(cls, value: Any) -> Any:
+        """The operator's aliases over the default ones; an alias set to "" is removed."""
+        if not isinstance(value, Mapping):
+            return value  # pydantic says what is wrong with it
+        merged = {**DEFAULT_IMAGE_ALIASES, **value}
+        return {alias: target for alias, target in merged.items() if target != ""}
+
     @field_validator("default_tier")
     @classmethod
     def _known_tier(cls, value: str, info: ValidationInfo) -> str:
@@ -280,10 +300,20 @@ class Settings(BaseSettings):
         return self.tiers.get(name) or self.tiers[self.default_tier]
 
     def image(self, name: str) -> ImageSpec | None:
-        for spec in self.images:
-            if name in (spec.name, spec.reference):
-                return spec
+        """The image ``name`` names: by its name or reference, else by an alias."""
+        for candidate in (name, self.image_aliases.get(name)):
+            for spec in self.images:
+                if candidate in (spec.name, spec.reference):
+                    return spec
         return None
+
+    def aliases_of(self, spec: ImageSpec) -> list[str]:
+        """The aliases that lead to ``spec`` (sorted; not those its own names shadow)."""
+        return sorted(
+            alias
+            for alias in self.image_aliases
+            if self.image(alias) == spec and alias not in (spec.name, spec.reference)
+        )
 
     def with_overrides(self, **changes: Any) -> Settings:
         """These settings with ``changes``, validated as a whole again."""

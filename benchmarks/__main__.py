@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench_console",
     "bench_stats",
     "bench_load",
+    "bench_files",
 ]
 
 

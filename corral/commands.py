@@ -1,5 +1,6 @@
 """The container commands of ``corral`` (``ls``, ``create``, ``start``, ``stop``, ``rm``,
-``settings``, ``shell``, ``events``; ``logs`` and ``volumes`` in ``corral.logs_and_volumes``), for
+``settings``, ``shell``, ``events``; ``logs`` and ``volumes`` in ``corral.logs_and_volumes``, ``cp``
+in ``corral.copy_cli``), for
 people and scripts, all on ``corral.client``. Where they connect and how failures become exit
 codes is ``corral.runner``'s; their shared options are ``corral.options``'.
 """
@@ -19,6 +20,7 @@ from corral.client import (
     EventMessage,
     EventType,
 )
+from corral.copy_cli import add_cp
 from corral.engines_cli import add_engine_commands
 from corral.logs_and_volumes import add_logs_and_volumes
 from corral.output import print_json as _print_json
@@ -247,6 +249,7 @@ def add_commands(sub: Any) -> None:
     _add_events(sub)
     add_logs_and_volumes(sub)
     add_engine_commands(sub)
+    add_cp(sub)
 
 
 def _add_create(sub: Any) -> None:

@@ -309,6 +309,7 @@ def _image(name: str, description: str, size_mb: int) -> dict[str, Any]:
         "description": description,
         "available": True,
         "size_mb": size_mb,
+        "aliases": [name.split("/")[-1].split(":")[0]],
     }
 
 

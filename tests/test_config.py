@@ -41,6 +41,7 @@ SAMPLES: dict[str, Any] = {
     "tiers": {"free": {"containers": 9, "memory_mb": [128, 1024]}},
     "default_tier": "pro",
     "images": [{"name": "corral/sample:1", "description": "a sample", "distribution": "x"}],
+    "image_aliases": {"sample": "corral/sample:1"},
     "guest_session_hours": 2,
     "guest_grace_hours": 3,
     "jwt_lifetime_hours": 4,
@@ -103,6 +104,8 @@ def _assert_samples(settings: Settings) -> None:
             assert [(i.name, i.description, i.distribution) for i in got] == [
                 ("corral/sample:1", "a sample", "x")
             ]
+        elif name == "image_aliases":  # merged over the defaults
+            assert got["sample"] == "corral/sample:1" and got["debian"] == "corral/debian:bookworm"
         elif isinstance(got, Path):
             assert got == Path(sample), name
         elif isinstance(got, Rate):

@@ -33,6 +33,11 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("DELETE", "/api/containers/{id}?keep_volume=true", None),
     ("PATCH", "/api/containers/{id}/settings", {"memory_mb": 256}),
     ("POST", "/api/containers/{id}/role/reinstall", None),
+    ("GET", "/api/containers/{id}/files/list?path=/home/user", None),
+    ("GET", "/api/containers/{id}/files?path=/home/user/x", None),
+    ("POST", "/api/containers/{id}/files?path=/home/user", None),
+    ("DELETE", "/api/containers/{id}/files?path=/home/user/x", None),
+    ("POST", "/api/containers/{id}/files/mkdir?path=/home/user/x", None),
 ]
 
 

@@ -48,19 +48,35 @@ EXCLUDED_PATHS = ("/api/auth/guest", "/api/auth/logout")
 EXCLUDED_PATH_REGEX = r"^/ws/|^/api/containers/(events|stats)$"
 # Where the contract refuses a well-formed request with 400 for the container's state, which no
 # schema can carry: "container is not running" (stats, reinstall), "not supported for agents"
-# (start, settings, reinstall of an agent:<uuid>), and a disk below what the volume holds.
+# (start, settings, reinstall of an agent:<uuid>), a disk below what the volume holds, and the
+# file routes' paths.
 STATE_REFUSALS = (
     "GET /api/containers/{id}/stats",
     "POST /api/containers/{id}/role/reinstall",
     "POST /api/containers/{id}/start",
     "PATCH /api/containers/{id}/settings",
+    # Files: where the path leads in the sandbox (a file, a directory, nothing) and whether it
+    # runs (delete) decide, which no schema can carry.
+    "GET /api/containers/{id}/files/list",
+    "GET /api/containers/{id}/files",
+    "POST /api/containers/{id}/files",
+    "DELETE /api/containers/{id}/files",
+    "POST /api/containers/{id}/files/mkdir",
 )
+# A followed log of a running sandbox streams until the client leaves (by design): schemathesis
+# reaches real containers by the IDs it has seen, and would wait out its request timeout on
+# each such case, so the run asks for the logs without follow (the refusals of bad values of
+# follow are still generated).
 CONFIG = """
 [[operations]]
 include-name-regex = "^({names})$"
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"
 ]
+
+[[operations]]
+include-name = "GET /api/containers/{id}/logs"
+parameters = { "query.follow" = "false" }
 """
 
 

@@ -183,7 +183,10 @@ class Catalog:
     def image(self, name: str) -> ImageSpec:
         spec = self._settings.image(name)
         if spec is None:
-            offered = ", ".join(i.name for i in self._settings.images)
+            offered = ", ".join(
+                [i.name for i in self._settings.images]
+                + [a for a in sorted(self._settings.image_aliases) if self._settings.image(a)]
+            )
             raise UnsupportedImage(f"Image {name!r} is not offered here; choose one of: {offered}.")
         return spec
 
@@ -227,6 +230,7 @@ class Catalog:
                     "description": spec.description,
                     "available": details is not None,
                     "size_mb": round(details["Size"] / 1e6) if details else None,
+                    "aliases": self._settings.aliases_of(spec),
                 }
             )
         return result

@@ -7,7 +7,8 @@
 - ``reconfigure``: settings changes (rebuilding a running sandbox) and role reinstalls;
 - ``roles``: the role image a new sandbox starts from, and the background role work;
 - ``reconciler``: Docker-side truth (used by the watcher);
-- ``kept`` and ``volumes``: kept volumes, and the volumes themselves.
+- ``kept`` and ``volumes``: kept volumes, and the volumes themselves;
+- ``files``: files in and out of a sandbox (``backend.files``).
 
 There is one set per Docker engine (``backend.engines``), all sharing one repository (the rows,
 their locks and their caches): handlers reach a container's engine's set through the pool
@@ -36,6 +37,7 @@ from backend.containers.roles import RoleInstaller
 from backend.containers.starter import SandboxStarter
 from backend.containers.volumes import VolumeManager
 from backend.docker_service import DockerService
+from backend.files.service import FileService
 from backend.settings import Settings
 
 
@@ -49,6 +51,7 @@ class ContainerServices:
     reconciler: Reconciler
     kept: KeptVolumes
     volumes: VolumeManager
+    files: FileService
 
     @classmethod
     def build(
@@ -115,6 +118,7 @@ class ContainerServices:
             ),
             kept=kept,
             volumes=volumes,
+            files=FileService(rows, docker, volumes),
         )
 
     async def drain(self, timeout_s: float = 10.0) -> None:

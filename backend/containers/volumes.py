@@ -168,6 +168,14 @@ class Ext4Images:
             return None
         return -(-max(0, used) // MB)
 
+    def free_bytes(self, key: str) -> int | None:
+        """What the mounted volume can still take (bytes; None when it is not mounted)."""
+        mountpoint = self.mountpoint(key)
+        if not os.path.ismount(mountpoint):
+            return None
+        stat = os.statvfs(mountpoint)
+        return stat.f_bavail * stat.f_frsize
+
     def size_mb(self, key: str) -> int | None:
         image = self.image(key)
         return image.stat().st_size // MB if image.exists() else None
@@ -286,6 +294,20 @@ class VolumeManager:
         if self._images is None:
             return None
         return await asyncio.to_thread(self._images.usage, volume_key(row.volume_name))
+
+    async def free_bytes(self, row: Container) -> int | None:
+        """What the row's volume can still take (bytes), or None when unknown (no quotas)."""
+        if self._images is None:
+            return None
+        return await asyncio.to_thread(self._images.free_bytes, volume_key(row.volume_name))
+
+    async def host_path(self, row: Container) -> Path | None:
+        """Where the row's volume is mounted on this host (quotas on, and mounted), for reads
+        in place (``backend.files.host_listing``); None otherwise."""
+        if self._images is None:
+            return None
+        mountpoint = self._images.mountpoint(volume_key(row.volume_name))
+        return mountpoint if await asyncio.to_thread(os.path.ismount, mountpoint) else None
 
     async def size_mb(self, row: Container) -> int | None:
         if self._images is None:

@@ -1,6 +1,6 @@
 """The one wrapper around the docker SDK: ``DockerService``, one facade over the engine, its
 calls grouped by area (``client``: the SDK client, its pool and the error translation;
-``containers``, ``execs``, ``images``, ``volumes``, ``streams``).
+``containers``, ``execs``, ``images``, ``volumes``, ``streams``, ``archives``: files).
 
 Every SDK call is blocking, so each runs in a thread pool sized for concurrent work and never on the
 event loop. Docker's own errors are translated in one place (``EngineClient._translate``) into
@@ -15,6 +15,7 @@ attributes.
 
 from __future__ import annotations
 
+from backend.docker_service.archives import ArchiveCalls, PathStat
 from backend.docker_service.containers import ContainerCalls
 from backend.docker_service.execs import ExecCalls, read_exec_output
 from backend.docker_service.images import ImageCalls
@@ -26,10 +27,11 @@ __all__ = [
     "ContainerState",
     "DockerService",
     "EventStream",
+    "PathStat",
     "SandboxSpec",
     "read_exec_output",
 ]
 
 
-class DockerService(ExecCalls, ContainerCalls, ImageCalls, VolumeCalls, StreamCalls):
+class DockerService(ExecCalls, ContainerCalls, ArchiveCalls, ImageCalls, VolumeCalls, StreamCalls):
     """Typed async facade over the docker SDK's low-level API client."""

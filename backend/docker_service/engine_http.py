@@ -69,13 +69,34 @@ class EngineHttp:
         self, path: str, params: Mapping[str, str], timeout_s: float | None
     ) -> aiohttp.ClientResponse:
         """A response whose status is 2xx (its body not read yet); every failure translated."""
+        return await self.send("GET", path, params, timeout_s=timeout_s)
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        read_bufsize: int = 1 << 16,
+    ) -> aiohttp.ClientResponse:
+        """One request (``data``: a body, which may be an async iterable of bytes, streamed);
+        a response whose status is 2xx, its body not read yet. Every failure translated."""
         session = self._open()
         timeout = aiohttp.ClientTimeout(
             total=timeout_s, connect=self._connect_timeout_s, sock_read=None
         )
         try:
-            resp = await session.get(
-                self._root + path, params=params, timeout=timeout, read_bufsize=1 << 16
+            resp = await session.request(
+                method,
+                self._root + path,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                read_bufsize=read_bufsize,
             )
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise DockerUnavailable() from exc

@@ -173,6 +173,38 @@ class OperationFailed(ApiError):
     error_string = "failed to "
 
 
+class FileNotFound(ApiError):
+    """404: nothing at the path in the sandbox."""
+
+    error_string = "file not found"
+
+
+class PathIsDirectory(ApiError):
+    """400: a download of a directory (list it, or copy it with corral cp)."""
+
+    error_string = "path is a directory"
+
+
+class NotADirectory(ApiError):
+    error_string = "not a directory"
+
+
+class FileExists(ApiError):
+    error_string = "file exists"
+
+
+class SandboxRefused(ApiError):
+    """409: the sandbox's own rm failed (its words are the message)."""
+
+    error_string = "sandbox refused"
+
+
+class InsufficientStorage(ApiError):
+    """507: the file does not fit (the sandbox's disk quota, or the server's disk)."""
+
+    error_string = "insufficient storage"
+
+
 class InternalError(ApiError):
     error_string = "internal error"
 
@@ -204,6 +236,12 @@ ERRORS: dict[str, type[ApiError]] = {
         GuestLimitReached,
         DockerUnavailable,
         NoEngineAvailable,
+        FileNotFound,
+        PathIsDirectory,
+        NotADirectory,
+        FileExists,
+        SandboxRefused,
+        InsufficientStorage,
         InternalError,
     )
 }

@@ -54,6 +54,14 @@ from corral.shapes.enums import (
 )
 from corral.shapes.errors import Error
 from corral.shapes.events import EventMessage, EventsQuery, Progress
+from corral.shapes.files import (
+    FileChanged,
+    FileEntry,
+    FileList,
+    FilesQuery,
+    FileUploaded,
+    UploadQuery,
+)
 from corral.shapes.terminal import TerminalQuery
 from corral.shapes.usage import ContainerStats, LogsQuery, StatsMessage, StatsQuery
 from corral.shapes.volumes import KeptVolume, VolumeDeleted, VolumeList
@@ -81,6 +89,11 @@ __all__ = [
     "EventType",
     "EventsQuery",
     "Fault",
+    "FileChanged",
+    "FileEntry",
+    "FileList",
+    "FileUploaded",
+    "FilesQuery",
     "GuestLogin",
     "Health",
     "Image",
@@ -112,6 +125,7 @@ __all__ = [
     "TokenInfo",
     "TokenList",
     "TokenRevoked",
+    "UploadQuery",
     "Usage",
     "User",
     "VolumeDeleted",

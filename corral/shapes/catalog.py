@@ -16,6 +16,9 @@ class Image(TypedDict):
     description: str
     available: Annotated[bool, described("Built on this host (the backend never pulls)")]
     size_mb: Annotated[int | None, described("null while not available")]
+    aliases: Annotated[
+        list[str], described("Other names create takes for it (debian: what Rexec clients send)")
+    ]
 
 
 @shape
