@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -18,8 +18,12 @@ from aiohttp import web
 from backend.agents.service import AgentService
 from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
-from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.auth.tokens import JwtSigner
 from backend.auth.users import UserService
+from backend.cluster import Cluster, Leadership
+from backend.cluster.leader import Work
+from backend.cluster.shared import instance_id, signing_key
+from backend.cluster.wiring import share_events, share_tokens
 from backend.containers.catalog import Catalog
 from backend.containers.service import ContainerServices
 from backend.containers.volumes import VolumeManager
@@ -39,12 +43,15 @@ from backend.state import (
     AGENTS,
     AUTHENTICATOR,
     CATALOG,
+    CLUSTER,
     CONTAINERS,
     DB_ENGINE,
     DOCKER,
     EVENT_HUB,
     EVENTS,
+    FORGET_TOKEN,
     INSTANCE,
+    LEADERSHIPS,
     LIVE_STREAMS,
     OPENAPI,
     RATE_LIMITER,
@@ -56,27 +63,12 @@ from backend.state import (
     WATCHER,
 )
 from backend.stats.sampler import StatsSampler
-from corral.aio import TaskOwner
 
 log = logging.getLogger(__name__)
 
 
 class RuntimeMissing(RuntimeError):
     """The engine runs but has no gVisor runtime: refusing to start rather than run unsandboxed."""
-
-
-def instance_id(settings: Settings) -> str:
-    """This installation's ID, labelled on everything it creates on Docker, so that two backends
-    sharing one engine (or tests) never touch each other's containers."""
-    if settings.instance_label:
-        return settings.instance_label
-    path: Path = settings.data_dir / "instance-id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        value = secrets.token_hex(8)
-        path.write_text(value + "\n")
-        return value
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -86,14 +78,22 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await upgrade_schema(engine)
     app[DB_ENGINE] = engine
     app[SESSIONS] = make_sessionmaker(engine)
-    app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))
-    app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER], settings.auth_cache_s)
-    app[USERS] = UserService(
-        app[SESSIONS], revoked=app[AUTHENTICATOR].forget_token, live=app[LIVE_STREAMS]
-    )
+    cluster = Cluster.for_database(settings.resolved_database_url)
+    if cluster is not None:
+        app[CLUSTER] = cluster
+    app[SIGNER] = JwtSigner(await signing_key(settings, app[SESSIONS]))
+    authenticator = Authenticator(app[SESSIONS], app[SIGNER], settings.auth_cache_s)
+    app[AUTHENTICATOR] = authenticator
+    forget: Callable[[str], None] = authenticator.forget_token
+    if cluster is not None:
+        forget = share_tokens(cluster, authenticator, app[LIVE_STREAMS])
+    app[FORGET_TOKEN] = forget
+    app[USERS] = UserService(app[SESSIONS], revoked=forget, live=app[LIVE_STREAMS])
     app[LIVE_STREAMS].check_with(app[USERS].is_revoked)
-    app[INSTANCE] = instance_id(settings)
+    app[INSTANCE] = await instance_id(settings, app[SESSIONS])
     yield
+    if cluster is not None:
+        await cluster.close()
     await engine.dispose()
 
 
@@ -139,9 +139,19 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     events = EventLog(app[SESSIONS], settings.event_log_per_user)
     catalog = Catalog(settings, app[DOCKER])
     volumes = VolumeManager(app[DOCKER], app[INSTANCE], _volume_root(settings))
+    cluster = app.get(CLUSTER)
     containers = ContainerServices.build(
-        settings, app[SESSIONS], app[DOCKER], events, catalog, volumes, app[INSTANCE]
+        settings,
+        app[SESSIONS],
+        app[DOCKER],
+        events,
+        catalog,
+        volumes,
+        app[INSTANCE],
+        remote_locks=cluster.locks if cluster is not None else None,
     )
+    if cluster is not None:
+        await share_events(cluster, events, containers.repository, app[AUTHENTICATOR])
     app[EVENTS] = events
     app[CATALOG] = catalog
     app[OPENAPI] = ServedDocument(settings, catalog)
@@ -151,16 +161,41 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         log.info("mounted %d volume(s) again", mounted)
     with contextlib.suppress(DockerError, DockerUnavailable):
         await containers.roles.images.sweep()
-    agents = AgentService(app[SESSIONS], events, revoked=app[AUTHENTICATOR].forget_token)
-    await agents.mark_all_offline()
+    agents = AgentService(app[SESSIONS], events, revoked=app[FORGET_TOKEN])
+    if cluster is None:  # replicas: the others' agents are connected (docs/scale-out-replicas.md)
+        await agents.mark_all_offline()
     app[AGENTS] = agents
     watcher = DockerWatcher(app[DOCKER], containers.reconciler, app[INSTANCE])
     app[WATCHER] = watcher
-    watcher.start()
+    # The engine's events are watched (and rows reconciled) by one replica at a time.
+    leader = _leadership(app, f"docker-watcher:{app[INSTANCE]}:{settings.docker_host}", watcher.run)
     yield
+    await leader.close()
     await watcher.close()
     await agents.close_all()
     await containers.drain()
+    if events.feed is not None:
+        await events.feed.close()
+
+
+def _leadership(app: web.Application, name: str, work: Work) -> Leadership:
+    """``work`` run by this process alone (SQLite), or by one replica at a time (PostgreSQL)."""
+    cluster = app.get(CLUSTER)
+    leadership = Leadership(cluster.dsn if cluster is not None else None, name, work)
+    leadership.start()
+    app[LEADERSHIPS].append(leadership)
+    return leadership
+
+
+async def _cluster_bus(app: web.Application) -> AsyncIterator[None]:
+    """With replicas: hear the others (``backend.cluster.wiring``), once every part that listens
+    is in place; stop hearing them before the parts close."""
+    cluster = app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.bus.start()
+    yield
+    if cluster is not None:
+        await cluster.bus.close()
 
 
 async def _event_streams(app: web.Application) -> AsyncIterator[None]:
@@ -172,10 +207,13 @@ async def _event_streams(app: web.Application) -> AsyncIterator[None]:
     hub = EventHub(settings.event_queue_size)
     app[EVENT_HUB] = hub
     events.add_listener(hub.deliver)
-    tasks = TaskOwner("event-log-prune")
-    tasks.spawn(_prune_periodically(events, settings.event_prune_interval_s))
+    prune = _leadership(
+        app,
+        f"event-log-prune:{app[INSTANCE]}",
+        partial(_prune_periodically, events, settings.event_prune_interval_s),
+    )
     yield
-    await tasks.close()
+    await prune.close()
     events.remove_listener(hub.deliver)
     await _close_event_streams(app)
 
@@ -232,6 +270,7 @@ def create_app(settings: Settings) -> web.Application:
         settings.rate_limit_keys,
     )
     app.add_routes(ROUTES)
-    app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats])
+    app[LEADERSHIPS] = []
+    app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats, _cluster_bus])
     app.on_shutdown.extend([_close_event_streams, _close_stats_streams])
     return app

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.containers.catalog import Catalog
 from backend.containers.kept import KeptVolumes
 from backend.containers.lifecycle import Lifecycle
+from backend.containers.locks import RemoteLocks
 from backend.containers.packages import PackageCache
 from backend.containers.provisioning import Provisioner
 from backend.containers.reconcile import Reconciler
@@ -59,9 +60,12 @@ class ContainerServices:
         catalog: Catalog,
         volumes: VolumeManager,
         instance: str,
+        remote_locks: RemoteLocks | None = None,
     ) -> ContainerServices:
-        rows = ContainerRepository(sessions, events)
-        kept = KeptVolumes(sessions, volumes)
+        """With ``remote_locks`` (replicas on one database), every per-container, per-user and
+        per-kept-volume lock is also held across processes."""
+        rows = ContainerRepository(sessions, events, remote_locks)
+        kept = KeptVolumes(sessions, volumes, remote_locks)
         rebuilder = Rebuilder(settings, docker, volumes, instance)
         packages = PackageCache(settings)
         images = RoleImages(settings, docker, packages)
