@@ -156,7 +156,7 @@ async def test_concurrent_operations_through_both_replicas_end_consistent(
             except ApiError as exc:  # a refusal (a conflict while busy) is an answer
                 refusals.append(exc)
 
-        for memory in (192, 256, 320):
+        for memory in (192, 256, 320, 384, 448):
             await asyncio.gather(
                 attempt(on_a.stop_container(ident)),
                 attempt(on_b.start_container(ident)),
