@@ -168,7 +168,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     watcher = DockerWatcher(app[DOCKER], containers.reconciler, app[INSTANCE])
     app[WATCHER] = watcher
     # The engine's events are watched (and rows reconciled) by one replica at a time.
-    leader = _leadership(app, f"docker-watcher:{app[INSTANCE]}:{settings.docker_host or 'default'}", watcher.run)
+    leader = _leadership(
+        app, f"docker-watcher:{app[INSTANCE]}:{settings.docker_host or 'default'}", watcher.run
+    )
     yield
     await leader.close()
     await watcher.close()

@@ -71,6 +71,23 @@ class EventFeed:
                 if len(rows) < BATCH:
                     return self._cursor
 
+    async def committed_here(self, last_id_before: int, records: list[EventRecord]) -> bool:
+        """Deliver ``records``, just committed by this process, without reading them back, when
+        nothing lies between the cursor and them (``last_id_before``: the log's last ID when
+        their transaction took the log's lock); False when the feed must read the table."""
+        async with self._lock:
+            if self._cursor is None:
+                return False
+            if self._cursor >= max(record.id for record in records):
+                return True  # a wake read them already
+            if self._cursor != last_id_before:
+                return False
+            for record in sorted(records, key=lambda r: r.id):
+                self._cursor = record.id
+                self.delivered += 1
+                self._deliver(record)
+            return True
+
     def wake(self) -> None:
         """Catch up soon (a notification arrived); wakes that come during one catch-up make one
         more, not one each."""

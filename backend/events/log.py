@@ -35,9 +35,8 @@ T = TypeVar("T")
 
 # With replicas (PostgreSQL): see ``EventLog.share`` and ``backend.events.feed``.
 LOG_KEY = advisory_key(EVENT_LOG)
-LOCK_LOG = text("select pg_advisory_xact_lock(:key)")
+LOCK_AND_NOTIFY = text("select pg_advisory_xact_lock(:key), pg_notify(:channel, '')")
 LOCK_LOG_SHARED = text("select pg_advisory_xact_lock_shared(:key)")
-NOTIFY = text("select pg_notify(:channel, '')")
 
 
 @dataclass(frozen=True)
@@ -80,11 +79,19 @@ class EventTransaction:
         self._log = log
         self.session = session
         self.staged: list[EventRecord] = []
+        # With replicas: the log's last row ID when this transaction began to write (under the
+        # log's lock, so no other event can commit between it and this transaction's).
+        self.last_id_before: int | None = None
 
     async def add(self, user_id: str, type_: EventType, container: Mapping[str, Any]) -> None:
         assert type_ is not EventType.LIST, type_
         mine = [record.seq for record in self.staged if record.user_id == user_id]
-        seq = mine[-1] + 1 if mine else await self._log._next_seq(self.session, user_id)
+        if mine:
+            seq = mine[-1] + 1
+        elif self._log.feed is not None and self.last_id_before is None:
+            seq, self.last_id_before = await self._log._next_seq_and_last_id(self.session, user_id)
+        else:
+            seq = await self._log._next_seq(self.session, user_id)
         record = EventRecord(
             user_id=user_id,
             seq=seq,
@@ -155,11 +162,11 @@ class EventLog:
         feed = self.feed
         async with self._locked(), self._sessions() as session:
             if feed is not None:
-                await session.execute(LOCK_LOG, {"key": LOG_KEY})
+                # The notification is sent at the commit (never on a rollback); in the same
+                # round trip as the lock, since nearly every such transaction records events.
+                await session.execute(LOCK_AND_NOTIFY, {"key": LOG_KEY, "channel": EVENTS_CHANNEL})
             tx = EventTransaction(self, session)
             yield tx
-            if feed is not None and tx.staged:
-                await session.execute(NOTIFY, {"channel": EVENTS_CHANNEL})
             await session.commit()
             if feed is None:
                 for record in tx.staged:
@@ -172,14 +179,18 @@ class EventLog:
             for event in tx.events():
                 self._deliver(event)
         elif tx.staged:
-            await self._caught_up(feed)
+            await self._caught_up(feed, tx)
 
     @staticmethod
-    async def _caught_up(feed: EventFeed) -> None:
+    async def _caught_up(feed: EventFeed, tx: EventTransaction) -> None:
         """Deliver what this process just committed (and anything before it) before the write
-        returns, as without replicas; a failure leaves it to the next wake."""
+        returns, as without replicas: at once when the feed had reached the events before
+        these, else from the table; a failure leaves it to the next wake."""
         try:
-            await feed.catch_up()
+            if tx.last_id_before is None or not await feed.committed_here(
+                tx.last_id_before, tx.staged
+            ):
+                await feed.catch_up()
         except Exception:
             log.warning("could not deliver new events yet", exc_info=True)
 
@@ -228,6 +239,18 @@ class EventLog:
                 listener(event)
             except Exception:
                 log.exception("event listener failed")
+
+    @staticmethod
+    async def _next_seq_and_last_id(session: AsyncSession, user_id: str) -> tuple[int, int]:
+        """With replicas, in one round trip: the user's next seq and the log's last row ID."""
+        last_seq = (
+            select(func.coalesce(func.max(EventRecord.seq), 0))
+            .where(EventRecord.user_id == user_id)
+            .scalar_subquery()
+        )
+        last_id = select(func.coalesce(func.max(EventRecord.id), 0)).scalar_subquery()
+        seq, event_id = (await session.execute(select(last_seq, last_id))).one()
+        return int(seq) + 1, int(event_id)
 
     async def _next_seq(self, session: AsyncSession, user_id: str) -> int:
         last = self._last_seq.get(user_id) if self.feed is None else None
