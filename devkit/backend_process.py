@@ -31,9 +31,7 @@ class BackendProcess:
     it makes on the engine carries that label: ``devkit.engine.clean_up`` removes it); ``env``
     adds to its environment (``DATABASE_URL`` and ``CORRAL_<FIELD>`` settings, for replicas)."""
 
-    def __init__(
-        self, data_dir: Path, instance: str, env: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, data_dir: Path, instance: str, env: Mapping[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.instance = instance
         self.env = dict(env or {})

@@ -7,6 +7,8 @@ import hashlib
 # The event log's write lock: every transaction that records events takes it (exclusive, until
 # its commit), so row IDs are assigned in commit order and each user's seq is max + 1 safely.
 EVENT_LOG = "corral:event-log"
+# Schema migrations: one process at a time (replicas starting together).
+MIGRATION = "corral:migration"
 
 # The notification channels: an event committed (read the log from where you are), and hints
 # ({"kind": ...}: a cache to drop, a token revoked).

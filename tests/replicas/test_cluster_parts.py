@@ -155,3 +155,16 @@ async def test_an_installation_s_files_are_adopted_and_then_shared(
         assert (tmp_path / "new" / "instance-id").read_text().strip() == "from-file"
         configured = load_settings(data_dir=tmp_path / "c", jwt_secret="k" * 32)
         assert await signing_key(configured, make_sessionmaker(other)) == b"k" * 32
+
+
+async def test_replicas_starting_together_on_a_fresh_database_migrate_once() -> None:
+    postgres = Postgres.ensure()
+    url = postgres.create_database()
+    try:
+        async with AsyncExitStack() as stack:
+            engines = await _engines(stack, url, 3)
+            async with asyncio.timeout(30):  # without the migration lock they deadlock
+                await asyncio.gather(*(upgrade_schema(engine) for engine in engines))
+        assert postgres.sql("select count(*) from shared_values", database_of(url)) == "0"
+    finally:
+        postgres.drop_database(database_of(url))
