@@ -51,7 +51,6 @@ from backend.state import (
     EVENTS,
     FORGET_TOKEN,
     INSTANCE,
-    LEADERSHIPS,
     LIVE_STREAMS,
     OPENAPI,
     RATE_LIMITER,
@@ -169,7 +168,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[WATCHER] = watcher
     # The engine's events are watched (and rows reconciled) by one replica at a time.
     leader = _leadership(
-        app, f"docker-watcher:{app[INSTANCE]}:{settings.docker_host or 'default'}", watcher.run
+        app, f"docker-watcher:{app[INSTANCE]}:{settings.docker_host or 'default'}", watcher.lead
     )
     yield
     await leader.close()
@@ -185,7 +184,6 @@ def _leadership(app: web.Application, name: str, work: Work) -> Leadership:
     cluster = app.get(CLUSTER)
     leadership = Leadership(cluster.dsn if cluster is not None else None, name, work)
     leadership.start()
-    app[LEADERSHIPS].append(leadership)
     return leadership
 
 
@@ -272,7 +270,6 @@ def create_app(settings: Settings) -> web.Application:
         settings.rate_limit_keys,
     )
     app.add_routes(ROUTES)
-    app[LEADERSHIPS] = []
     app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats, _cluster_bus])
     app.on_shutdown.extend([_close_event_streams, _close_stats_streams])
     return app

@@ -12,7 +12,7 @@ from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner
 from backend.auth.users import UserService
-from backend.cluster import Cluster, Leadership
+from backend.cluster import Cluster
 from backend.containers.catalog import Catalog
 from backend.containers.service import ContainerServices
 from backend.containers.watcher import DockerWatcher
@@ -44,6 +44,5 @@ LIVE_STREAMS = web.AppKey("live_streams", LiveStreams)
 OPENAPI = web.AppKey("openapi", ServedDocument)  # the document served at /api/openapi.json
 # With replicas on PostgreSQL only (absent on SQLite): the bus, the cross-process locks.
 CLUSTER = web.AppKey("cluster", Cluster)
-LEADERSHIPS = web.AppKey("leaderships", list[Leadership])  # work one replica at a time runs
 # A token was revoked: forget it (on every replica).
 FORGET_TOKEN: web.AppKey[Callable[[str], None]] = web.AppKey("forget_token")

@@ -15,7 +15,6 @@ from sqlalchemy.engine import make_url
 
 from backend.cluster.bus import NotificationBus
 from backend.cluster.keys import HINTS_CHANNEL
-from backend.cluster.leader import Leadership, Work
 from backend.cluster.locks import AdvisoryLocks
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,6 @@ class Cluster:
         self.bus = NotificationBus(dsn)
         self.locks = AdvisoryLocks(dsn)
         self._hints: dict[str, list[Hint]] = {}
-        self._leaderships: list[Leadership] = []
         self.bus.on(HINTS_CHANNEL, self._hint)
 
     @classmethod
@@ -48,17 +46,8 @@ class Cluster:
         await self.bus.start()
 
     async def close(self) -> None:
-        for leadership in self._leaderships:
-            await leadership.close()
         await self.bus.close()
         await self.locks.close()
-
-    def leadership(self, name: str, work: Work) -> Leadership:
-        """``work`` run by one replica at a time (see ``backend.cluster.leader``); started."""
-        leadership = Leadership(self.dsn, name, work)
-        self._leaderships.append(leadership)
-        leadership.start()
-        return leadership
 
     def on_hint(self, kind: str, handler: Hint) -> None:
         self._hints.setdefault(kind, []).append(handler)
