@@ -63,10 +63,6 @@ class DockerWatcher:
         self.connected = asyncio.Event()
         self.reconciled = 0  # how many full reconciles ran (each (re)connect makes one)
 
-    def start(self) -> None:
-        """Watch in the background until ``close``."""
-        self._tasks.spawn(self.run(), name="docker-watcher")
-
     async def lead(self) -> None:
         """Watch until cancelled: the work of this engine's leadership (one replica at a time,
         ``backend.cluster.leader``), run as one of the watcher's own tasks."""

@@ -5,6 +5,10 @@ Each event is written to the database before it is delivered, so a client that r
 all-users stream is ordered by the row ID instead (a "position" below is either: a user's ``seq``
 for a user's stream, the row ID for the all-users stream).
 
+With replicas on one PostgreSQL database (``share``), every process writes the log: positions are
+read from the table rather than remembered, writes hold the log's advisory lock until they commit,
+and listeners hear every process's events through ``backend.events.feed``.
+
 The log is bounded: ``prune()`` keeps the most recent ``keep_per_user`` events of each user. A
 replay that would need a pruned event is refused (``None``), and the caller sends a fresh list.
 """
