@@ -10,8 +10,9 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.auth.tokens import JwtSigner
 from backend.auth.users import UserService
+from backend.cluster.shared import signing_key
 from backend.db.engine import make_engine, make_sessionmaker
 from backend.db.models import ApiToken, User
 from backend.db.schema import upgrade_schema
@@ -64,5 +65,5 @@ class Admin:
     async def local_admin_jwt(self, lifetime: timedelta = timedelta(days=1)) -> str:
         """A session for the embedded console: the local admin user, made on first use."""
         user = await self.users.registered_or_added(LOCAL_ADMIN, "enterprise", admin=True)
-        signer = JwtSigner(load_or_create_secret(self.settings.secret_path))
+        signer = JwtSigner(await signing_key(self.settings, self.sessions))
         return signer.issue(user, lifetime).token

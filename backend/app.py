@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -18,8 +18,12 @@ from aiohttp import web
 from backend.agents.service import AgentService
 from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
-from backend.auth.tokens import JwtSigner, load_or_create_secret
+from backend.auth.tokens import JwtSigner
 from backend.auth.users import UserService
+from backend.cluster import Cluster, Leadership
+from backend.cluster.leader import Work
+from backend.cluster.shared import instance_id, signing_key
+from backend.cluster.wiring import share_events, share_tokens
 from backend.containers.repository import ContainerRepository
 from backend.containers.volumes import VolumeManager
 from backend.db.engine import make_engine, make_sessionmaker
@@ -37,11 +41,13 @@ from backend.state import (
     AGENTS,
     AUTHENTICATOR,
     CATALOG,
+    CLUSTER,
     CONTAINERS,
     DB_ENGINE,
     ENGINES,
     EVENT_HUB,
     EVENTS,
+    FORGET_TOKEN,
     INSTANCE,
     LIVE_STREAMS,
     OPENAPI,
@@ -53,25 +59,10 @@ from backend.state import (
     USERS,
 )
 from backend.stats.sampler import StatsSampler
-from corral.aio import TaskOwner
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RuntimeMissing", "create_app", "instance_id"]
-
-
-def instance_id(settings: Settings) -> str:
-    """This installation's ID, labelled on everything it creates on Docker, so that two backends
-    sharing one engine (or tests) never touch each other's containers."""
-    if settings.instance_label:
-        return settings.instance_label
-    path: Path = settings.data_dir / "instance-id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        value = secrets.token_hex(8)
-        path.write_text(value + "\n")
-        return value
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -81,14 +72,22 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await upgrade_schema(engine)
     app[DB_ENGINE] = engine
     app[SESSIONS] = make_sessionmaker(engine)
-    app[SIGNER] = JwtSigner(load_or_create_secret(settings.secret_path))
-    app[AUTHENTICATOR] = Authenticator(app[SESSIONS], app[SIGNER], settings.auth_cache_s)
-    app[USERS] = UserService(
-        app[SESSIONS], revoked=app[AUTHENTICATOR].forget_token, live=app[LIVE_STREAMS]
-    )
+    cluster = Cluster.for_database(settings.resolved_database_url)
+    if cluster is not None:
+        app[CLUSTER] = cluster
+    app[SIGNER] = JwtSigner(await signing_key(settings, app[SESSIONS]))
+    authenticator = Authenticator(app[SESSIONS], app[SIGNER], settings.auth_cache_s)
+    app[AUTHENTICATOR] = authenticator
+    forget: Callable[[str], None] = authenticator.forget_token
+    if cluster is not None:
+        forget = share_tokens(cluster, authenticator, app[LIVE_STREAMS])
+    app[FORGET_TOKEN] = forget
+    app[USERS] = UserService(app[SESSIONS], revoked=forget, live=app[LIVE_STREAMS])
     app[LIVE_STREAMS].check_with(app[USERS].is_revoked)
-    app[INSTANCE] = instance_id(settings)
+    app[INSTANCE] = await instance_id(settings, app[SESSIONS])
     yield
+    if cluster is not None:
+        await cluster.close()
     await engine.dispose()
 
 
@@ -124,24 +123,36 @@ def _volume_root(settings: Settings) -> Callable[[EngineSpec], Path | None]:
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engines = app[ENGINES]
+    cluster = app.get(CLUSTER)
+    remote_locks = cluster.locks if cluster is not None else None
     events = EventLog(app[SESSIONS], settings.event_log_per_user)
-    rows = ContainerRepository(app[SESSIONS], events)
-    engines.attach(app[SESSIONS], rows, events, app[INSTANCE], _volume_root(settings))
+    rows = ContainerRepository(app[SESSIONS], events, remote_locks)
+    engines.attach(app[SESSIONS], rows, events, app[INSTANCE], _volume_root(settings), remote_locks)
+    if cluster is not None:
+        await share_events(cluster, events, rows, app[AUTHENTICATOR])
     app[EVENTS] = events
     app[CATALOG] = engines.first.catalog
     app[OPENAPI] = ServedDocument(settings, engines.first.catalog)
     app[CONTAINERS] = engines.first.services
     for engine in engines:
         await _prepare_engine(engine, rows)
-    agents = AgentService(app[SESSIONS], events, revoked=app[AUTHENTICATOR].forget_token)
-    await agents.mark_all_offline()
+    agents = AgentService(app[SESSIONS], events, revoked=app[FORGET_TOKEN])
+    if cluster is None:  # replicas: the others' agents are connected (docs/scale-out.md)
+        await agents.mark_all_offline()
     app[AGENTS] = agents
-    for engine in engines:
-        engine.watch.start()
+    # Each engine's events are watched (and its rows reconciled) by one replica at a time.
+    leaders = [
+        _leadership(app, f"docker-watcher:{app[INSTANCE]}:{engine.name}", engine.watch.lead)
+        for engine in engines
+    ]
     engines.start_probing()
     yield
+    for leader in leaders:
+        await leader.close()
     await engines.stop()
     await agents.close_all()
+    if events.feed is not None:
+        await events.feed.close()
 
 
 async def _prepare_engine(engine: Engine, rows: ContainerRepository) -> None:
@@ -154,6 +165,25 @@ async def _prepare_engine(engine: Engine, rows: ContainerRepository) -> None:
         await services.roles.images.sweep()
 
 
+def _leadership(app: web.Application, name: str, work: Work) -> Leadership:
+    """``work`` run by this process alone (SQLite), or by one replica at a time (PostgreSQL)."""
+    cluster = app.get(CLUSTER)
+    leadership = Leadership(cluster.dsn if cluster is not None else None, name, work)
+    leadership.start()
+    return leadership
+
+
+async def _cluster_bus(app: web.Application) -> AsyncIterator[None]:
+    """With replicas: hear the others (``backend.cluster.wiring``), once every part that listens
+    is in place; stop hearing them before the parts close."""
+    cluster = app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.bus.start()
+    yield
+    if cluster is not None:
+        await cluster.bus.close()
+
+
 async def _event_streams(app: web.Application) -> AsyncIterator[None]:
     """The hub that fans committed events out to WebSocket subscribers, and the periodic prune
     that keeps the log bounded. Open streams are closed (1001) in ``on_shutdown``, before this
@@ -163,10 +193,13 @@ async def _event_streams(app: web.Application) -> AsyncIterator[None]:
     hub = EventHub(settings.event_queue_size)
     app[EVENT_HUB] = hub
     events.add_listener(hub.deliver)
-    tasks = TaskOwner("event-log-prune")
-    tasks.spawn(_prune_periodically(events, settings.event_prune_interval_s))
+    prune = _leadership(
+        app,
+        f"event-log-prune:{app[INSTANCE]}",
+        partial(_prune_periodically, events, settings.event_prune_interval_s),
+    )
     yield
-    await tasks.close()
+    await prune.close()
     events.remove_listener(hub.deliver)
     await _close_event_streams(app)
 
@@ -229,6 +262,6 @@ def create_app(settings: Settings) -> web.Application:
         settings.rate_limit_keys,
     )
     app.add_routes(ROUTES)
-    app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats])
+    app.cleanup_ctx.extend([_database, _docker, _services, _event_streams, _stats, _cluster_bus])
     app.on_shutdown.extend([_close_event_streams, _close_stats_streams])
     return app

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import (
     Field,
     IPvAnyNetwork,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -165,6 +166,12 @@ class Settings(BaseSettings):
     max_guest_sessions: int = 200
     event_log_per_user: int = 10_000
     instance_label: str | None = None
+    # The key sessions (JWTs) are signed with; unset: one made once and kept in the database, so
+    # every replica on it shares it (backend.cluster.shared). At least 32 characters.
+    jwt_secret: SecretStr | None = Field(default=None, min_length=32)
+    # Where volume images live (ext4 quotas); default ``<data dir>/volumes``. Replicas on one
+    # host set one folder for all, so each can resize or mount any sandbox's volume.
+    volume_images_dir: Path | None = None
     disk_quotas: DiskQuotas = "auto"  # "auto": ext4-backed when possible; "ext4": required
     # The events WebSocket. A subscriber's queue holds this many undelivered events; one that
     # fills it is closed with 1013. The socket's kernel send buffer is capped (bytes; None: the
@@ -282,7 +289,7 @@ class Settings(BaseSettings):
 
     @property
     def volumes_dir(self) -> Path:
-        return self.data_dir / "volumes"
+        return self.volume_images_dir or self.data_dir / "volumes"
 
     @property
     def packages_dir(self) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -10,6 +12,7 @@ from backend.auth.live import LiveStreams
 from backend.auth.principal import Authenticator
 from backend.auth.tokens import JwtSigner
 from backend.auth.users import UserService
+from backend.cluster import Cluster
 from backend.containers.catalog import Catalog
 from backend.containers.service import ContainerServices
 from backend.engines import EnginePool
@@ -40,3 +43,7 @@ STATS = web.AppKey("stats", StatsSampler)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 LIVE_STREAMS = web.AppKey("live_streams", LiveStreams)
 OPENAPI = web.AppKey("openapi", ServedDocument)  # the document served at /api/openapi.json
+# With replicas on PostgreSQL only (absent on SQLite): the bus, the cross-process locks.
+CLUSTER = web.AppKey("cluster", Cluster)
+# A token was revoked: forget it (on every replica).
+FORGET_TOKEN: web.AppKey[Callable[[str], None]] = web.AppKey("forget_token")

@@ -14,6 +14,7 @@ BENCHMARKS = [
     "bench_recreate",
     "bench_terminal",
     "bench_events",
+    "bench_replicas",
     "bench_roles",
     "bench_console",
     "bench_stats",

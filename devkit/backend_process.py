@@ -14,6 +14,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from devkit.waiting import wait_for_sync
@@ -27,11 +28,13 @@ def free_port() -> int:
 
 class BackendProcess:
     """``corral serve`` on a free loopback port over ``data_dir``, as ``instance`` (everything
-    it makes on the engine carries that label: ``devkit.engine.clean_up`` removes it)."""
+    it makes on the engine carries that label: ``devkit.engine.clean_up`` removes it); ``env``
+    adds to its environment (``DATABASE_URL`` and ``CORRAL_<FIELD>`` settings, for replicas)."""
 
-    def __init__(self, data_dir: Path, instance: str) -> None:
+    def __init__(self, data_dir: Path, instance: str, env: Mapping[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.instance = instance
+        self.env = dict(env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -50,7 +53,11 @@ class BackendProcess:
                 "--port",
                 str(self.port),
             ],
-            env={**os.environ, "CORRAL_LOG": os.environ.get("CORRAL_TEST_LOG", "WARNING")},
+            env={
+                **os.environ,
+                "CORRAL_LOG": os.environ.get("CORRAL_TEST_LOG", "WARNING"),
+                **self.env,
+            },
         )
         try:
             wait_for_sync(self._answers, timeout_s, what=f"the backend on {self.url} to answer")

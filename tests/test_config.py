@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from backend.settings import DEFAULT_TIERS, ConfigError, Range, Rate, Settings, load_settings
 from tests.test_cli import corral
@@ -55,6 +56,8 @@ SAMPLES: dict[str, Any] = {
     "max_guest_sessions": 7,
     "event_log_per_user": 55,
     "instance_label": "sample-label",
+    "jwt_secret": "a-sample-signing-key-of-32-chars!",
+    "volume_images_dir": "/srv/volumes",
     "disk_quotas": "none",
     "event_queue_size": 17,
     "event_send_buffer_bytes": 4096,
@@ -108,6 +111,8 @@ def _assert_samples(settings: Settings) -> None:
             assert got["sample"] == "corral/sample:1" and got["debian"] == "corral/debian:bookworm"
         elif isinstance(got, Path):
             assert got == Path(sample), name
+        elif isinstance(got, SecretStr):
+            assert got.get_secret_value() == sample, name
         elif isinstance(got, Rate):
             assert [got.count, got.per_s] == sample, name
         elif name == "trusted_proxies":

@@ -29,6 +29,8 @@ RELEASE_DB = DATA / "release-0.1.db"
 RELEASE_TOKEN = (DATA / "release-0.1.token").read_text().strip()
 RELEASE_PASSWORD = "release-password"  # tests/data/README.md
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+# Tables made by revisions after the release (0002: the values replicas share).
+SINCE_RELEASE = {"engines", "shared_values"}
 
 
 def _tables(db: sqlite3.Connection) -> list[str]:
@@ -88,12 +90,13 @@ async def test_the_migrations_make_the_schema_of_the_models_and_of_the_release(
     assert await _migrate(f"sqlite+aiosqlite:///{fresh}") == []
     assert _revision(fresh) == HEAD
     # The same tables, columns, indexes and keys as the database the last release made itself,
-    # once upgraded by the revisions since (0002: each container's and kept volume's engine).
+    # once upgraded by the revisions since (0002: each container's and kept volume's engine and
+    # the engines table; 0003: the values replicas share).
     release = tmp_path / "release.db"
     shutil.copy(RELEASE_DB, release)
     assert await _migrate(f"sqlite+aiosqlite:///{release}") == []
     assert _schema(fresh) == _schema(release)
-    assert _schema(fresh)["engines"]["columns"]
+    assert set(_schema(fresh)) >= SINCE_RELEASE
     before, after = _schema(RELEASE_DB), _schema(fresh)
     for table in ("containers", "kept_volumes"):
         added = [c[1:5] for c in after[table]["columns"] if c not in before[table]["columns"]]
@@ -112,7 +115,10 @@ async def test_the_release_database_is_upgraded_in_place_with_its_rows(tmp_path:
     # Every row as it was; containers and kept volumes now say they are on the engine "local".
     for table in ("containers", "kept_volumes"):
         assert after[table] == [(*row, "local") for row in before[table]]
-    assert after.pop("engines") == []
+    assert {table: after.pop(table) for table in SINCE_RELEASE} == {
+        "engines": [],
+        "shared_values": [],
+    }
     assert {t: r for t, r in after.items() if t not in ("containers", "kept_volumes")} == {
         t: r for t, r in before.items() if t not in ("containers", "kept_volumes")
     }

@@ -7,7 +7,8 @@ under its principal's token while it is open; ``UserService`` calls ``end`` in t
 it commits a revocation, so the stream is told within the request that revoked it: no polling.
 
 One backend serves a data directory (``backend.data_dir_lock``), so this in-memory registry sees
-every stream a revocation concerns.
+every stream a revocation concerns, but for replicas on one database: ``relay`` tells the others,
+which end theirs with ``end_here`` (``backend.cluster.wiring``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class LiveStreams:
     def __init__(self) -> None:
         self._by_token: dict[tuple[str, str], set[Ender]] = {}
         self._revoked: Revoked | None = None
+        # Replicas: told of every ``end`` made here, to end the token's streams on the others.
+        self.relay: Callable[[str, str, str], None] | None = None
 
     def check_with(self, revoked: Revoked) -> None:
         """How to ask whether a token was revoked (``UserService.revoked``): asked once a
@@ -69,7 +72,14 @@ class LiveStreams:
                     del self._by_token[key]
 
     def end(self, kind: str, token_id: str, message: str) -> int:
-        """End every stream opened with that token, saying ``message``; how many there were."""
+        """End every stream opened with that token, saying ``message``, here and on every
+        replica; how many there were here."""
+        if self.relay is not None:
+            self.relay(kind, token_id, message)
+        return self.end_here(kind, token_id, message)
+
+    def end_here(self, kind: str, token_id: str, message: str) -> int:
+        """``end`` in this process only (told by another replica)."""
         enders = self._by_token.pop(token_key(kind, token_id), set())
         for end in enders:
             try:

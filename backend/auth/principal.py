@@ -90,6 +90,10 @@ class Authenticator:
             if principal.token_id == token_id:
                 del self._known[token]
 
+    def forget_all(self) -> None:
+        """Check every token against the database again (revocations may have been missed)."""
+        self._known.clear()
+
     async def _jwt(self, token: str) -> Principal:
         claims = self._signer.decode(token)
         if claims is None:

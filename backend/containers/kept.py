@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.principal import Principal
-from backend.containers.locks import KeyedLocks
+from backend.containers.locks import KeyedLocks, RemoteLocks
 from backend.db.models import Container, KeptVolume
 from backend.errors import DockerError, OperationFailed, VolumeNotFound
 from corral.shapes import KeptVolume as KeptVolumeJson
@@ -36,10 +36,15 @@ class VolumeData(Protocol):
 
 
 class KeptVolumes:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], volumes: VolumeData) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        volumes: VolumeData,
+        remote_locks: RemoteLocks | None = None,
+    ) -> None:
         self._sessions = sessions
         self._volumes = volumes
-        self._locks = KeyedLocks()
+        self._locks = KeyedLocks(remote_locks, "kept-volume")
 
     @asynccontextmanager
     async def held(self, name: str) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ Nothing here talks to Docker.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, NamedTuple
 
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.principal import Principal
 from backend.containers.kept import KeptVolumes
-from backend.containers.locks import KeyedLocks
+from backend.containers.locks import KeyedLocks, RemoteLocks
 from backend.containers.lookup import UUID_RE, find_container, find_listed, names_row
 from backend.db.models import (
     LIST_COLUMNS,
@@ -81,17 +81,26 @@ class SandboxRef(NamedTuple):
 
 
 class ContainerRepository:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: EventLog) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        events: EventLog,
+        remote_locks: RemoteLocks | None = None,
+    ) -> None:
         self._sessions = sessions
         self._events = events
-        self._locks = KeyedLocks()
-        self._user_locks = KeyedLocks()
+        self._locks = KeyedLocks(remote_locks, "container")
+        self._user_locks = KeyedLocks(remote_locks, "user")
         self._docker_ids: dict[str, str] = {}
         self._owners: dict[str, str] = {}  # db_id -> user_id
         self._engines: dict[str, str] = {}  # db_id -> engine (a row never changes engine)
         # Each user's list (and the administrators' list of all, under ALL_USERS), kept until
         # one of the writes below changes a row of theirs (backend.read_cache).
         self._lists: ReadCache[str, list[ContainerJson]] = ReadCache()
+        # Told the owner after a write that announces nothing (``touch``), so other replicas
+        # can drop their cached list of it (backend.cluster.wiring); announced writes reach
+        # them as events.
+        self.quietly_changed: Callable[[str], None] | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -402,6 +411,16 @@ class ContainerRepository:
                     update(Container).where(Container.id == row.id).values(last_used_at=utcnow())
                 )
                 await session.commit()
+            if self.quietly_changed is not None:
+                self.quietly_changed(row.user_id)
+
+    def lists_changed(self, user_id: str | None) -> None:
+        """A write elsewhere (another replica) changed ``user_id``'s rows (None: anyone's):
+        their cached lists go."""
+        if user_id is None:
+            self._lists.clear()
+        else:
+            self._lists.changed(user_id, ALL_USERS)
 
     @asynccontextmanager
     async def _changes(self, *rows: Container) -> AsyncIterator[None]:

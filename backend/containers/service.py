@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.containers.catalog import Catalog
 from backend.containers.kept import KeptVolumes
 from backend.containers.lifecycle import Lifecycle
+from backend.containers.locks import RemoteLocks
 from backend.containers.packages import PackageCache
 from backend.containers.provisioning import Provisioner
 from backend.containers.reconcile import Reconciler
@@ -64,9 +65,12 @@ class ContainerServices:
         volumes: VolumeManager,
         instance: str,
         engine: str,
+        remote_locks: RemoteLocks | None = None,
     ) -> ContainerServices:
-        """The services of the engine named ``engine`` (reached through ``docker``)."""
-        kept = KeptVolumes(sessions, volumes)
+        """The services of the engine named ``engine`` (reached through ``docker``). With
+        ``remote_locks`` (replicas on one database), every per-kept-volume lock is also held
+        across processes (the rows' locks are the shared repository's)."""
+        kept = KeptVolumes(sessions, volumes, remote_locks)
         rebuilder = Rebuilder(settings, docker, volumes, instance)
         packages = PackageCache(settings)
         images = RoleImages(settings, docker, packages)

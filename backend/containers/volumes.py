@@ -19,14 +19,17 @@ brought to a new host) gets a new, empty one only when it is rebuilt, and the re
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import math
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from backend.containers.sandbox import LABEL_DB_ID, instance_labels
 from backend.db.models import VOLUME_PREFIX, Container, volume_name
@@ -36,6 +39,7 @@ from backend.errors import DockerError, VolumeGone
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+T = TypeVar("T")
 QUOTA_TOOLS = ("mkfs.ext4", "resize2fs", "e2fsck", "mount", "umount", "losetup")
 
 
@@ -89,6 +93,19 @@ class Ext4Images:
 
     def image(self, key: str) -> Path:
         return self.root / f"{key}.img"
+
+    def locked(self, work: Callable[..., T], key: str, *args: Any) -> T:
+        """``work(key, *args)`` holding the volume's host-wide lock (flock), so replicas sharing
+        this folder never mount, resize or remove one volume at the same time (a replica's
+        start mounts every volume while another may be resizing one)."""
+        folder = self.root / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / f"{key}.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                return work(key, *args)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def mountpoint(self, key: str) -> Path:
         return self.root / key
@@ -239,7 +256,9 @@ class VolumeManager:
                 return True
             await self._create_docker_volume(row)
             return False
-        existed = await asyncio.to_thread(self._images.ensure, volume_key(name), row.disk_mb)
+        existed = await asyncio.to_thread(
+            self._images.locked, self._images.ensure, volume_key(name), row.disk_mb
+        )
         if labels is None:  # the engine's record only; the image holds the data
             await self._create_docker_volume(row)
         return existed
@@ -259,7 +278,7 @@ class VolumeManager:
         """Remove a volume: the Docker volume, then its image (unmounted first)."""
         await self._docker.remove_volume(name)
         if self._images is not None:
-            await asyncio.to_thread(self._images.remove, volume_key(name))
+            await asyncio.to_thread(self._images.locked, self._images.remove, volume_key(name))
 
     async def exists(self, row: Container) -> bool:
         """Whether the row's volume holds anything to keep."""
@@ -285,7 +304,7 @@ class VolumeManager:
             if not await asyncio.to_thread(self._images.image(key).exists):
                 continue
             try:
-                mounted += await asyncio.to_thread(self._images.mount, key)
+                mounted += await asyncio.to_thread(self._images.locked, self._images.mount, key)
             except VolumeError:
                 log.exception("could not mount the volume %s", name)
         return mounted
@@ -320,7 +339,7 @@ class VolumeManager:
         key = volume_key(row.volume_name)
         if await self.size_mb(row) is None:
             return  # no image yet (or it is gone): it is made at the row's size when needed
-        await asyncio.to_thread(self._images.resize, key, disk_mb)
+        await asyncio.to_thread(self._images.locked, self._images.resize, key, disk_mb)
 
 
 def had_volume(row: Container) -> bool:

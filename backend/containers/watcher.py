@@ -63,9 +63,14 @@ class DockerWatcher:
         self.connected = asyncio.Event()
         self.reconciled = 0  # how many full reconciles ran (each (re)connect makes one)
 
-    def start(self) -> None:
-        """Watch in the background until ``close``."""
-        self._tasks.spawn(self.run(), name="docker-watcher")
+    async def lead(self) -> None:
+        """Watch until cancelled: the work of this engine's leadership (one replica at a time,
+        ``backend.cluster.leader``), run as one of the watcher's own tasks."""
+        task = self._tasks.spawn(self.run(), name="docker-watcher")
+        try:
+            await task
+        finally:
+            task.cancel()
 
     async def run(self) -> None:
         attempt = 0

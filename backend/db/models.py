@@ -360,3 +360,13 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SharedValue(Base):
+    """A value every replica on one database must agree on and that is made once: the session
+    signing key and the instance ID (``backend.cluster.shared``)."""
+
+    __tablename__ = "shared_values"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))

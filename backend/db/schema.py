@@ -15,6 +15,8 @@ from alembic.config import Config
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from backend.cluster.keys import MIGRATION, advisory_key
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -41,7 +43,8 @@ async def in_migration_transaction(engine: AsyncEngine, work: Callable[[Connecti
     old one; with them enforced, dropping ``users`` would delete every row that refers to it),
     and the transaction is opened explicitly with ``BEGIN IMMEDIATE``: the driver would open one
     only before DML and run DDL outside it, and a second process starting at the same moment
-    waits for this one's write lock instead of migrating alongside.
+    waits for this one's write lock instead of migrating alongside. On PostgreSQL an advisory
+    lock, held until the commit, does the same for replicas starting together.
     """
     sqlite = engine.dialect.name == "sqlite"
     async with engine.connect() as connection:
@@ -59,6 +62,9 @@ async def in_migration_transaction(engine: AsyncEngine, work: Callable[[Connecti
 def _in_transaction(connection: Connection, work: Callable[[Connection], None]) -> None:
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        # Replicas starting together: one migrates, the others wait and find nothing to do.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({advisory_key(MIGRATION)})")
     work(connection)
 
 

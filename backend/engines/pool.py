@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.principal import Principal
 from backend.containers.catalog import Catalog
+from backend.containers.locks import RemoteLocks
 from backend.containers.provisioning import CreateResult
 from backend.containers.repository import ContainerRepository
 from backend.containers.resources import check_resources
@@ -92,6 +93,7 @@ class EnginePool:
         events: EventLog,
         instance: str,
         volume_root: Callable[[EngineSpec], Path | None],
+        remote_locks: RemoteLocks | None = None,
     ) -> None:
         """Build each engine's services on the shared rows (the database is open now)."""
         settings = self._settings
@@ -100,7 +102,15 @@ class EnginePool:
             catalog = Catalog(settings, engine.docker)
             volumes = VolumeManager(engine.docker, instance, volume_root(engine.spec))
             services = ContainerServices.build(
-                settings, sessions, rows, engine.docker, catalog, volumes, instance, engine.name
+                settings,
+                sessions,
+                rows,
+                engine.docker,
+                catalog,
+                volumes,
+                instance,
+                engine.name,
+                remote_locks,
             )
             watch = EngineWatch(engine.name, engine.docker, services.reconciler, instance)
             engine.attach(EngineParts(services, catalog, watch))
@@ -115,7 +125,9 @@ class EnginePool:
         while True:
             await asyncio.sleep(self._settings.engine_probe_interval_s)  # a period, not a wait
             try:
-                await self._check(engine, announce=True)
+                # Only the replica leading the engine's watch tells clients it went or came
+                # back (each replica probes for itself; one event per change is enough).
+                await self._check(engine, announce=engine.watch.running)
             except Exception:
                 log.exception("probing engine %s failed; trying again", engine.name)
 

@@ -1,5 +1,6 @@
-"""One engine's watcher and reconciler, as a unit started and stopped on its own: a process that
-shares the database with others runs it only while it leads that engine."""
+"""One engine's watcher and reconciler, as a unit: ``lead`` runs it for as long as this process
+leads the engine (``backend.cluster.leader``: always with SQLite, one replica at a time with
+PostgreSQL). A replica that loses the lead closes its watcher; the next term gets a new one."""
 
 from __future__ import annotations
 
@@ -16,27 +17,29 @@ class EngineWatch:
         self._docker = docker
         self._reconciler = reconciler
         self._instance = instance
-        self.watcher: DockerWatcher | None = None  # while started
+        self.running = False  # while this process leads the engine's watch
+        self._watcher = self._new_watcher()
 
-    @property
-    def running(self) -> bool:
-        return self.watcher is not None
+    def _new_watcher(self) -> DockerWatcher:
+        return DockerWatcher(self._docker, self._reconciler, self._instance)
 
     @property
     def current(self) -> DockerWatcher:
-        """The watcher while started (its ``connected``, its reconcile count)."""
-        if self.watcher is None:
-            raise RuntimeError(f"engine {self.name}: its watch is not started")
-        return self.watcher
+        """The watcher of this term (or of the next, before it begins): its ``connected``, its
+        reconcile count."""
+        return self._watcher
 
-    def start(self) -> None:
-        """Watch the engine's events (reconciling its rows on each (re)connect) until ``close``.
-        A watch closed may be started again: each start makes a new watcher."""
-        if self.watcher is None:
-            self.watcher = DockerWatcher(self._docker, self._reconciler, self._instance)
-            self.watcher.start()
+    async def lead(self) -> None:
+        """Watch until cancelled (the leadership's work); the watcher closes with the term."""
+        watcher = self._watcher
+        self.running = True
+        try:
+            await watcher.lead()
+        finally:
+            self.running = False
+            self._watcher = self._new_watcher()
+            await watcher.close()
 
     async def close(self) -> None:
-        watcher, self.watcher = self.watcher, None
-        if watcher is not None:
-            await watcher.close()
+        """Release the next term's watcher (the leadership has ended the current term)."""
+        await self._watcher.close()

@@ -5,6 +5,10 @@ Each event is written to the database before it is delivered, so a client that r
 all-users stream is ordered by the row ID instead (a "position" below is either: a user's ``seq``
 for a user's stream, the row ID for the all-users stream).
 
+With replicas on one PostgreSQL database (``share``), every process writes the log: positions are
+read from the table rather than remembered, writes hold the log's advisory lock until they commit,
+and listeners hear every process's events through ``backend.events.feed``.
+
 The log is bounded: ``prune()`` keeps the most recent ``keep_per_user`` events of each user. A
 replay that would need a pruned event is refused (``None``), and the caller sends a fresh list.
 """
@@ -19,17 +23,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.cluster.keys import EVENT_LOG, EVENTS_CHANNEL, advisory_key
 from backend.db.engine import BUSY_TIMEOUT_S
 from backend.db.models import EventRecord, iso, utcnow
 from backend.errors import DatabaseBusy, RetryLater
+from backend.events.feed import EventFeed
 from corral.shapes import EventType
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# With replicas (PostgreSQL): see ``EventLog.share`` and ``backend.events.feed``.
+LOG_KEY = advisory_key(EVENT_LOG)
+LOCK_AND_NOTIFY = text("select pg_advisory_xact_lock(:key), pg_notify(:channel, '')")
+LOCK_LOG_SHARED = text("select pg_advisory_xact_lock_shared(:key)")
 
 
 @dataclass(frozen=True)
@@ -72,11 +83,19 @@ class EventTransaction:
         self._log = log
         self.session = session
         self.staged: list[EventRecord] = []
+        # With replicas: the log's last row ID when this transaction began to write (under the
+        # log's lock, so no other event can commit between it and this transaction's).
+        self.last_id_before: int | None = None
 
     async def add(self, user_id: str, type_: EventType, container: Mapping[str, Any]) -> None:
         assert type_ is not EventType.LIST, type_
         mine = [record.seq for record in self.staged if record.user_id == user_id]
-        seq = mine[-1] + 1 if mine else await self._log._next_seq(self.session, user_id)
+        if mine:
+            seq = mine[-1] + 1
+        elif self._log.feed is not None and self.last_id_before is None:
+            seq, self.last_id_before = await self._log._next_seq_and_last_id(self.session, user_id)
+        else:
+            seq = await self._log._next_seq(self.session, user_id)
         record = EventRecord(
             user_id=user_id,
             seq=seq,
@@ -103,6 +122,19 @@ class EventLog:
         self._lock = asyncio.Lock()
         self._busy_generation = 0  # how many writes found the database locked (see _locked)
         self._listeners: list[Listener] = []
+        # With replicas (``share``): events reach the listeners through the feed, read from
+        # the table, whichever process wrote them.
+        self.feed: EventFeed | None = None
+
+    def share(self) -> EventFeed:
+        """Replicas write this log (PostgreSQL): positions are read from the database rather
+        than remembered, writes take the log's advisory lock until they commit, and listeners
+        hear events from the returned feed (``backend.events.feed``), which the caller starts
+        and wakes on every notification."""
+        self.feed = EventFeed(
+            self._sessions, lambda record: self._deliver(Event.from_record(record))
+        )
+        return self.feed
 
     @property
     def keep_per_user(self) -> int:
@@ -131,18 +163,40 @@ class EventLog:
 
         While another process holds the database, writes fail (503 ``database busy``) after
         about the busy timeout rather than queue behind each other for ever longer."""
+        feed = self.feed
         async with self._locked(), self._sessions() as session:
+            if feed is not None:
+                # The notification is sent at the commit (never on a rollback); in the same
+                # round trip as the lock, since nearly every such transaction records events.
+                await session.execute(LOCK_AND_NOTIFY, {"key": LOG_KEY, "channel": EVENTS_CHANNEL})
             tx = EventTransaction(self, session)
             yield tx
             await session.commit()
-            for record in tx.staged:
-                self._last_seq[record.user_id] = record.seq
-                if self._last_id is None or record.id > self._last_id:
-                    self._last_id = record.id
-                if self._dirty is not None:
-                    self._dirty.add(record.user_id)
-        for event in tx.events():
-            self._deliver(event)
+            if feed is None:
+                for record in tx.staged:
+                    self._last_seq[record.user_id] = record.seq
+                    if self._last_id is None or record.id > self._last_id:
+                        self._last_id = record.id
+                    if self._dirty is not None:
+                        self._dirty.add(record.user_id)
+        if feed is None:
+            for event in tx.events():
+                self._deliver(event)
+        elif tx.staged:
+            await self._caught_up(feed, tx)
+
+    @staticmethod
+    async def _caught_up(feed: EventFeed, tx: EventTransaction) -> None:
+        """Deliver what this process just committed (and anything before it) before the write
+        returns, as without replicas: at once when the feed had reached the events before
+        these, else from the table; a failure leaves it to the next wake."""
+        try:
+            if tx.last_id_before is None or not await feed.committed_here(
+                tx.last_id_before, tx.staged
+            ):
+                await feed.catch_up()
+        except Exception:
+            log.warning("could not deliver new events yet", exc_info=True)
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -190,8 +244,20 @@ class EventLog:
             except Exception:
                 log.exception("event listener failed")
 
+    @staticmethod
+    async def _next_seq_and_last_id(session: AsyncSession, user_id: str) -> tuple[int, int]:
+        """With replicas, in one round trip: the user's next seq and the log's last row ID."""
+        last_seq = (
+            select(func.coalesce(func.max(EventRecord.seq), 0))
+            .where(EventRecord.user_id == user_id)
+            .scalar_subquery()
+        )
+        last_id = select(func.coalesce(func.max(EventRecord.id), 0)).scalar_subquery()
+        seq, event_id = (await session.execute(select(last_seq, last_id))).one()
+        return int(seq) + 1, int(event_id)
+
     async def _next_seq(self, session: AsyncSession, user_id: str) -> int:
-        last = self._last_seq.get(user_id)
+        last = self._last_seq.get(user_id) if self.feed is None else None
         if last is None:
             last = await self._max_seq(session, user_id)
         return last + 1
@@ -209,6 +275,9 @@ class EventLog:
 
     async def _position(self, user_id: str | None) -> int:
         """The last committed position (call with the lock held)."""
+        if self.feed is not None:  # other processes write too: nothing to remember
+            async with self._sessions() as session:
+                return await self._stored_position(session, user_id)
         if user_id is None:
             if self._last_id is None:
                 async with self._sessions() as session:
@@ -242,8 +311,22 @@ class EventLog:
         registered before calling this drops live events up to the position and misses none
         after it."""
         async with self._lock:
-            position = await self._position(user_id)
-            return position, await read()
+            if self.feed is None:
+                position = await self._position(user_id)
+                return position, await read()
+            # With replicas: no process may commit events meanwhile (the log's lock, shared),
+            # and this process's listeners (its caches) must have heard all up to the position.
+            async with self._sessions() as session:
+                await session.execute(LOCK_LOG_SHARED, {"key": LOG_KEY})
+                position = await self._stored_position(session, user_id)
+                await self.feed.catch_up()
+                return position, await read()
+
+    async def _stored_position(self, session: AsyncSession, user_id: str | None) -> int:
+        if user_id is not None:
+            return await self._max_seq(session, user_id)
+        value = await session.scalar(select(func.coalesce(func.max(EventRecord.id), 0)))
+        return int(value or 0)
 
     async def since(
         self, user_id: str, seq: int, until: int, limit: int = 10_000
@@ -330,6 +413,8 @@ class EventLog:
         delete runs under the log's lock, so it never contends with a commit."""
         async with self._lock:
             dirty, self._dirty = self._dirty, set()
+        if self.feed is not None:
+            dirty = None  # other processes write too: look at every user
         async with self._sessions() as session:
             if dirty is None:
                 query = select(EventRecord.user_id, func.max(EventRecord.seq)).group_by(
@@ -339,7 +424,7 @@ class EventLog:
             else:
                 tops = {}
                 for user_id in dirty:
-                    cached = self._last_seq.get(user_id)
+                    cached = self._last_seq.get(user_id) if self.feed is None else None
                     tops[user_id] = (
                         cached if cached is not None else await self._max_seq(session, user_id)
                     )
