@@ -9,21 +9,15 @@ drift from what the console really receives."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from corral import shapes
-from corral.shapes.check import adapter
+from devkit.fake_files import FakeFiles, sample_tree
+from devkit.fake_shapes import shaped
 
 T = TypeVar("T")
-
-
-def shaped(shape: type[Any], data: T) -> T:
-    """``data`` itself, once it passed ``shape`` (as JSON: enums arrive as their values)."""
-    adapter(shape).validate_json(json.dumps(data))
-    return data
 
 
 LIMITS = {
@@ -165,7 +159,7 @@ TWO_ENGINES_ONE_DOWN = {
 }
 
 
-class FakeApi:
+class FakeApi(FakeFiles):
     """Answers like the backend, from memory; the event stream gives a list, then the log."""
 
     server = "http://corral.example:8420"
@@ -182,6 +176,7 @@ class FakeApi:
         self.fleet = sample_fleet() if fleet is None else fleet
         self.log = busy_log(self.fleet) if events is None else events
         self.calls: list[str] = []
+        self.tree = sample_tree()
         self.kept: list[dict[str, Any]] = [
             {
                 "name": "corral-vol-0000000a-0000-4000-8000-00000000000a",

@@ -104,6 +104,7 @@ async def history(client: CorralClient) -> None:
         check=True,
         capture_output=True,
     )
+    await files(client, made["api-server"]["id"])
     await client.delete_container(made["notes"]["id"], keep_volume=True)
     await client.stop_container(made["scratch"]["id"])
     await client.update_settings(made["worker-1"]["id"], memory_mb=1536)
@@ -113,6 +114,17 @@ async def history(client: CorralClient) -> None:
         return (await client.get_container(made["old-db"]["db_id"]))["status"] == "missing"
 
     await wait_for(noticed, 10, 0.05, "old-db missing")
+
+
+async def files(client: CorralClient, ident: str) -> None:
+    """A home folder with something in it, for the files view."""
+    with tempfile.TemporaryDirectory(prefix="corral-shots-files-") as tmp:
+        for name, size in (("access.log", 48_213), ("dump 2026-11-30.sql", 3_481_600)):
+            local = Path(tmp) / name
+            local.write_bytes(b"x" * size)
+            await client.upload_file(ident, "/home/user", local)
+    for folder in ("/home/user/app/static", "/home/user/backups"):
+        await client.mkdir(ident, folder)
 
 
 async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> list[Path]:
@@ -160,6 +172,10 @@ async def shoot(client: CorralClient, url: str, token: str, workdir: Path) -> li
         await pilot.press("v")
         await pilot.pause(1.0)
         save("volumes")
+        await pilot.press("escape")
+        await pilot.press("g", "f")
+        await pilot.pause(1.0)
+        save("files")
         await pilot.press("escape")
     return shots
 

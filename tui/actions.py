@@ -44,6 +44,13 @@ ACTIONS: tuple[Action, ...] = (
         footer=True,
     ),
     Action("logs", "l", "Logs", "Logs", "Show the selected container's output"),
+    Action(
+        "files",
+        "f",
+        "Files",
+        "Files",
+        "Browse the selected container's files: upload, download, delete, new folder",
+    ),
     Action("inspect", "y", "Inspect", "Inspect", "Show the selected container as the API has it"),
     Action("volumes", "v", "Volumes", "Volumes", "Kept volumes: reattach or delete them"),
     Action("filter", "slash", "Filter", "Filter", "Filter the table", footer=True),

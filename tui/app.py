@@ -235,6 +235,11 @@ class CorralApp(App[None]):
 
         self.push_screen(LogsScreen(container))
 
+    def open_files(self, container: dict[str, Any]) -> None:
+        from tui.screens.files import FilesScreen
+
+        self.push_screen(FilesScreen(container))
+
     def open_volumes(self) -> None:
         from tui.screens.volumes import VolumesScreen
 

@@ -19,10 +19,21 @@ from tui.widgets.columns import SORTABLE
 if TYPE_CHECKING:
     from tui.screens.main import MainScreen
 
-ROW_VERBS = ("start", "stop", "restart", "delete", "shell", "inspect", "settings", "logs")
+ROW_VERBS = (
+    "start",
+    "stop",
+    "restart",
+    "delete",
+    "shell",
+    "inspect",
+    "settings",
+    "logs",
+    "files",
+)
 WORDS = ("ls", "volumes", "sort", "filter", "help", "q", "quit", *ROW_VERBS)
 USAGE = (
-    ":ls  :volumes  :logs NAME  :start|stop|restart|delete|shell|inspect|settings NAME  "
+    ":ls  :volumes  :logs NAME  :files NAME  "
+    ":start|stop|restart|delete|shell|inspect|settings NAME  "
     ":sort COLUMN [desc]  :filter TEXT  :help  :q"
 )
 

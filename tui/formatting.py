@@ -143,3 +143,15 @@ def sparkline(values: list[float], ceiling: float | None = None) -> str:
         return SPARKS[0] * len(values)
     last = len(SPARKS) - 1
     return "".join(SPARKS[max(0, min(last, round(v / top * last)))] for v in values)
+
+
+def byte_size(value: Any) -> str:
+    """A file's size as people read it: ``512 B``, ``14.2 KB``, ``3.0 MB``, ``1.2 GB``."""
+    if not isinstance(value, int):
+        return "—"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            break
+        size /= 1024
+    return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

@@ -97,3 +97,19 @@ def test_help(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(fake_app(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_files_view(snap_compare: Any, tmp_path: Path) -> None:
+    from tui.screens.files import FilesScreen
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        table = pilot.app.main_screen.query_one(ContainerTable)  # type: ignore[attr-defined]
+        table.move_cursor(row=0)
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(pilot.app.screen, FilesScreen))
+        screen = pilot.app.screen
+        await until(pilot, lambda: bool(screen.entries))  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(fake_app(tmp_path), terminal_size=SIZE, run_before=run_before)

@@ -263,6 +263,11 @@ class MainScreen(ReportsWorkerErrors, RowActions):
         if container is not None:
             corral_app(self).open_logs(container)
 
+    def action_files(self) -> None:
+        container = self.selected()
+        if container is not None:
+            corral_app(self).open_files(container)
+
     def action_inspect(self) -> None:
         from tui.screens.inspect import InspectScreen
 

@@ -46,7 +46,7 @@ class RowActions(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Actions that apply to no selected row are disabled (greyed in the footer)."""
-        single = {"settings", "shell", "copy_id", "logs", "inspect"}
+        single = {"settings", "shell", "copy_id", "logs", "files", "inspect"}
         bulk = {"start", "stop", "restart", "delete"}
         if action not in single | bulk:
             return True
@@ -211,5 +211,6 @@ def _applies(action: str, container: dict[str, Any]) -> bool:
         "shell": status in RUNNING_STATUSES or (not agent and status in STARTABLE_STATUSES),
         "copy_id": True,
         "logs": not agent,
+        "files": not agent and status != Status.CREATING,
         "inspect": True,
     }.get(action, True)
