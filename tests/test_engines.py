@@ -89,6 +89,15 @@ async def test_a_pinned_tier_places_there_and_every_operation_goes_to_that_engin
         await term.send("echo far-$((20+22))\n")
         await term.expect("far-42")
         await term.ws.close()
+        status, _ = await _call(
+            api, "POST", f"/api/containers/{ident}/files/mkdir?path=/home/user/far-dir", headers
+        )
+        assert status == 200
+        assert sh(far_docker, ident, "test -d /home/user/far-dir")[0] == 0
+        status, listed = await _call(
+            api, "GET", f"/api/containers/{ident}/files/list?path=/home/user", headers
+        )
+        assert status == 200 and "far-dir" in [f["name"] for f in listed["files"]]
 
         status, changed = await _call(
             api, "PATCH", f"/api/containers/{ident}/settings", headers, json={"memory_mb": 192}

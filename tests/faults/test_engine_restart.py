@@ -15,7 +15,7 @@ from typing import Any
 import docker
 
 from backend.containers.watcher import DockerWatcher
-from backend.settings import Settings
+from backend.settings import Rate, Settings
 from backend.state import ENGINES, EVENTS
 from corral.client import EventConnection
 from devkit.second_engine import SecondEngine
@@ -133,7 +133,9 @@ async def _fault(load: Load, watcher: DockerWatcher, engine: SecondEngine, datab
 async def test_engine_stopped_and_started_under_requests(
     settings: Settings, second_engine: SecondEngine, instance: str
 ) -> None:
-    on_second = settings.with_overrides(docker_host=second_engine.host)
+    # No write limit: while the engine is down every refusal is immediate, and the load's
+    # requests would soon pass the per-user rate (they are what is measured, not the limit).
+    on_second = settings.with_overrides(docker_host=second_engine.host, write_rate=Rate(0, 60.0))
     client = second_engine.client()
     try:
         async with serve(on_second) as api:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,10 +83,17 @@ def postgres() -> Postgres:
     return Postgres.ensure()
 
 
-@pytest.fixture
-async def replicas(
-    tmp_path: Path, instance: str, postgres: Postgres, docker_client: docker.DockerClient
+@asynccontextmanager
+async def two_replicas(
+    tmp_path: Path,
+    instance: str,
+    postgres: Postgres,
+    docker_client: docker.DockerClient,
+    config: str = CONFIG,
 ) -> AsyncIterator[Replicas]:
+    """Two replicas on a fresh database with ``config`` as each one's config.toml; everything
+    removed afterwards (the processes SIGKILLed, the test's containers and volumes, the mounts
+    in the shared folder, the database)."""
     url = postgres.create_database()
     shared = tmp_path / "shared"
     env = {"DATABASE_URL": url, "CORRAL_VOLUME_IMAGES_DIR": str(shared / "volumes")}
@@ -93,7 +101,7 @@ async def replicas(
     for name in ("a", "b"):
         data_dir = tmp_path / name
         data_dir.mkdir(parents=True)
-        (data_dir / "config.toml").write_text(CONFIG)
+        (data_dir / "config.toml").write_text(config)
         pair.append(BackendProcess(data_dir, instance, env))
     found = Replicas(pair[0], pair[1], postgres, url, shared)
     try:
@@ -105,3 +113,11 @@ async def replicas(
             proc.kill()
         clean_up(instance, shared, docker_client)
         postgres.drop_database(database_of(url))
+
+
+@pytest.fixture
+async def replicas(
+    tmp_path: Path, instance: str, postgres: Postgres, docker_client: docker.DockerClient
+) -> AsyncIterator[Replicas]:
+    async with two_replicas(tmp_path, instance, postgres, docker_client) as found:
+        yield found
