@@ -1,4 +1,4 @@
-"""Several backend replicas on one PostgreSQL database (docs/scale-out-replicas.md).
+"""Several backend replicas on one PostgreSQL database (docs/scale-out.md).
 
 On SQLite nothing here is used: one process serves the database, its locks are asyncio locks and
 its events are delivered in process. On PostgreSQL the replicas share what must be shared through
