@@ -155,6 +155,24 @@ class DockerUnavailable(ApiError):
     error_string = "docker unavailable"
 
 
+class DatabaseBusy(ApiError):
+    """503: the server's database stayed locked (or conflicted) past its timeout; retry."""
+
+    error_string = "database busy"
+
+
+class DatabaseUnavailable(ApiError):
+    """503: the server's database server cannot be reached; retry once it is back."""
+
+    error_string = "database unavailable"
+
+
+class InsufficientStorage(ApiError):
+    """507: the server's data disk is full; retry once an operator has freed space."""
+
+    error_string = "insufficient storage"
+
+
 class OperationFailed(ApiError):
     """``failed to start container``, ``failed to stop container``, ``failed to create
     container``, ...: a Docker operation failed on the server (500)."""
@@ -191,6 +209,9 @@ ERRORS: dict[str, type[ApiError]] = {
         RateLimited,
         GuestLimitReached,
         DockerUnavailable,
+        DatabaseBusy,
+        DatabaseUnavailable,
+        InsufficientStorage,
         InternalError,
     )
 }
