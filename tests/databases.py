@@ -23,6 +23,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +123,20 @@ def test_databases(pytestconfig: pytest.Config) -> Iterator[RunDatabases | None]
         yield databases
     finally:
         databases.drop_all()
+
+
+@contextmanager
+def database_for(databases: RunDatabases | None) -> Iterator[str | None]:
+    """A database of its own for a fixture wider than a test (a module's backend): its URL, or
+    None on SQLite. Dropped afterwards."""
+    if databases is None:
+        yield None
+        return
+    url = databases.new()
+    try:
+        yield url
+    finally:
+        databases.drop(url)
 
 
 @pytest.fixture(autouse=True)

@@ -80,6 +80,8 @@ def _postgres_try_later(context: ExceptionContext) -> None:
     """PostgreSQL's failures that pass by themselves as the API's errors (see the module's
     docstring); every other failure stays as it is."""
     original = context.original_exception
+    if not isinstance(original, Exception):
+        return  # a cancelled task (CancelledError) must end cancelled, not as an API error
     state = getattr(original, "sqlstate", None)
     if state in _PG_BUSY:
         raise DatabaseBusy(f"The database is busy: {_PG_BUSY[state]}; try again.") from original

@@ -1,0 +1,45 @@
+"""``--db``: every backend a test makes opens the test's database, whichever it is (the
+``settings`` fixture's, ``corral serve`` processes', the admin commands'), and no other."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+from sqlalchemy import select
+
+from backend.admin import Admin
+from backend.db.models import User
+from backend.settings import Settings, load_settings
+from devkit.backend_process import BackendProcess
+from tests.databases import read
+
+
+def _guest(url: str, username: str) -> int:
+    request = urllib.request.Request(
+        f"{url}/api/auth/guest",
+        data=json.dumps({"username": username}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return int(resp.status)
+
+
+async def test_every_backend_of_a_test_opens_its_database(
+    settings: Settings, database_url: str | None, instance: str
+) -> None:
+    assert settings.database_url == database_url
+    process = BackendProcess(settings.data_dir, instance)
+    await asyncio.to_thread(process.start)
+    try:
+        assert await asyncio.to_thread(_guest, process.url, "from-a-process") == 200
+    finally:
+        await asyncio.to_thread(process.stop)
+    async with Admin(load_settings(data_dir=settings.data_dir)) as admin:
+        await admin.add_user("from-an-admin-command", None, "free", False)
+
+    names = {name for (name,) in read(settings.resolved_database_url, select(User.username))}
+    assert names == {"from-a-process", "from-an-admin-command"}
+    # On a server, nothing was written to a SQLite file beside it.
+    assert settings.database_path.exists() == (database_url is None)
