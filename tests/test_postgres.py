@@ -7,15 +7,22 @@ equivalents are tests/test_migrations.py and tests/faults/test_database_locked.p
   with ``Retry-After``, reads go on, and writes work again once it is released;
 - the server gone (a proxy in front of it closed, connections cut): 503 ``database unavailable``
   and /health says ``"database": "unavailable"``; back again, the same backend answers without a
-  restart (pooled connections are checked before use).
+  restart (pooled connections are checked before use);
+- the database's disk full (its tablespace on a small filesystem, filled): a write answers 507
+  ``insufficient storage`` (SQLSTATE 53100), reads go on, and writes work again once there is
+  space, without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import pwd
+import subprocess
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,10 +36,12 @@ from sqlalchemy.engine import make_url
 from backend.db.engine import LOCK_TIMEOUT_MS, make_engine
 from backend.db.models import Base
 from backend.db.schema import alembic_config, in_migration_transaction, upgrade_schema
+from backend.ratelimit import Rate
 from backend.settings import Settings
 from devkit.waiting import wait_for
 from tests.conftest import serve
 from tests.databases import RunDatabases
+from tests.faults.test_disk_full import fill
 
 
 @pytest.fixture
@@ -218,3 +227,66 @@ async def test_the_server_gone_is_503_and_health_says_so_then_it_comes_back(
 async def _guest_signs_in(api: Any) -> bool:
     status, _, _ = await _answer(api, "POST", "/api/auth/guest", json={"username": "back"})
     return status == 200
+
+
+TABLESPACE_MB = 8
+
+
+@pytest.fixture
+def database_on_a_small_disk(postgres_url: str, test_databases: RunDatabases) -> Iterator[str]:
+    """A copy of the template in a tablespace of its own on a TABLESPACE_MB filesystem (tmpfs,
+    owned by the cluster's user, in a folder it can reach); its URL. Afterwards the database,
+    the tablespace and the mount are gone, whatever happened."""
+    postgres = test_databases.postgres
+    folder = Path(tempfile.mkdtemp(prefix="corral-pg-disk-", dir="/var/tmp"))
+    folder.chmod(0o755)
+    owner = pwd.getpwnam("postgres")
+    options = f"size={TABLESPACE_MB}m,mode=0700,uid={owner.pw_uid},gid={owner.pw_gid}"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "corral-test", str(folder)], check=True)
+    space = f"{test_databases.tag}_small"
+    name = f"{test_databases.tag}_full_disk"
+    try:
+        postgres.sql(f"create tablespace {space} location '{folder}'")
+        postgres.sql(
+            f"create database {name} template {test_databases.template} tablespace {space}"
+        )
+        yield postgres.url_for(name)
+    finally:
+        postgres.drop_database(name)
+        with contextlib.suppress(Exception):
+            postgres.sql(f"drop tablespace if exists {space}")
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+        folder.rmdir()
+
+
+async def test_the_database_disk_full_is_507_and_passes(
+    settings: Settings, database_on_a_small_disk: str
+) -> None:
+    folder = _tablespace_folder(database_on_a_small_disk)
+    unlimited = {"guest_signin_rate": Rate(0, 60.0), "max_guest_sessions": 100_000}
+    on_small = settings.with_overrides(database_url=database_on_a_small_disk, **unlimited)
+    async with serve(on_small) as api:
+        _, headers = await api.user(tier="test")
+        filler = fill(folder)
+        try:
+            # Rows go on filling the pages the tables already have: a few tries find the wall.
+            answers = []
+            for i in range(2000):
+                answer = await _answer(api, "POST", "/api/auth/guest", json={"username": f"g{i}"})
+                answers.append(answer[:2])
+                if answer[0] != 200:
+                    break
+            assert answers[-1] == (507, "insufficient storage"), answers[-3:]
+            assert (await _answer(api, "GET", "/api/me", headers=headers))[0] == 200
+        finally:
+            filler.unlink()
+        again = await _answer(api, "POST", "/api/auth/guest", json={"username": "later"})
+        assert again[:2] == (200, None)
+
+
+def _tablespace_folder(url: str) -> Path:
+    """The mount under the database's tablespace (the folder the fixture made)."""
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    points = [line.split()[4] for line in mounts if "corral-pg-disk-" in line.split()[4]]
+    (point,) = [p for p in points if Path(p).exists()]
+    return Path(point)
