@@ -1,5 +1,6 @@
 """``--db``: every backend a test makes opens the test's database, whichever it is (the
-``settings`` fixture's, ``corral serve`` processes', the admin commands'), and no other."""
+``settings`` fixture's, ``corral serve`` processes', the admin commands'), and no other; and what
+SQLite gave by accident is the same on every database."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import urllib.request
 from sqlalchemy import select
 
 from backend.admin import Admin
-from backend.db.models import User
+from backend.db.models import Container, User, utcnow
 from backend.settings import Settings, load_settings
+from backend.state import SESSIONS
 from devkit.backend_process import BackendProcess
+from tests.conftest import Api
 from tests.databases import read
 
 
@@ -43,3 +46,31 @@ async def test_every_backend_of_a_test_opens_its_database(
     assert names == {"from-a-process", "from-an-admin-command"}
     # On a server, nothing was written to a SQLite file beside it.
     assert settings.database_path.exists() == (database_url is None)
+
+
+async def test_rows_made_in_the_same_millisecond_list_in_id_order(api: Api) -> None:
+    """Lists are ordered by creation time, and rows of the same millisecond by ID: not by the
+    order they were written, which SQLite gave by accident and PostgreSQL does not."""
+    user, headers = await api.user()
+    now = utcnow()
+    ids = [f"00000000-0000-4000-8000-00000000000{i}" for i in (3, 1, 2)]
+    async with api.app[SESSIONS]() as session:
+        session.add_all(
+            Container(
+                id=db_id,
+                user_id=user.id,
+                name=f"same-{db_id[-1]}",
+                image="corral/busybox",
+                status="stopped",
+                memory_mb=128,
+                cpu_shares=500,
+                disk_mb=64,
+                runtime="runsc",
+                created_at=now,
+            )
+            for db_id in ids
+        )
+        await session.commit()
+    resp = await api.client.get("/api/containers", headers=headers)
+    listed = [c["db_id"] for c in (await resp.json())["containers"]]
+    assert listed == sorted(ids)

@@ -48,7 +48,7 @@ class KeptVolumes:
             yield
 
     async def list_json(self, principal: Principal, all_users: bool) -> list[KeptVolumeJson]:
-        query = select(KeptVolume).order_by(KeptVolume.kept_at)
+        query = select(KeptVolume).order_by(KeptVolume.kept_at, KeptVolume.name)
         if not all_users:
             query = query.where(KeptVolume.user_id == principal.user_id)
         async with self._sessions() as session:
