@@ -13,7 +13,7 @@ from sqlalchemy import select
 from backend.admin import Admin
 from backend.db.models import Container, User, utcnow
 from backend.settings import Settings, load_settings
-from backend.state import SESSIONS
+from backend.state import CONTAINERS, SESSIONS, SETTINGS
 from devkit.backend_process import BackendProcess
 from tests.conftest import Api
 from tests.databases import read
@@ -74,3 +74,28 @@ async def test_rows_made_in_the_same_millisecond_list_in_id_order(api: Api) -> N
     resp = await api.client.get("/api/containers", headers=headers)
     listed = [c["db_id"] for c in (await resp.json())["containers"]]
     assert listed == sorted(ids)
+
+
+async def test_an_error_longer_than_its_column_is_kept_cut_not_lost(api: Api) -> None:
+    """An engine's error text can be longer than the row's ``error`` column: the change is
+    written with the text cut to the column (PostgreSQL refused the whole write, SQLite kept it
+    whole), through the ORM and through the repository's UPDATE alike."""
+    user, _ = await api.user()
+    made = Container(
+        user_id=user.id,
+        name="long-error",
+        image="corral/busybox",
+        status="error",
+        memory_mb=128,
+        cpu_shares=500,
+        disk_mb=64,
+        runtime="runsc",
+        error="e" * 5000,
+    )
+    async with api.app[SESSIONS]() as session:
+        session.add(made)
+        await session.commit()
+    await api.app[CONTAINERS].repository.save(made, role_error="r" * 5000, error="f" * 3000)
+    query = select(Container.error, Container.role_error).where(Container.id == made.id)
+    ((error, role_error),) = read(api.app[SETTINGS].resolved_database_url, query)
+    assert (error, role_error) == ("f" * 1024, "r" * 1024)
