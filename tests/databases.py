@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import Executable, NullPool, Row, make_url
+from sqlalchemy import Executable, NullPool, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from backend.db.engine import make_engine
@@ -156,7 +156,7 @@ def database_url(
         test_databases.drop(url)
 
 
-def read(url: str, statement: Executable) -> list[Row[Any]]:
+def read(url: str, statement: Executable) -> list[tuple[Any, ...]]:
     """The rows of one query on the database at ``url``, from synchronous code or from inside a
     running event loop alike (its own loop, in its own thread), on a connection of its own:
     checks read what the backend wrote, whether it runs in this process, in another or not at
@@ -165,7 +165,7 @@ def read(url: str, statement: Executable) -> list[Row[Any]]:
         return pool.submit(asyncio.run, _read(url, statement)).result()
 
 
-async def _read(url: str, statement: Executable) -> list[Row[Any]]:
+async def _read(url: str, statement: Executable) -> list[tuple[Any, ...]]:
     parsed = make_url(url)
     args: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
@@ -174,6 +174,6 @@ async def _read(url: str, statement: Executable) -> list[Row[Any]]:
     engine = create_async_engine(parsed, connect_args=args, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
-            return list((await connection.execute(statement)).all())
+            return [tuple(row) for row in (await connection.execute(statement)).all()]
     finally:
         await engine.dispose()

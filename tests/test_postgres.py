@@ -21,6 +21,7 @@ import pwd
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from backend.db.models import Base
 from backend.db.schema import alembic_config, in_migration_transaction, upgrade_schema
 from backend.ratelimit import Rate
 from backend.settings import Settings
+from devkit.postgres import database_of
 from devkit.waiting import wait_for
 from tests.conftest import serve
 from tests.databases import RunDatabases
@@ -52,9 +54,12 @@ def postgres_url(database_url: str | None) -> str:
 
 
 @pytest.fixture
-def empty_database(postgres_url: str, test_databases: RunDatabases) -> str:
+def empty_database(postgres_url: str, test_databases: RunDatabases) -> Iterator[str]:
     """A database of this run with no tables at all (not copied from the migrated template)."""
-    return test_databases.postgres.create_database(f"{test_databases.tag}_empty_{id(object())}")
+    postgres = test_databases.postgres
+    url = postgres.create_database(f"{test_databases.tag}_empty_{uuid.uuid4().hex[:12]}")
+    yield url
+    postgres.drop_database(database_of(url))
 
 
 def _tables(connection: Connection) -> set[str]:
