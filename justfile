@@ -26,16 +26,17 @@ run *ARGS: engine
 serve *ARGS: engine
     {{venv}}/corral serve {{ARGS}}
 
-# The whole test suite against the real engine.
+# The whole test suite against the real engine, on SQLite and then on PostgreSQL (the throwaway
+# cluster of `just postgres`); ARGS go to pytest on both passes (`--db sqlite`: that pass alone).
 test *ARGS: images
-    {{venv}}/pytest {{ARGS}}
+    bash scripts/test.sh {{ARGS}}
 
 # Format, lint, type-check, then test.
 check: images
     {{venv}}/ruff format .
     {{venv}}/ruff check --fix .
     {{venv}}/mypy
-    {{venv}}/pytest
+    bash scripts/test.sh
 
 # Lint and type-check only (no engine needed).
 lint:

@@ -68,7 +68,7 @@ __all__ = ["RuntimeMissing", "create_app", "instance_id"]
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, settings.database_pool_size)
     await upgrade_schema(engine)
     app[DB_ENGINE] = engine
     app[SESSIONS] = make_sessionmaker(engine)

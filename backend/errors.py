@@ -234,9 +234,9 @@ class EngineNotFound(CorralError):
 
 class RetryLater(CorralError):
     """The server's own storage cannot take a write now (the database is locked by another
-    process, or its disk is full). It passes by itself: the same request may succeed later, and
-    background work (the watcher's syncs) retries until it does. A change already made on
-    Docker when the write failed is recorded by that retry."""
+    process, its server is down, or its disk is full). It passes by itself: the same request
+    may succeed later, and background work (the watcher's syncs) retries until it does. A
+    change already made on Docker when the write failed is recorded by that retry."""
 
     status = 503
 
@@ -248,6 +248,15 @@ class DatabaseBusy(RetryLater):
         "few seconds."
     )
     retry_after_s = 2
+
+
+class DatabaseUnavailable(RetryLater):
+    """The database server cannot be reached (refused, starting or shutting down, the
+    connection lost): it passes once the server is back."""
+
+    error = "database unavailable"
+    default_message = "The database server cannot be reached; try again in a few seconds."
+    retry_after_s = 5
 
 
 class InsufficientStorage(RetryLater):

@@ -117,7 +117,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=default_data_dir)
-    database_url: str | None = None
+    database_url: str | None = None  # None: SQLite in the data directory (corral.db)
+    # A database server's connections kept open per process (as many again under load).
+    database_pool_size: int = Field(default=10, ge=1, le=100)
     host: str = "127.0.0.1"
     port: int = 8420
     runtime: Runtime = "runsc"

@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.admin import Admin  # noqa: E402
-from backend.settings import load_settings  # noqa: E402
-from devkit.backend_process import free_port  # noqa: E402
-from devkit.engine import remove_instance, unmount_volumes  # noqa: E402
-from devkit.postgres import Postgres  # noqa: E402
-from devkit.second_engine import SecondEngine  # noqa: E402
-from devkit.waiting import wait_for_sync  # noqa: E402
+from backend.admin import Admin
+from backend.settings import load_settings
+from devkit.backend_process import free_port
+from devkit.engine import remove_instance, unmount_volumes
+from devkit.postgres import Postgres
+from devkit.second_engine import SecondEngine
+from devkit.waiting import wait_for_sync
 
 ROOT = Path(os.environ.get("CORRAL_CLUSTER_DIR", "/var/tmp/corral-cluster"))
 STATE = ROOT / "cluster.json"
@@ -96,10 +96,10 @@ def up(replicas: int) -> dict[str, object]:
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / "config.toml").write_text(CONFIG.format(second=engine.host))
         port = free_port()
+        command = [sys.executable, "-m", "corral.cli", "--data-dir", str(data_dir)]
         with (data_dir / "serve.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "corral.cli", "--data-dir", str(data_dir), "serve"]
-                + ["--port", str(port)],
+                [*command, "serve", "--port", str(port)],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -6,18 +6,21 @@ Agreement, row by row, against the engine's containers of the instance label:
 - a ``missing`` row, and a row with no Docker ID, has no container at all;
 - every container of the instance belongs to a row, and is that row's (no orphan, no second one).
 
-The rows are read straight from the SQLite file (read-only), so the check works the same on an
-in-process backend and on one in its own process, dead or alive.
+The rows are read straight from the database (``tests.databases.read``: a connection of its own,
+a SQLite file read-only), so the check works the same on an in-process backend and on one in its
+own process, dead or alive, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import docker
+from sqlalchemy import select
+
+from backend.db.models import Container
+from tests.databases import read
 
 RUNS = frozenset({"running", "configuring"})
 HALTED = frozenset({"stopped", "error"})
@@ -30,9 +33,9 @@ class Row:
     docker_id: str | None
 
 
-def read_rows(database: Path) -> list[Row]:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
-        found = conn.execute("SELECT id, status, docker_id FROM containers").fetchall()
+def read_rows(database_url: str) -> list[Row]:
+    """Every container row of the database at ``database_url`` (``resolved_database_url``)."""
+    found = read(database_url, select(Container.id, Container.status, Container.docker_id))
     return [Row(str(i), str(s), d) for i, s, d in found]
 
 
@@ -70,10 +73,10 @@ def disagreements(rows: list[Row], containers: list[dict[str, Any]]) -> list[str
     return problems
 
 
-def check_agreement(database: Path, client: docker.DockerClient, instance: str) -> list[str]:
+def check_agreement(database: str, client: docker.DockerClient, instance: str) -> list[str]:
     return disagreements(read_rows(database), engine_containers(client, instance))
 
 
-def assert_agreement(database: Path, client: docker.DockerClient, instance: str) -> None:
+def assert_agreement(database: str, client: docker.DockerClient, instance: str) -> None:
     problems = check_agreement(database, client, instance)
     assert not problems, "the database and Docker disagree:\n" + "\n".join(problems)

@@ -29,6 +29,9 @@ from devkit.second_engine import SecondEngine
 from devkit.users import add_user
 from tests.conformance import Conformance
 
+# --db {sqlite,postgres}: the database every test runs on (tests/databases.py).
+pytest_plugins = ["tests.databases"]
+
 BUSYBOX = "corral/busybox"
 # The headers of a WebSocket handshake, for a plain HTTP client to open (or be refused) one.
 WS_HANDSHAKE = {

@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 import statistics
 
+import pytest
+
 from corral.aio import Backoff, TaskOwner
+
+# The postgres pass repeats nothing here (tests/databases.py).
+pytestmark = pytest.mark.no_database
 
 
 def test_the_backoff_ceiling_doubles_up_to_its_maximum() -> None:

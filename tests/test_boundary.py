@@ -9,6 +9,11 @@ import ast
 import sys
 from pathlib import Path
 
+import pytest
+
+# The postgres pass repeats nothing here (tests/databases.py).
+pytestmark = pytest.mark.no_database
+
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = "corral.shapes"
 AIO = "corral.aio"

@@ -19,6 +19,7 @@ from tests.test_cli import corral
 SAMPLES: dict[str, Any] = {
     "data_dir": "/srv/corral-sample",
     "database_url": "sqlite+aiosqlite:////srv/sample.db",
+    "database_pool_size": 3,
     "host": "0.0.0.0",
     "port": 9999,
     "runtime": "runc",

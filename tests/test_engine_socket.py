@@ -14,6 +14,9 @@ from backend.errors import DockerConflict, DockerNotFound
 from devkit.engine import remove_instance
 from tests.conftest import BUSYBOX
 
+# The postgres pass repeats nothing here (tests/databases.py).
+pytestmark = pytest.mark.no_database
+
 Make = Callable[[list[str]], str]
 
 

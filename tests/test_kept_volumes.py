@@ -170,7 +170,7 @@ async def test_rows_older_than_the_volume_column_keep_their_derived_volume(
             await conn.execute(
                 text(
                     "INSERT INTO users (id, username, tier, is_admin, is_guest, created_at) "
-                    "VALUES ('u1', 'old', 'free', 0, 0, '2025-01-01T00:00:00.000Z')"
+                    "VALUES ('u1', 'old', 'free', false, false, '2025-01-01T00:00:00.000Z')"
                 )
             )
             await conn.execute(
@@ -179,7 +179,7 @@ async def test_rows_older_than_the_volume_column_keep_their_derived_volume(
                     "cpu_shares, disk_mb, runtime, environment, labels, created_at, "
                     "needs_recreate, role_state) VALUES ('c1', 'u1', 'old', 'corral/busybox', "
                     "'barebone', 'stopped', 512, 500, 2048, 'runsc', '{}', '{}', "
-                    "'2025-01-01T00:00:00.000Z', 0, 'none')"
+                    "'2025-01-01T00:00:00.000Z', false, 'none')"
                 )
             )
         await upgrade_schema(engine)

@@ -1,5 +1,8 @@
 """Schema migrations: the revisions make exactly the models' schema, and a database written by the
-last release without migrations (tests/data/release-0.1.db) is upgraded in place and served."""
+last release without migrations (tests/data/release-0.1.db) is upgraded in place and served.
+
+Every test here is about SQLite files (the release's, WAL, SQLite's foreign keys pragma), so the
+``--db postgres`` pass skips them; PostgreSQL's own are in tests/test_postgres.py."""
 
 from __future__ import annotations
 
@@ -31,6 +34,10 @@ RELEASE_PASSWORD = "release-password"  # tests/data/README.md
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 # Tables made by revisions after the release (0002: the values replicas share).
 SINCE_RELEASE = {"engines", "shared_values"}
+
+pytestmark = pytest.mark.sqlite_only(
+    "SQLite files: the release's database, WAL, foreign keys (tests/test_postgres.py: PostgreSQL)"
+)
 
 
 def _tables(db: sqlite3.Connection) -> list[str]:

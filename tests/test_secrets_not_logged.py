@@ -21,6 +21,7 @@ from backend.db.models import User
 from backend.server import make_runner
 from backend.settings import Settings
 from backend.state import SESSIONS
+from devkit.waiting import wait_for
 
 PASSWORD = "correct-horse-battery-staple"
 ENV_SECRET = "s3cr3t-value-in-the-environment"
@@ -89,6 +90,9 @@ async def test_no_token_or_secret_reaches_the_log(
         await http.get(f"{url}/api/nowhere?token={api_token}")  # a 404 with a token in it
         await http.delete(f"{url}/api/containers/{made['id']}", headers=bearer)
 
+    # A WebSocket's access line is written when its handler returns, which may be after the
+    # client saw it close: wait for the terminal's.
+    await wait_for(lambda: "/ws/terminal/" in caplog.text, 10, what="the terminal's access line")
     text = caplog.text
     assert "/api/containers/events?token=<redacted>" in text  # the access log did log them
     assert "/ws/terminal/" in text and "POST /api/auth/login" in text

@@ -56,7 +56,7 @@ class AgentService:
         here, so a user known to own none costs no query on every container list."""
         if not all_users and principal.user_id not in self._owners:
             return []
-        query = select(Agent).order_by(Agent.created_at)
+        query = select(Agent).order_by(Agent.created_at, Agent.id)
         if not all_users:
             query = query.where(Agent.user_id == principal.user_id)
         async with self._sessions() as session:

@@ -55,7 +55,7 @@ class UserService:
     async def registered_users(self) -> list[User]:
         async with self._sessions() as session:
             rows = await session.execute(
-                select(User).where(User.is_guest.is_(False)).order_by(User.created_at)
+                select(User).where(User.is_guest.is_(False)).order_by(User.created_at, User.id)
             )
             return list(rows.scalars().all())
 
@@ -163,7 +163,7 @@ class UserService:
             rows = await session.execute(
                 select(ApiToken)
                 .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
-                .order_by(ApiToken.created_at)
+                .order_by(ApiToken.created_at, ApiToken.id)
             )
             return [row for row in rows.scalars().all() if Scope.AGENT not in row.scopes]
 

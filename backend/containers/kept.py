@@ -60,7 +60,7 @@ class KeptVolumes:
     ) -> list[KeptVolumeJson]:
         """The kept volumes, each with its use as ``measure`` finds it (by default, on this
         engine; ``EnginePool.kept_json`` measures each on its own engine)."""
-        query = select(KeptVolume).order_by(KeptVolume.kept_at)
+        query = select(KeptVolume).order_by(KeptVolume.kept_at, KeptVolume.name)
         if not all_users:
             query = query.where(KeptVolume.user_id == principal.user_id)
         async with self._sessions() as session:

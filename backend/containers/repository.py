@@ -112,7 +112,9 @@ class ContainerRepository:
         if cached is not None:
             return list(cached)
         stamp = self._lists.stamp()
-        query = select(*LIST_COLUMNS).order_by(Container.created_at)
+        # Rows made in the same millisecond: in ID order, the same on every database (SQLite gave
+        # insertion order by accident; PostgreSQL gives any).
+        query = select(*LIST_COLUMNS).order_by(Container.created_at, Container.id)
         if not all_users:
             query = query.where(Container.user_id == principal.user_id)
         async with self._sessions() as session:

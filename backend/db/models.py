@@ -51,6 +51,22 @@ class Timestamp(TypeDecorator[datetime]):
         return datetime.fromisoformat(value)
 
 
+class Clipped(TypeDecorator[str]):
+    """Text from outside Corral's control (an engine's error, an installer's output), cut to the
+    column's length when written. SQLite stores any length in a VARCHAR(n); PostgreSQL refuses
+    the whole write (SQLSTATE 22001), which would lose the row's change with the message."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return value if value is None else value[: self.length]
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: Timestamp(), dict[str, Any]: JSON(), list[str]: JSON()}
 
@@ -140,7 +156,7 @@ class Container(Base):
     runtime: Mapped[str] = mapped_column(String(16))
     environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    error: Mapped[str | None] = mapped_column(String(1024), default=None)
+    error: Mapped[str | None] = mapped_column(Clipped(1024), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -151,7 +167,7 @@ class Container(Base):
     role_state: Mapped[str] = mapped_column(
         String(16), default=RoleState.NONE, server_default=RoleState.NONE.value
     )
-    role_error: Mapped[str | None] = mapped_column(String(1024), default=None)
+    role_error: Mapped[str | None] = mapped_column(Clipped(1024), default=None)
     # The Docker volume holding /home/user: made for this row (named from its ID), or a kept
     # volume of an earlier container attached at create. Rows older than the column have it
     # filled in with the derived name (the first migration).

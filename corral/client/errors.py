@@ -166,6 +166,18 @@ class NoEngineAvailable(ApiError):
     error_string = "no engine available"
 
 
+class DatabaseBusy(ApiError):
+    """503: the server's database stayed locked (or conflicted) past its timeout; retry."""
+
+    error_string = "database busy"
+
+
+class DatabaseUnavailable(ApiError):
+    """503: the server's database server cannot be reached; retry once it is back."""
+
+    error_string = "database unavailable"
+
+
 class OperationFailed(ApiError):
     """``failed to start container``, ``failed to stop container``, ``failed to create
     container``, ...: a Docker operation failed on the server (500)."""
@@ -241,6 +253,8 @@ ERRORS: dict[str, type[ApiError]] = {
         NotADirectory,
         FileExists,
         SandboxRefused,
+        DatabaseBusy,
+        DatabaseUnavailable,
         InsufficientStorage,
         InternalError,
     )

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from devkit.fake_api import container
 from tui.widgets.rows import Change, Rows
+
+# The postgres pass repeats nothing here (tests/databases.py).
+pytestmark = pytest.mark.no_database
 
 
 def _rows(*memories: int) -> Rows:

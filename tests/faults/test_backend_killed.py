@@ -7,25 +7,26 @@ still there."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import docker
 import pytest
+from sqlalchemy import func, select
 
 from backend.admin import Admin
+from backend.db.models import EventRecord
 from backend.settings import Settings, load_settings
 from corral.client import CorralClient, EventConnection, StreamClosed, TransportError
 from devkit.backend_process import BackendProcess
 from devkit.waiting import wait_for
 from tests.agreement import assert_agreement, check_agreement
 from tests.conftest import sh, signer_for
+from tests.databases import read
 
 USERS = 5
 STREAMS_PER_USER = 10  # 50 in all, open when the backend is killed
@@ -89,10 +90,9 @@ def backend(settings: Settings, instance: str) -> Iterator[BackendProcess]:
     proc.kill()
 
 
-def last_seqs(database: Path) -> dict[str, int]:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT user_id, max(seq) FROM events GROUP BY user_id").fetchall()
-    return {str(user): int(seq) for user, seq in rows}
+def last_seqs(database_url: str) -> dict[str, int]:
+    query = select(EventRecord.user_id, func.max(EventRecord.seq)).group_by(EventRecord.user_id)
+    return {str(user): int(seq) for user, seq in read(database_url, query)}
 
 
 async def _users(settings: Settings) -> list[tuple[str, str]]:
@@ -169,7 +169,7 @@ async def test_sigkill_with_fifty_event_streams_misses_nothing(
     docker_client: docker.DockerClient,
     instance: str,
 ) -> None:
-    database = settings.database_path
+    database = settings.resolved_database_url
     users = await _users(settings)
     await asyncio.to_thread(backend.start)
     marker = uuid.uuid4().hex

@@ -9,7 +9,6 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -90,7 +89,7 @@ class Load:
                     self.made.remove(ident)
 
 
-async def _refused_while_down(load: Load, engine: SecondEngine, database: Path) -> None:
+async def _refused_while_down(load: Load, engine: SecondEngine, database: str) -> None:
     """Stop the engine; while it is down every Docker call is a 503 and no row changes."""
     load.phase = "stopping"
     await asyncio.to_thread(engine.stop)
@@ -114,7 +113,7 @@ async def _refused_while_down(load: Load, engine: SecondEngine, database: Path) 
         assert (o.status, o.error) == expected, o
 
 
-async def _fault(load: Load, watcher: DockerWatcher, engine: SecondEngine, database: Path) -> float:
+async def _fault(load: Load, watcher: DockerWatcher, engine: SecondEngine, database: str) -> float:
     """Requests before, during and after the engine's outage; how long recovery took."""
     await wait_for(lambda: load.count("up") >= 20, 20, what="requests before the fault")
     assert all(o.status < 300 for o in load.outcomes), load.outcomes
@@ -155,7 +154,9 @@ async def test_engine_stopped_and_started_under_requests(
             workers = [asyncio.create_task(load.cycle(m["db_id"])) for m in made]
             workers.append(asyncio.create_task(load.create_delete()))
             try:
-                recovered_s = await _fault(load, watcher, second_engine, on_second.database_path)
+                recovered_s = await _fault(
+                    load, watcher, second_engine, on_second.resolved_database_url
+                )
             finally:
                 load.stopping = True
                 await asyncio.gather(*workers)
@@ -171,7 +172,7 @@ async def test_engine_stopped_and_started_under_requests(
             assert recovered_s < 10
 
             await _end_state(api, headers, load, made, marker, client)
-            assert_agreement(on_second.database_path, client, instance)
+            assert_agreement(on_second.resolved_database_url, client, instance)
             # The event stream stayed open through the outage and missed nothing.
             last = await api.app[EVENTS].last_seq(made[0]["owner_id"])
             await wait_for(lambda: seen[-1] == last, 10, what="every event on the stream")

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-from backend.db.models import Container, new_id
+from sqlalchemy import func, select
+
+from backend.db.models import Container, EventRecord, new_id
 from backend.settings import Settings
 from backend.state import ENGINES, SESSIONS
 from devkit.second_engine import SecondEngine
 from devkit.waiting import wait_for
 from tests.agreement import assert_agreement, read_rows
 from tests.conftest import Api, serve, sh
+from tests.databases import read
 
 REAL = 20
 ROWS = 1000
@@ -55,14 +56,13 @@ def _fake_rows(user_ids: list[str], count: int) -> list[Container]:
     return rows
 
 
-def _announced_missing(database: Path) -> int:
+def _announced_missing(database_url: str) -> int:
     """How many container_updated events say a container is missing."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-        query = (
-            "SELECT count(*) FROM events WHERE type = 'container_updated' "
-            "AND json_extract(payload, '$.status') = 'missing'"
-        )
-        return int(conn.execute(query).fetchone()[0])
+    query = select(func.count()).where(
+        EventRecord.type == "container_updated",
+        EventRecord.payload["status"].as_string() == "missing",
+    )
+    return int(read(database_url, query)[0][0])
 
 
 async def _list_while_reconciling(
@@ -87,7 +87,7 @@ async def test_thousand_rows_reconciled_after_an_engine_restart(
 ) -> None:
     # Plain Docker volumes (no ext4 image per sandbox): the 20 real ones are made faster.
     on_second = settings.with_overrides(docker_host=second_engine.host, disk_quotas="none")
-    database = on_second.database_path
+    database = on_second.resolved_database_url
     client = second_engine.client()
     try:
         async with serve(on_second) as api:

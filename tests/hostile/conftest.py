@@ -23,17 +23,30 @@ from backend.ratelimit import Rate
 from backend.settings import DEFAULT_TIERS, load_settings
 from devkit.engine import clean_up
 from tests.conftest import BUSYBOX, TEST_TIER, serve
+from tests.databases import RunDatabases, database_for
 from tests.hostile.world import World
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def world(
-    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: docker.DockerClient,
+    test_databases: RunDatabases | None,
 ) -> AsyncIterator[World]:
     instance = f"test-{uuid.uuid4().hex[:12]}"
     data_dir: Path = tmp_path_factory.mktemp("hostile") / "data"
+    with database_for(test_databases) as database_url:
+        async for world in _world(data_dir, instance, docker_client, database_url):
+            yield world
+
+
+async def _world(
+    data_dir: Path, instance: str, docker_client: docker.DockerClient, database_url: str | None
+) -> AsyncIterator[World]:
+    """The module's backend over ``data_dir`` and its users and container."""
     settings = load_settings(
         data_dir=data_dir,
+        database_url=database_url,
         instance_label=instance,
         stop_timeout_s=2,
         tiers={**DEFAULT_TIERS, "test": TEST_TIER},

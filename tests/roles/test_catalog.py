@@ -176,6 +176,9 @@ def old_database(settings: Settings) -> Settings:
     return settings
 
 
+@pytest.mark.sqlite_only(
+    "a SQLite file written before the role columns; no PostgreSQL database predates them"
+)
 async def test_an_older_database_gets_the_role_columns(old_database: Settings) -> None:
     async with serve(old_database) as served:
         admin, headers = await served.user(admin=True)

@@ -4,16 +4,18 @@ and the next start resumes it; a restart of the backend resumes it too."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 
 import docker
 import pytest
+from sqlalchemy import select
 
+from backend.db.models import Container
 from backend.settings import Settings
 from backend.state import CONTAINERS
 from devkit.waiting import wait_for
 from tests.conftest import Api, serve, sh
+from tests.databases import read
 from tests.roles.conftest import DEBIAN, SIZE, events_of, wait_role
 
 NO_RUNTIME = "corral-no-such-runtime"
@@ -83,10 +85,8 @@ async def test_an_install_cut_off_by_a_backend_restart_is_resumed(
         made = await first.create(headers, image=DEBIAN, role="tiny", **SIZE)
         assert (made["status"], made["role_state"]) == ("configuring", "pending")
     # The first backend is gone; its install task went with it (apt in the sandbox may go on).
-    with sqlite3.connect(fallback_settings.database_path) as conn:
-        (state,) = conn.execute(
-            "SELECT role_state FROM containers WHERE id = ?", (made["db_id"],)
-        ).fetchone()
+    query = select(Container.role_state).where(Container.id == made["db_id"])
+    ((state,),) = read(fallback_settings.resolved_database_url, query)
     assert state in ("pending", "installing")
     async with serve(fallback_settings) as second:
         # The signing key lives in the data directory, so the first backend's token still works.
