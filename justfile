@@ -56,3 +56,8 @@ screenshots: engine
 # A throwaway PostgreSQL on loopback (installs Debian's package when missing); prints its URL.
 postgres *ARGS:
     bash scripts/postgres.sh {{ARGS}}
+
+# The scale-out shape on this machine: PostgreSQL, a second dockerd, two replicas on both engines
+# (`just cluster up [--replicas N]`, `just cluster down`; docs/scale-out.md).
+cluster *ARGS: engine
+    {{venv}}/python scripts/cluster.py {{ARGS}}

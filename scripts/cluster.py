@@ -77,7 +77,8 @@ def up(replicas: int) -> dict[str, object]:
         down()
     ROOT.mkdir(parents=True, exist_ok=True)
     engine = SecondEngine(ROOT / "e2")
-    engine.start()
+    if not engine.answers():  # one started by an earlier ``up`` is used as it is
+        engine.start()
     engine.load_images()
     postgres = Postgres.ensure()
     if DATABASE not in postgres.database_names(DATABASE):
@@ -108,6 +109,8 @@ def up(replicas: int) -> dict[str, object]:
             )
         urls.append(f"http://127.0.0.1:{port}")
         pids.append(proc.pid)
+        # Said before waiting: a replica that does not come up is still stopped by ``down``.
+        STATE.write_text(json.dumps({"pids": pids, "urls": urls}) + "\n")
         wait_for_sync(lambda: _answers(urls[-1]), 60, what=f"replica {index} on {urls[-1]}")
     token = asyncio.run(_admin_token(ROOT / "replica-0", url))
     state = {"pids": pids, "urls": urls, "token": token, "database_url": url}
@@ -118,7 +121,7 @@ def up(replicas: int) -> dict[str, object]:
 async def _admin_token(data_dir: Path, url: str) -> str:
     settings = load_settings(data_dir=data_dir, database_url=url)
     async with Admin(settings) as tools:
-        if await tools.find_user("operator") is None:
+        if "operator" not in [user.username for user in await tools.list_users()]:
             await tools.add_user("operator", None, "pro", True)
         token, _ = await tools.issue_token("operator", ["read", "write"], "cluster", None)
     return token
@@ -134,7 +137,8 @@ def down() -> None:
         time.sleep(0.1)  # waiting for the replicas to leave, with a deadline
     engine = SecondEngine(ROOT / "e2")
     if (ROOT / "e2").exists():
-        engine.start()  # to remove what the replicas made on it (a no-op when it runs)
+        if not engine.answers():
+            engine.start()  # to remove what the replicas made on it
         client = engine.client()
         remove_instance(INSTANCE, client)
         client.close()
