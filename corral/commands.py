@@ -53,7 +53,13 @@ async def ls(client: CorralClient, args: argparse.Namespace) -> int:
         _print_json(listing)
         return EXIT_OK
     header = ["ID", "NAME", "STATUS", "IMAGE", "MEMORY", "CPU", "DISK"]
-    print(_table(header, [_row(c) for c in listing["containers"]]))
+    rows = [_row(c) for c in listing["containers"]]
+    engines = {str(c.get("engine") or "local") for c in listing["containers"]}
+    if engines != {"local"} and engines:  # several engines: say where each one is
+        header.append("ENGINE")
+        for row, item in zip(rows, listing["containers"], strict=True):
+            row.append(str(item.get("engine") or "local"))
+    print(_table(header, rows))
     print(f"{listing['count']} of {listing['limit']} containers")
     return EXIT_OK
 

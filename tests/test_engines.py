@@ -193,6 +193,9 @@ async def test_drain_engines_listing_and_the_cli(two_engines: Settings) -> None:
         assert engines["second"]["memory_placed_mb"] == made["resources"]["memory_mb"]
         table = await corral(*remote(api, admin), "engines")
         assert "second" in table.out and "ok" in table.out, table.err
+        listing = await corral(*remote(api, user), "ls")
+        header, row = listing.out.splitlines()[:2]
+        assert header.split()[-1] == "ENGINE" and row.split()[-1] == "second", listing.out
 
         status, _ = await _call(api, "POST", "/api/engines/second/drain", admin)
         assert status == 200
