@@ -14,21 +14,18 @@ call. Every refusal is raised as the ``ApiError`` subclass named by the contract
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from pathlib import Path
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal, cast
 from urllib.parse import quote
 
 import aiohttp
 
 from corral.aio import Backoff
+from corral.client.base import lines_of
 from corral.client.errors import TransportError, api_error
 from corral.client.events import EventConnection, EventStream, connect_events
-from corral.client.files import Progress, body_size, save_stream, upload_body
+from corral.client.files_api import FilesApi
 from corral.client.stats import StatsStream
 from corral.shapes import (
     Container,
@@ -39,9 +36,6 @@ from corral.shapes import (
     Deleted,
     Engine,
     EngineList,
-    FileChanged,
-    FileList,
-    FileUploaded,
     Health,
     ImageList,
     Lifecycle,
@@ -61,90 +55,7 @@ from corral.shapes import (
 WsAuth = Literal["header", "query", "subprotocol"]
 
 
-class CorralClient:
-    def __init__(
-        self,
-        server: str,
-        token: str | None = None,
-        *,
-        session: aiohttp.ClientSession | None = None,
-        timeout_s: float = 300.0,
-    ) -> None:
-        """``server`` is the backend's base URL (``http://host:port``). The timeout covers a
-        whole request; creating with ``wait=True`` can take a while on a cold engine."""
-        self.server = server.rstrip("/")
-        self.token = token
-        self._session = session
-        self._owns_session = session is None
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-
-    async def __aenter__(self) -> CorralClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-            self._owns_session = True
-        return self._session
-
-    def url(self, path: str) -> str:
-        return f"{self.server}{path}"
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-        ok: tuple[int, ...] = (),
-    ) -> Any:
-        """One call: the decoded JSON answer, or the typed error. Statuses in ``ok`` are answers
-        too, even when they are not 2xx (``/health`` answers 503 with its usual body)."""
-        try:
-            async with self.session.request(
-                method, self.url(path), json=body, params=params, headers=self.auth_headers()
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"cannot reach {self.server}: {exc}") from exc
-        except TimeoutError as exc:
-            raise TransportError(f"{self.server} did not answer in time") from exc
-        try:
-            data = json.loads(raw) if raw.strip() else None
-        except ValueError:
-            data = None
-            if status < 400:
-                raise TransportError(
-                    f"{self.server} answered {status} with a body that is not JSON; "
-                    "is this a Corral server?"
-                ) from None
-        if status >= 400 and status not in ok:
-            raise api_error(status, data)
-        return data
-
-    @staticmethod
-    def _id(ident: str) -> str:
-        return quote(ident, safe=":")
-
+class CorralClient(FilesApi):
     # -- meta ---------------------------------------------------------------------------------
 
     async def health(self) -> Health:
@@ -299,87 +210,6 @@ class CorralClient:
         path = f"/api/containers/{self._id(ident)}/role/reinstall"
         return cast(Container, await self.request("POST", path))
 
-    # -- files --------------------------------------------------------------------------------
-
-    def _files(self, ident: str, tail: str = "") -> str:
-        return f"/api/containers/{self._id(ident)}/files{tail}"
-
-    async def list_files(self, ident: str, path: str) -> FileList:
-        """A directory's entries in the sandbox (running or stopped), sorted by name."""
-        return cast(
-            FileList, await self.request("GET", self._files(ident, "/list"), params={"path": path})
-        )
-
-    async def upload_file(
-        self,
-        ident: str,
-        directory: str,
-        source: str | os.PathLike[str],
-        *,
-        name: str | None = None,
-        progress: Progress | None = None,
-    ) -> FileUploaded:
-        """Upload the local file ``source`` into ``directory`` of the sandbox as ``name``
-        (default: the local file's name), streamed; ``progress(sent, total)`` after each
-        chunk. An existing file of that name is replaced."""
-        local = Path(source)
-        handle = await asyncio.to_thread(local.open, "rb")
-        with handle:
-            body = upload_body(handle, name or local.name, progress)
-            try:
-                async with self.session.post(
-                    self.url(self._files(ident)),
-                    params={"path": directory, "size": str(body_size(handle))},
-                    data=body,
-                    headers=self.auth_headers(),
-                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
-                ) as resp:
-                    return cast(FileUploaded, await _answer(resp, self.server))
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise TransportError(f"cannot reach {self.server}: {exc}") from exc
-
-    async def download_file(
-        self,
-        ident: str,
-        path: str,
-        target: str | os.PathLike[str],
-        *,
-        progress: Progress | None = None,
-    ) -> int:
-        """Download the sandbox's file ``path`` into the local file ``target`` (replaced),
-        streamed; ``progress(received, total)`` after each chunk. The bytes written. A
-        directory is refused (400 ``path is a directory``): list it and fetch its files."""
-        try:
-            async with self.session.get(
-                self.url(self._files(ident)),
-                params={"path": path},
-                headers=self.auth_headers(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300),
-            ) as resp:
-                if resp.status >= 400:
-                    await _answer(resp, self.server)
-                written = await save_stream(resp, Path(target), progress)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(f"the download from {self.server} broke: {exc}") from exc
-        if resp.content_length is not None and written != resp.content_length:
-            raise TransportError(
-                f"the download ended after {written} of {resp.content_length} bytes"
-            )
-        return written
-
-    async def delete_file(self, ident: str, path: str) -> FileChanged:
-        """Delete a file or a directory tree in the sandbox (it must be running)."""
-        return cast(
-            FileChanged, await self.request("DELETE", self._files(ident), params={"path": path})
-        )
-
-    async def mkdir(self, ident: str, path: str) -> FileChanged:
-        """Make a directory (and missing parents) in the sandbox (running or stopped)."""
-        return cast(
-            FileChanged,
-            await self.request("POST", self._files(ident, "/mkdir"), params={"path": path}),
-        )
-
     # -- usage and output ---------------------------------------------------------------------
 
     async def container_stats(self, ident: str) -> ContainerStats:
@@ -436,7 +266,7 @@ class CorralClient:
                 except ValueError:
                     data = None
                 raise api_error(resp.status, data)
-            async for line in _lines(resp):
+            async for line in lines_of(resp):
                 yield line
 
     # -- volumes ------------------------------------------------------------------------------
@@ -509,33 +339,3 @@ class CorralClient:
             on_retry=on_retry,
             heartbeat_s=heartbeat_s,
         )
-
-
-async def _answer(resp: aiohttp.ClientResponse, server: str) -> Any:
-    """A JSON answer's body, or its refusal raised as the typed error."""
-    raw = await resp.read()
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        data = None
-    if resp.status >= 400:
-        raise api_error(resp.status, data)
-    if data is None:
-        raise TransportError(f"{server} answered {resp.status} with a body that is not JSON")
-    return data
-
-
-async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """A text response's lines, decoded as they arrive (a line is decoded once complete, so no
-    character is ever split)."""
-    buffer = b""
-    try:
-        async for chunk in resp.content.iter_any():
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                yield line.removesuffix(b"\r").decode("utf-8", errors="replace")
-    except aiohttp.ClientPayloadError as exc:
-        raise TransportError(f"the output stream broke: {exc}") from exc
-    if buffer:
-        yield buffer.decode("utf-8", errors="replace")
