@@ -203,6 +203,11 @@ async def _read_head(sock: socket.socket) -> tuple[int, dict[str, str]]:
         head += chunk
         if len(head) > MAX_HEAD:
             raise DockerError("the Docker engine's answer could not be read")
+    return _parsed_head(head)
+
+
+def _parsed_head(head: bytes | bytearray) -> tuple[int, dict[str, str]]:
+    """An answer's status and headers (names lower-cased), from its head up to the blank line."""
     status_line, *header_lines = head[: -len(_END)].decode("latin-1").split("\r\n")
     try:
         status = int(status_line.split(" ", 2)[1])
@@ -256,16 +261,7 @@ async def _head_of(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
         head = await reader.readuntil(_END)
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
         raise DockerError("the Docker engine's answer could not be read") from exc
-    status_line, *header_lines = head[: -len(_END)].decode("latin-1").split("\r\n")
-    try:
-        status = int(status_line.split(" ", 2)[1])
-    except (IndexError, ValueError) as exc:
-        raise DockerError("the Docker engine's answer could not be read") from exc
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers
+    return _parsed_head(head)
 
 
 async def _body(
