@@ -88,7 +88,7 @@ async def run() -> dict[str, float]:
 async def _run(url: str) -> dict[str, float]:
     async with running_backend(database_url=url) as a:
         with tempfile.TemporaryDirectory(prefix="corral-bench-b-") as tmp:
-            b = BackendProcess(Path(tmp), a.instance, {"DATABASE_URL": url})
+            b = BackendProcess(Path(tmp), a.instance, {"CORRAL_DATABASE_URL": url})
             await asyncio.to_thread(b.start)
             try:
                 result = await _measure(a, b)

@@ -86,7 +86,7 @@ def up(replicas: int) -> dict[str, object]:
     url = postgres.url_for(DATABASE)
     env = {
         **os.environ,
-        "DATABASE_URL": url,
+        "CORRAL_DATABASE_URL": url,
         "CORRAL_VOLUME_IMAGES_DIR": str(ROOT / "volumes"),
         "CORRAL_INSTANCE_LABEL": INSTANCE,
         "CORRAL_LOG": "INFO",

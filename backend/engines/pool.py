@@ -59,6 +59,8 @@ class EnginePool:
         self._drains: Drains | None = None
         self._placing = asyncio.Lock()  # a choice and its row stored, one create at a time
         self._tasks = TaskOwner("engine-health")
+        # Each engine's announcement in progress: one task, replaced when the engine flips again.
+        self._announcing: dict[str, asyncio.Task[None]] = {}
 
     def __iter__(self) -> Iterator[Engine]:
         return iter(self._engines.values())
@@ -150,7 +152,10 @@ class EnginePool:
 
     async def refresh(self, *, announce: bool = True) -> None:
         """Probe every engine now (``_check``)."""
-        await asyncio.gather(*(self._check(engine, announce=announce) for engine in self))
+        # Only the replica leading an engine's watch tells clients it went or came back.
+        await asyncio.gather(
+            *(self._check(engine, announce=announce and engine.watch.running) for engine in self)
+        )
 
     async def _check(self, engine: Engine, *, announce: bool) -> None:
         """Probe one engine. One that went away has each of its containers announced as
@@ -161,7 +166,15 @@ class EnginePool:
         if changed and announce:
             state = "answers again" if health.reachable else "cannot be reached"
             log.warning("Docker engine %r %s", engine.name, state)
-            await self._announce(engine)
+            # In the background: with many sandboxes (each announced under its lock) it takes
+            # a while, and the probes must go on meanwhile, or the engine's health (what the
+            # lists show) would wait for the announcement. A newer flip replaces it.
+            previous = self._announcing.pop(engine.name, None)
+            if previous is not None:
+                previous.cancel()
+            self._announcing[engine.name] = self._tasks.spawn(
+                self._announce(engine), name=f"engine-announce-{engine.name}"
+            )
 
     async def _announce(self, engine: Engine) -> None:
         """One ``container_updated`` per sandbox of ``engine``: ``unknown`` while it is down,

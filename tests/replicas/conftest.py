@@ -96,7 +96,9 @@ async def two_replicas(
     in the shared folder, the database)."""
     url = postgres.create_database()
     shared = tmp_path / "shared"
-    env = {"DATABASE_URL": url, "CORRAL_VOLUME_IMAGES_DIR": str(shared / "volumes")}
+    # CORRAL_DATABASE_URL, not DATABASE_URL: it wins over the test's own database, which the
+    # suite's PostgreSQL pass puts in the environment as CORRAL_DATABASE_URL.
+    env = {"CORRAL_DATABASE_URL": url, "CORRAL_VOLUME_IMAGES_DIR": str(shared / "volumes")}
     pair = []
     for name in ("a", "b"):
         data_dir = tmp_path / name
