@@ -122,8 +122,12 @@ async def test_agent_connects_serves_a_shell_reconnects_and_is_deleted(
     }
     await _wait_status(api, headers, "offline", 5)
     await _wait_status(api, headers, "running", 5)  # back by itself
-    types = await _event_types(api, user.id)
-    assert types.count("agent_disconnected") >= 1 and types.count("agent_connected") >= 2
+
+    async def reconnected() -> bool:  # the events commit beside the row, not before it
+        types = await _event_types(api, user.id)
+        return types.count("agent_disconnected") >= 1 and types.count("agent_connected") >= 2
+
+    await wait_for(reconnected, 10, what="the disconnect's and the reconnect's events")
 
     gone = await api.client.delete(f"/api/containers/{agent['id']}", headers=headers)
     assert gone.status == 200
