@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from stat import S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_ISREG, filemode
 from typing import BinaryIO, TypeVar
 
@@ -165,13 +166,10 @@ class FileService:
     async def _list_on_volume(
         self, box: Sandbox, path: str, resolved: str
     ) -> list[FileEntry] | None:
-        if not _on_volume(resolved):
+        on_volume = await self._on_host(box, resolved)
+        if on_volume is None:
             return None
-        mountpoint = await self._volumes.host_path(box.row)
-        if mountpoint is None:
-            return None
-        parts = [part for part in resolved[len(MOUNT_POINT) :].split("/") if part]
-        found = await asyncio.to_thread(list_on_host, mountpoint, parts)
+        found = await asyncio.to_thread(list_on_host, *on_volume)
         if found is None:
             return None
         return [
@@ -235,13 +233,20 @@ class FileService:
     async def _open_on_volume(self, box: Sandbox, resolved: str) -> tuple[int, int] | None:
         """A file on the volume, opened in place on the host (``host_listing.open_on_host``):
         the engine's tar stream costs a second copy of every byte."""
+        on_volume = await self._on_host(box, resolved)
+        if on_volume is None:
+            return None
+        return await asyncio.to_thread(open_on_host, *on_volume)
+
+    async def _on_host(self, box: Sandbox, resolved: str) -> tuple[Path, list[str]] | None:
+        """Where ``resolved`` is on the host: the volume's mountpoint and the components below
+        it; None when the path is not on the volume or the volume is not mounted here."""
         if not _on_volume(resolved):
             return None
         mountpoint = await self._volumes.host_path(box.row)
         if mountpoint is None:
             return None
-        parts = [part for part in resolved[len(MOUNT_POINT) :].split("/") if part]
-        return await asyncio.to_thread(open_on_host, mountpoint, parts)
+        return mountpoint, [part for part in resolved[len(MOUNT_POINT) :].split("/") if part]
 
     # -- upload -------------------------------------------------------------------------------
 
