@@ -127,9 +127,7 @@ class EnginePool:
         while True:
             await asyncio.sleep(self._settings.engine_probe_interval_s)  # a period, not a wait
             try:
-                # Only the replica leading the engine's watch tells clients it went or came
-                # back (each replica probes for itself; one event per change is enough).
-                await self._check(engine, announce=engine.watch.running)
+                await self._check(engine, announce=True)
             except Exception:
                 log.exception("probing engine %s failed; trying again", engine.name)
 
@@ -152,10 +150,7 @@ class EnginePool:
 
     async def refresh(self, *, announce: bool = True) -> None:
         """Probe every engine now (``_check``)."""
-        # Only the replica leading an engine's watch tells clients it went or came back.
-        await asyncio.gather(
-            *(self._check(engine, announce=announce and engine.watch.running) for engine in self)
-        )
+        await asyncio.gather(*(self._check(engine, announce=announce) for engine in self))
 
     async def _check(self, engine: Engine, *, announce: bool) -> None:
         """Probe one engine. One that went away has each of its containers announced as
@@ -163,7 +158,9 @@ class EnginePool:
         health = await probe(engine.docker, self._settings.runtime)
         changed = health.reachable != engine.health.reachable
         engine.health = health
-        if changed and announce:
+        # Only the replica leading the engine's watch tells clients it went or came back (each
+        # replica probes for itself; one event per change is enough).
+        if changed and announce and engine.watch.running:
             state = "answers again" if health.reachable else "cannot be reached"
             log.warning("Docker engine %r %s", engine.name, state)
             # In the background: with many sandboxes (each announced under its lock) it takes
