@@ -23,9 +23,8 @@ from devkit.backend_process import BackendProcess
 from devkit.engine import clean_up
 from devkit.postgres import Postgres, database_of
 
-CONFIG = """stop_timeout_s = 2
-[tiers.test]
-containers = 10
+# The limits of a test tier (small disks), for any tier a config names.
+TIER = """containers = 10
 memory_mb = [64, 2048]
 cpu_shares = [100, 2000]
 disk_mb = [16, 1024]
@@ -33,6 +32,7 @@ default_memory_mb = 128
 default_cpu_shares = 500
 default_disk_mb = 64
 """
+CONFIG = f"stop_timeout_s = 2\n[tiers.test]\n{TIER}"
 PASSWORD = "replica-password"
 
 

@@ -19,17 +19,8 @@ from devkit.postgres import Postgres
 from devkit.second_engine import SecondEngine
 from devkit.waiting import wait_for
 from tests.conftest import BUSYBOX, sh
-from tests.replicas.conftest import two_replicas
+from tests.replicas.conftest import TIER, two_replicas
 from tests.replicas.test_replicas import _next
-
-TIER = """containers = 10
-memory_mb = [64, 2048]
-cpu_shares = [100, 2000]
-disk_mb = [16, 1024]
-default_memory_mb = 128
-default_cpu_shares = 500
-default_disk_mb = 64
-"""
 
 
 def _config(second_host: str) -> str:
