@@ -1,7 +1,7 @@
 """File transfer throughput: a 256 MB file uploaded and downloaded through the API
-(``corral.client``: multipart up, spooled, into the engine's archive API; streamed down), against
-``docker cp`` of the same file into and out of the same sandbox, in the same run. The ratios
-are throughput API / docker cp (target >= 0.8 both ways)."""
+(``corral.client``: multipart up, written in place on the sandbox's volume; read in place
+down), against ``docker cp`` of the same file into and out of the same sandbox, in the same
+run. The ratios are throughput API / docker cp (target >= 0.8 both ways)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ paths, directories)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -11,11 +12,12 @@ from typing import Any
 
 import docker
 import pytest
-from aiohttp import FormData
+from aiohttp import ClientError, FormData
 
 from backend.settings import load_settings
 from backend.state import CONTAINERS
 from corral.client import ApiError
+from devkit.waiting import wait_for
 from tests.conftest import Api, sh
 
 HOME = "/home/user"
@@ -377,6 +379,68 @@ async def test_a_declared_size_that_lies_is_400_and_leaves_no_partial_file(
         ), answer
         code, out = sh(docker_client, made["id"], f"ls -A {HOME}")
         assert code == 0 and out.strip() == "", out
+
+
+def _volume_on_host(docker_client: docker.DockerClient, container_id: str) -> Path:
+    mount = docker_client.containers.get(container_id).attrs["Mounts"][0]
+    options = docker_client.volumes.get(mount["Name"]).attrs.get("Options") or {}
+    return Path(options.get("device") or mount["Source"])
+
+
+async def test_an_upload_takes_its_name_from_a_file_or_link_never_a_directory(
+    api: Api, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """An upload into the volume is written in place and renamed over its name: a symlink of
+    that name is replaced, not followed (its target, the sandbox's /etc/passwd, is untouched);
+    a directory of that name is 409 and kept whole."""
+    headers, made = await _box(api)
+    ident = made["id"]
+    script = f"ln -s /etc/passwd {HOME}/link && mkdir {HOME}/dir && echo keep > {HOME}/dir/f"
+    assert sh(docker_client, ident, script)[0] == 0
+    passwd = sh(docker_client, ident, "cat /etc/passwd")[1]
+    source = tmp_path / "link"
+    source.write_bytes(b"new\n")
+    async with api.corral(headers) as client:
+        await client.upload_file(ident, HOME, source)
+        with pytest.raises(ApiError) as taken:
+            await client.upload_file(ident, HOME, source, name="dir")
+        assert (taken.value.status, taken.value.error) == (409, "file exists")
+        assert f"{HOME}/dir" in taken.value.message
+    assert sh(docker_client, ident, f"test ! -L {HOME}/link && cat {HOME}/link") == (0, "new\n")
+    assert sh(docker_client, ident, "cat /etc/passwd")[1] == passwd
+    assert sh(docker_client, ident, f"cat {HOME}/dir/f") == (0, "keep\n")
+    assert sh(docker_client, ident, f"ls -A {HOME}") == (0, "dir\nlink\n")
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared-size", "chunked"])
+async def test_an_upload_cut_off_half_way_leaves_nothing(
+    api: Api, docker_client: docker.DockerClient, declared: bool
+) -> None:
+    """The bytes go to a hidden temporary file beside the target until all have arrived: a
+    client that goes away half-way leaves neither the file nor the temporary one."""
+    headers, made = await _box(api)
+    volume = _volume_on_host(docker_client, made["id"])
+    size = 64 << 20
+
+    def in_flight() -> bool:
+        return any(name.startswith(".corral-upload-") for name in os.listdir(volume))
+
+    async def chunks() -> Any:
+        for _ in range(4):
+            yield bytes(1 << 20)
+        await wait_for(in_flight, timeout_s=30, what="the upload's temporary file")
+        raise ConnectionResetError("the client went away")
+
+    form = FormData()
+    form.add_field("file", chunks(), filename="cut.bin")
+    query = f"?path={HOME}" + (f"&size={size}" if declared else "")
+    with pytest.raises((ConnectionResetError, ClientError)):
+        await api.client.post(
+            f"/api/containers/{made['id']}/files{query}", data=form, headers=headers
+        )
+    await wait_for(lambda: not os.listdir(volume), timeout_s=30, what="the volume emptied")
+    code, out = await asyncio.to_thread(sh, docker_client, made["id"], f"ls -A {HOME}")
+    assert code == 0 and out.strip() == ""
 
 
 async def test_a_listing_on_the_volume_matches_the_engines(

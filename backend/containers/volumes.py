@@ -322,7 +322,7 @@ class VolumeManager:
 
     async def host_path(self, row: Container) -> Path | None:
         """Where the row's volume is mounted on this host (quotas on, and mounted), for reads
-        in place (``backend.files.host_listing``); None otherwise."""
+        in place (``backend.files.host_files``); None otherwise."""
         if self._images is None:
             return None
         mountpoint = self._images.mountpoint(volume_key(row.volume_name))

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import tarfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +43,7 @@ from backend.errors import (
     SandboxRefused,
 )
 from backend.files import tar_stream
-from backend.files.host_listing import list_on_host, open_on_host
+from backend.files.host_files import NewFile, list_on_host, open_folder, open_on_host
 from backend.files.paths import child, parent_and_name
 from backend.files.tar_stream import Member, TarFormatError, TarReader
 from corral.shapes import FileEntry, FileList
@@ -73,6 +75,19 @@ class Sandbox:
     row: Container
     docker_id: str
     running: bool
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where an upload goes (``FileService.destination``): the directory inside the sandbox,
+    and a descriptor of it on the host when it is written in place."""
+
+    directory: str
+    folder: int | None
+
+    @property
+    def in_place(self) -> bool:
+        return self.folder is not None
 
 
 @dataclass
@@ -149,7 +164,7 @@ class FileService:
 
     async def list_dir(self, box: Sandbox, path: str) -> FileList:
         """A directory's entries. On the sandbox's volume they are read in place on the host
-        (``host_listing``); elsewhere from the engine's tar stream of the directory, which
+        (``host_files``); elsewhere from the engine's tar stream of the directory, which
         carries the whole subtree, file data included, so its cost grows with what is below
         the directory (docs/api.md has the figures); only headers are kept."""
         resolved, stat = await self._resolved(box, path)
@@ -231,7 +246,7 @@ class FileService:
         return Download(name=name or member.name, size=member.size, chunks=data)
 
     async def _open_on_volume(self, box: Sandbox, resolved: str) -> tuple[int, int] | None:
-        """A file on the volume, opened in place on the host (``host_listing.open_on_host``):
+        """A file on the volume, opened in place on the host (``host_files.open_on_host``):
         the engine's tar stream costs a second copy of every byte."""
         on_volume = await self._on_host(box, resolved)
         if on_volume is None:
@@ -258,28 +273,51 @@ class FileService:
         free = await self._volumes.free_bytes(box.row)
         return None if free is None else max(0, free - QUOTA_SLACK_BYTES)
 
-    async def check_target(self, box: Sandbox, directory: str) -> str:
-        """The directory an upload goes into (a final symlink followed); 404 when missing,
-        400 when it is a file."""
+    @asynccontextmanager
+    async def destination(self, box: Sandbox, directory: str) -> AsyncIterator[Destination]:
+        """The directory an upload goes into (a final symlink followed; 404 when missing, 400
+        when it is a file), held open on the host while the upload lasts when it is on the
+        sandbox's volume and mounted here."""
         resolved, stat = await self._resolved(box, directory)
         if not stat.is_dir:
             raise NotADirectory(f"{directory!r} is not a directory; upload into a directory.")
         self._check_visible(box, resolved)
-        return resolved
+        on_host = await self._on_host(box, resolved)
+        folder = None if on_host is None else await asyncio.to_thread(open_folder, *on_host)
+        try:
+            yield Destination(resolved, folder)
+        finally:
+            if folder is not None:
+                os.close(folder)
 
     async def upload(
-        self, box: Sandbox, directory: str, name: str, source: AsyncIterator[bytes], size: int
-    ) -> None:
-        """Copy ``size`` bytes from ``source`` (a spool, or the request itself when its size
-        was declared) into ``directory`` as ``name``, as a one-member tar streamed to the
-        engine. Past the quota: 507 before anything is written. When the copy fails half-way
-        (the source was not ``size`` bytes, the disk filled up under another writer, the
-        engine failed), the partial file is removed (in a running sandbox: ``rm``)."""
+        self,
+        box: Sandbox,
+        destination: Destination,
+        name: str,
+        source: AsyncIterator[bytes],
+        size: int | None,
+    ) -> int:
+        """Copy ``source`` into the destination as ``name`` (replacing a file of that name,
+        never a directory: 409); the bytes written. Past the quota: 507, with nothing kept.
+
+        In place on the volume when the destination is held open there (``host_files``), of
+        any size, declared or not. Otherwise ``size`` is needed (a spool, or the request when
+        its size was declared): a one-member tar streamed to the engine, and a copy that fails
+        half-way (the source was not ``size`` bytes, the disk filled up under another writer,
+        the engine failed) is removed (in a running sandbox: ``rm``)."""
+        directory = destination.directory
         room = await self.room(box, directory)
-        if room is not None and size > room:
+        if room is not None and size is not None and size > room:
             raise _quota(size, room)
         target = child(directory, name)
         existed = await self._stat(box, target, "upload file")
+        if existed is not None and existed.is_dir:
+            raise _directory_there(target)
+        if destination.folder is not None:
+            return await self._write_in_place(destination.folder, target, name, source, room)
+        if size is None:
+            raise ValueError("an upload through the engine needs its size")
         header = tar_stream.file_header(name, size, mtime=time.time())
         length = len(header) + size + len(tar_stream.padding(size)) + 1024
         try:
@@ -297,6 +335,36 @@ class FileService:
                     ) from exc
                 raise OperationFailed("failed to upload file", str(exc)) from exc
             raise
+        return size
+
+    @staticmethod
+    async def _write_in_place(
+        folder: int, target: str, name: str, source: AsyncIterator[bytes], room: int | None
+    ) -> int:
+        """The upload written into the folder on the host (``host_files.NewFile``); what was
+        written is removed unless it all arrived and took its name."""
+        new = await asyncio.to_thread(NewFile, folder, name)
+        try:
+            async for chunk in source:
+                if room is not None and new.size + len(chunk) > room:
+                    raise DiskQuotaExceeded(
+                        f"The upload (at least {new.size + len(chunk)} bytes) does not fit on "
+                        f"the sandbox's disk ({room} bytes free); nothing was written. Free "
+                        "space in the sandbox, or give it a larger disk."
+                    )
+                await asyncio.to_thread(new.write, chunk)
+            await asyncio.to_thread(new.commit)
+        except IsADirectoryError as exc:
+            raise _directory_there(target) from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskQuotaExceeded(
+                    f"The sandbox's disk is full: {name!r} did not fit, and nothing of it was kept."
+                ) from exc
+            raise OperationFailed("failed to upload file", exc.strerror or str(exc)) from exc
+        finally:
+            new.discard()  # at once, even when cancelled: close and unlink do not block long
+        return new.size
 
     async def _remove_partial(self, box: Sandbox, path: str) -> None:
         if not box.running:
@@ -396,6 +464,12 @@ def _quota(size: int, room: int) -> DiskQuotaExceeded:
     return DiskQuotaExceeded(
         f"The upload ({size} bytes) does not fit on the sandbox's disk ({room} bytes free); "
         "nothing was written. Free space in the sandbox or give it a larger disk."
+    )
+
+
+def _directory_there(target: str) -> FileExists:
+    return FileExists(
+        f"{target!r} is a directory; upload under another name, or into that directory."
     )
 
 

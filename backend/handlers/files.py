@@ -1,6 +1,7 @@
 """The file routes (issue 15), in the shapes Rexec's clients use: ``?path=`` absolute inside
-the sandbox. Thin handlers over ``backend.files.service``; the upload's multipart body is
-streamed to a spool here (``backend.files.spool``), the download streamed from the engine."""
+the sandbox. Thin handlers over ``backend.files.service``; the upload's multipart body is read
+here, as it comes (or spooled first, ``backend.files.spool``, when it can go neither in place
+nor straight to the engine), and the download streamed out."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from backend.errors import (
     NotSupportedForAgents,
 )
 from backend.files.paths import checked_name, child, content_disposition, form_filename, normalised
-from backend.files.service import CHUNK, FileService, Sandbox, read_spool
+from backend.files.service import CHUNK, Destination, FileService, Sandbox, read_spool
 from backend.files.spool import TooLarge, data_disk_room, spool
 from backend.json_answer import json_answer
 from backend.middleware import principal_of
@@ -118,9 +119,10 @@ async def download_file(request: web.Request, query: FilesQuery) -> web.StreamRe
     "multipart part 'file' and its filename; an existing file of that name is replaced",
     tag="files",
     answers={200: Answer("Uploaded", FileUploaded)},
-    errors=(*ON_FILES, 413, 507),
+    errors=(*ON_FILES, 409, 413, 507),
     notes={
         **NOTES,
+        409: "file exists: a directory of the file's name is there",
         507: "insufficient storage: the file does not fit on the sandbox's disk (its quota), "
         "or on the server's data disk; nothing was written",
     },
@@ -129,15 +131,34 @@ async def download_file(request: web.Request, query: FilesQuery) -> web.StreamRe
 async def upload_file(request: web.Request, query: UploadQuery) -> web.Response:
     files, box = await _sandbox(request)
     directory = normalised(query["path"])
-    target = await files.check_target(box, directory)
-    quota = await files.room(box, target)
-    declared = query.get("size")
+    async with files.destination(box, directory) as destination:
+        name, size = await _upload(request, files, box, destination, query.get("size"))
+    answer: FileUploaded = {
+        "message": "file uploaded successfully",
+        "filename": name,
+        "path": child(directory, name),
+        "size": size,
+    }
+    return json_answer(answer)
+
+
+async def _upload(
+    request: web.Request,
+    files: FileService,
+    box: Sandbox,
+    destination: Destination,
+    declared: int | None,
+) -> tuple[str, int]:
+    """The file part into the destination: its name and size.
+
+    A directory on the volume is written in place as the bytes come, whatever their size. A
+    running sandbox otherwise takes them as they come when their size is known (a copy that
+    fails half-way is removed from it). Otherwise (a stopped sandbox could keep a partial
+    file; an unknown size cannot go in a tar header) the file is spooled first."""
+    quota = await files.room(box, destination.directory)
     if declared is not None and quota is not None and declared > quota:
         raise _too_large(declared, quota, quota)
-    # A running sandbox can take the request's bytes as they come when their size is known:
-    # a copy that fails half-way is removed from it. Otherwise (a stopped sandbox could keep
-    # a partial file; an unknown size cannot go in a tar header) the file is spooled first.
-    streamed = declared is not None and box.running
+    streamed = destination.in_place or (declared is not None and box.running)
     limit = quota if quota is not None else 1 << 62
     if not streamed:
         limit = min(limit, await asyncio.to_thread(data_disk_room, request.app[SETTINGS].data_dir))
@@ -146,25 +167,22 @@ async def upload_file(request: web.Request, query: UploadQuery) -> web.Response:
     part = await _file_part(request)
     name = checked_name(_part_name(part))
     if streamed:
-        assert declared is not None
-        await files.upload(box, target, name, _exact_part(request, declared), declared)
-        size = declared
-    else:
-        try:
-            handle, size = await spool(
-                functools.partial(_read_chunk, part), request.app[SETTINGS].data_dir, limit
-            )
-        except TooLarge as exc:
-            raise _too_large(exc.received, limit, quota) from None
-        with handle:
-            await files.upload(box, target, name, read_spool(handle), size)
-    answer: FileUploaded = {
-        "message": "file uploaded successfully",
-        "filename": name,
-        "path": child(directory, name),
-        "size": size,
-    }
-    return json_answer(answer)
+        source = _exact_part(request, declared) if declared is not None else _chunks_of(part)
+        return name, await files.upload(box, destination, name, source, declared)
+    try:
+        handle, size = await spool(
+            functools.partial(_read_chunk, part), request.app[SETTINGS].data_dir, limit
+        )
+    except TooLarge as exc:
+        raise _too_large(exc.received, limit, quota) from None
+    with handle:
+        return name, await files.upload(box, destination, name, read_spool(handle), size)
+
+
+async def _chunks_of(part: BodyPartReader) -> AsyncIterator[bytes]:
+    """The file part's bytes, read up to its boundary."""
+    while chunk := await _read_chunk(part, CHUNK):
+        yield chunk
 
 
 async def _exact_part(request: web.Request, size: int) -> AsyncIterator[bytes]:
