@@ -86,11 +86,12 @@ async def test_rexec_image_keys_map_to_this_hosts_images(api: Api) -> None:
     assert resp.status == 202 and body["image"] == "corral/debian:bookworm", body
 
 
-async def test_every_route_works_on_a_stopped_sandbox_but_delete(
+async def test_every_route_works_on_a_stopped_sandbox(
     api: Api, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    """The archive API reaches a stopped container's volume: mkdir, upload, list and download
-    work and never start it; delete (an exec) says it needs the sandbox running."""
+    """The archive API reaches a stopped container's files, and its volume is mounted on the
+    host: mkdir, upload, list, download and delete work and never start it. Only a delete
+    outside the volume (an ``rm`` in the sandbox) needs it running."""
     headers, made = await _box(api)
     source = tmp_path / "data.bin"
     source.write_bytes(b"stopped\n" * 1000)
@@ -102,24 +103,31 @@ async def test_every_route_works_on_a_stopped_sandbox_but_delete(
         again = await client.mkdir(made["id"], f"{HOME}/a/b/c")
         assert again["message"] == "directory already exists"
         await client.upload_file(made["id"], f"{HOME}/a/b/c", source)
+        await client.upload_file(made["id"], HOME, source, name="gone.bin")
         listing = await client.list_files(made["id"], f"{HOME}/a/b")
         assert [(f["name"], f["is_dir"]) for f in listing["files"]] == [("c", True)]
         back = tmp_path / "back.bin"
         await client.download_file(made["id"], f"{HOME}/a/b/c/data.bin", back)
         assert back.read_bytes() == source.read_bytes()
+        deleted = await client.delete_file(made["id"], f"{HOME}/gone.bin")
+        assert deleted == {"message": "file deleted", "path": f"{HOME}/gone.bin"}
+        await client.mkdir(made["id"], "/opt/outside")
         with pytest.raises(ApiError) as refused:
-            await client.delete_file(made["id"], f"{HOME}/a")
+            await client.delete_file(made["id"], "/opt/outside")
         assert refused.value.status == 400 and refused.value.error == "container is not running"
+        assert "/home/user" in refused.value.message
         after = await client.get_container(made["id"])
         assert after["status"] == "stopped"
         assert after["last_used_at"] is not None and after["last_used_at"] != before
         assert docker_client.containers.get(made["id"]).status == "exited"
-        # The files are on the volume: the started sandbox sees them.
+        # The files are on the volume: the started sandbox sees them, and not the deleted one.
         await client.start_container(made["id"])
         code, out = sh(docker_client, made["id"], f"cat {HOME}/a/b/c/data.bin | wc -c")
         assert code == 0 and out.strip() == "8000"
+        assert sh(docker_client, made["id"], f"ls -A {HOME}") == (0, "a\n")
         await client.delete_file(made["id"], f"{HOME}/a")
-        code, _ = sh(docker_client, made["id"], f"test -e {HOME}/a")
+        await client.delete_file(made["id"], "/opt/outside")
+        code, _ = sh(docker_client, made["id"], f"test -e {HOME}/a || test -e /opt/outside")
         assert code == 1
 
 
@@ -340,7 +348,14 @@ async def test_symlinks_and_dot_dot_stay_inside_the_sandbox(
                 await client.upload_file(made["id"], directory, tmp_path / marker)
             assert (refused.value.status, refused.value.field) == (400, "path")
             assert "/home/user" in refused.value.message
-        # Deleting the link removes the link, not what it points to.
+        # Deleting the link removes the link, not what it points to; deleting a tree (removed
+        # in place on the host) removes the links in it, never following one to the host's
+        # files or the sandbox's.
+        tree = f"{HOME}/tree/in"
+        script = f"mkdir -p {tree} && ln -s / {tree}/root && ln -s {tmp_path} {tree}/host"
+        assert sh(docker_client, made["id"], script)[0] == 0
+        await client.delete_file(made["id"], f"{HOME}/tree")
+        assert (tmp_path / marker).exists()
         await client.delete_file(made["id"], f"{HOME}/root")
         assert (
             sh(docker_client, made["id"], "test -f /etc/passwd && test ! -e /home/user/root")[0]

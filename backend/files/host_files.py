@@ -6,14 +6,14 @@ data is on the volume, which the backend itself mounts (``backend.containers.vol
 directory there is read in place instead, with one rule that keeps it inside the volume: every
 component is opened relative to the one before with ``O_NOFOLLOW | O_DIRECTORY`` (a symlink
 or a file anywhere on the way stops the walk, and the caller asks the engine, which resolves
-links inside the sandbox), and entries are only ``lstat``ed, never followed. A file there is
-downloaded in place the same way (``open_on_host``): its last component is opened with
-``O_NOFOLLOW`` too, and only a regular file is read, straight from the volume rather than
-through the engine's tar stream. An upload into a directory there is written in place too
-(``NewFile``): the engine's archive API would take every byte a second time (and on a stopped
-sandbox could keep a partial file). It is written under a hidden temporary name in the directory,
-opened by the same walk and held open, and renamed over its name only once complete, so the name
-never shows a partial file; a failed upload removes the temporary file.
+links inside the sandbox), and entries are only ``lstat``ed, never followed.
+
+The same walk serves the rest: a download reads a regular file in place (``open_on_host``, its
+last component ``O_NOFOLLOW`` too) rather than through the engine's tar stream; a delete removes
+in place (``remove_on_host``); an upload is written in place (``NewFile``), since the engine's
+archive API would take every byte a second time (and on a stopped sandbox could keep a partial
+file). It goes to a hidden temporary name in the directory, held open, and takes its name only
+once complete, so the name never shows a partial file; a failed upload removes it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,29 @@ def open_on_host(mountpoint: Path, parts: list[str]) -> tuple[int, int] | None:
         return None
     os.set_blocking(fd, True)
     return fd, info.st_size
+
+
+def remove_on_host(mountpoint: Path, parts: list[str], name: str) -> bool:
+    """Remove ``name`` from the folder ``mountpoint/parts...``: a directory with everything in
+    it, anything else (a symlink too) by itself, never followed. False when the folder cannot
+    be reached on plain directories (the engine's way is taken then). The tree is removed
+    through descriptors (``shutil.rmtree`` with ``dir_fd``, which never follows a link, even
+    one swapped in meanwhile)."""
+    folder = open_folder(mountpoint, parts)
+    if folder is None:
+        return False
+    try:
+        try:
+            kind = stat.S_IFMT(os.lstat(name, dir_fd=folder).st_mode)
+        except FileNotFoundError:
+            return True
+        if kind == stat.S_IFDIR:
+            shutil.rmtree(name, dir_fd=folder)
+        else:
+            os.unlink(name, dir_fd=folder)
+        return True
+    finally:
+        os.close(folder)
 
 
 class NewFile:

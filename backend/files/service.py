@@ -3,8 +3,9 @@
 Everything goes through ``DockerService``: the engine's archive API for stat, list, download,
 upload and mkdir (which work on a stopped container too, and resolve every path inside the
 container's root), and an exec of ``rm`` for delete (the archive API cannot remove anything, so
-delete needs the sandbox running). Nothing here starts, stops or rebuilds a sandbox; each use
-records ``last_used_at`` as a terminal does.
+such a delete needs the sandbox running). What is on the sandbox's volume is then listed, read,
+written and removed in place on the host (``host_files``), running or stopped. Nothing here
+starts, stops or rebuilds a sandbox; each use records ``last_used_at`` as a terminal does.
 """
 
 from __future__ import annotations
@@ -43,7 +44,13 @@ from backend.errors import (
     SandboxRefused,
 )
 from backend.files import tar_stream
-from backend.files.host_files import NewFile, list_on_host, open_folder, open_on_host
+from backend.files.host_files import (
+    NewFile,
+    list_on_host,
+    open_folder,
+    open_on_host,
+    remove_on_host,
+)
 from backend.files.paths import child, parent_and_name
 from backend.files.tar_stream import Member, TarFormatError, TarReader
 from corral.shapes import FileEntry, FileList
@@ -377,17 +384,25 @@ class FileService:
 
     async def delete(self, box: Sandbox, path: str) -> None:
         """Remove a file, or a directory with everything in it (a symlink itself, never its
-        target). Needs the sandbox running: the engine has no remove in its archive API."""
+        target). On the volume it is removed in place on the host, running or stopped;
+        elsewhere ``rm`` runs in the sandbox, which must then be running (the engine's
+        archive API cannot remove anything)."""
         if path == "/":
             raise InvalidParameters("the sandbox's root directory cannot be deleted", field="path")
-        if not box.running:
-            raise ContainerNotRunning(
-                "Deleting needs the sandbox running (the engine can copy files in and out of a "
-                "stopped container, but not remove them); start it first."
-            )
-        stat = await self._stat(box, path, "delete file")
+        parent, name = parent_and_name(path)
+        folder, _ = await self._resolved(box, parent)
+        stat = await self._stat(box, child(folder, name), "delete file")
         if stat is None:
             raise FileNotFound(f"Nothing exists at {path!r} in the sandbox.")
+        on_host = await self._on_host(box, folder)
+        if on_host is not None and await self._remove_in_place(path, *on_host, name):
+            return
+        if not box.running:
+            raise ContainerNotRunning(
+                f"{path!r} is outside the sandbox's volume ({MOUNT_POINT}): deleting it needs "
+                "the sandbox running (the engine can copy files in and out of a stopped "
+                "container, but not remove them); start it first."
+            )
         code, output = await self._call(
             self._docker.exec_run(
                 box.docker_id, ["rm", "-rf", "--", path], timeout_s=DELETE_TIMEOUT_S
@@ -401,6 +416,15 @@ class FileService:
                 + "; ".join(said[:3])[:300]
                 + ("; ..." if len(said) > 3 else "")
             )
+
+    @staticmethod
+    async def _remove_in_place(path: str, mountpoint: Path, parts: list[str], name: str) -> bool:
+        try:
+            return await asyncio.to_thread(remove_on_host, mountpoint, parts, name)
+        except OSError as exc:
+            raise SandboxRefused(
+                f"Not all of {path!r} could be deleted: {exc.strerror or exc}"
+            ) from exc
 
     async def mkdir(self, box: Sandbox, path: str) -> bool:
         """Make the directory and any missing parents (as ``mkdir -p``); False when it was

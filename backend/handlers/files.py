@@ -42,8 +42,8 @@ UPLOAD_PART = "file"
 MULTIPART_SLACK = 64 * 1024
 NOTES = {
     400: "invalid parameters (a missing or relative path), not a directory, path is a "
-    "directory, container is not running (it has no sandbox now; delete: not running), not "
-    "supported for agents",
+    "directory, container is not running (it has no sandbox now; a delete outside /home/user: "
+    "not running), not supported for agents",
     404: "container not found (also for another user's container), file not found",
     500: "failed to ... (list files, download file, ...; sanitized message)",
 }
@@ -224,12 +224,16 @@ async def _read_chunk(part: BodyPartReader, size: int) -> bytes:
 
 
 @endpoint(
-    "Delete a file, or a directory with everything in it (a symlink itself, not its target); "
-    "needs the sandbox running",
+    "Delete a file, or a directory with everything in it (a symlink itself, not its target): "
+    "under /home/user running or stopped, elsewhere only in a running sandbox",
     tag="files",
     answers={200: Answer("Deleted", FileChanged)},
     errors=(*ON_FILES, 409),
-    notes={**NOTES, 409: "sandbox refused: rm in the sandbox failed (/proc, a mount point)"},
+    notes={
+        **NOTES,
+        409: "sandbox refused: not everything could be removed (rm in the sandbox failed: /proc, "
+        "a mount point)",
+    },
 )
 async def delete_file(request: web.Request, query: FilesQuery) -> web.Response:
     files, box = await _sandbox(request)
