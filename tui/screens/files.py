@@ -84,7 +84,9 @@ class FilesScreen(ReportsWorkerErrors, ModalScreen[None]):
         self.path = str(listing["path"])
         files = sorted(listing["files"], key=lambda f: (not f["is_dir"], str(f["name"]).lower()))
         self.entries = {str(f["path"]): dict(f) for f in files}
-        self.query_one("#files-path", Static).update(f"{self.path}  ({listing['count']} entries)")
+        count = listing["count"]
+        noun = "entry" if count == 1 else "entries"
+        self.query_one("#files-path", Static).update(f"{self.path}  ({count} {noun})")
         table = self.query_one(DataTable)
         table.clear()
         if self.path != "/":
