@@ -31,7 +31,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 
 from backend.db.engine import LOCK_TIMEOUT_MS, make_engine
@@ -81,6 +81,15 @@ async def test_the_migrations_make_the_models_schema_and_go_back(empty_database:
                 *Base.metadata.tables,
                 "alembic_version",
             }
+            # Event IDs come from one sequence for every user: 64-bit, column and sequence.
+            widths = await connection.execute(
+                text(
+                    "SELECT c.data_type, s.data_type FROM information_schema.columns c, "
+                    "information_schema.sequences s WHERE c.table_name = 'events' AND "
+                    "c.column_name = 'id' AND s.sequence_name = 'events_id_seq'"
+                )
+            )
+            assert widths.one() == ("bigint", "bigint")
         await in_migration_transaction(
             engine, lambda c: command.downgrade(alembic_config(c), "base")
         )

@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast, overload
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, type_coerce
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    type_coerce,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -345,7 +354,11 @@ class EventRecord(Base):
 
     __tablename__ = "events"
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    # 64-bit: one sequence numbers every user's events (SQLite's row ID already is; a BIGINT
+    # there would not be the row ID, and would not number itself).
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
     user_id: Mapped[str] = mapped_column(String(36))
     seq: Mapped[int] = mapped_column()
     type: Mapped[str] = mapped_column(String(32))
