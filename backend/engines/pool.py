@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.auth.principal import Principal
 from backend.containers.catalog import Catalog
-from backend.containers.locks import RemoteLocks
+from backend.containers.locks import KeyedLocks, RemoteLocks
 from backend.containers.provisioning import CreateResult
 from backend.containers.repository import ContainerRepository
 from backend.containers.resources import check_resources
@@ -49,6 +49,9 @@ class RuntimeMissing(RuntimeError):
     """An engine runs but has no gVisor runtime: refusing to start rather than run unsandboxed."""
 
 
+PLACEMENT = "engines"  # the one key placement serializes on
+
+
 class EnginePool:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -57,7 +60,9 @@ class EnginePool:
         self._rows: ContainerRepository | None = None
         self._events: EventLog | None = None
         self._drains: Drains | None = None
-        self._placing = asyncio.Lock()  # a choice and its row stored, one create at a time
+        # A choice and its row stored, one create at a time: in this process, and with replicas
+        # across all of them (``attach``), or two could both take an engine's last room.
+        self._placing = KeyedLocks()
         self._tasks = TaskOwner("engine-health")
         # Each engine's announcement in progress: one task, replaced when the engine flips again.
         self._announcing: dict[str, asyncio.Task[None]] = {}
@@ -100,6 +105,7 @@ class EnginePool:
         """Build each engine's services on the shared rows (the database is open now)."""
         settings = self._settings
         self._rows, self._events, self._drains = rows, events, Drains(sessions)
+        self._placing = KeyedLocks(remote_locks, "placement")
         for engine in self:
             catalog = Catalog(settings, engine.docker)
             volumes = VolumeManager(engine.docker, instance, volume_root(engine.spec))
@@ -269,7 +275,7 @@ class EnginePool:
                 allowed = [kept.engine]  # a volume stays on its engine's host
         engines = [self._engines[name] for name in allowed if name in self._engines]
         images = await asyncio.gather(*(self._has_image(engine, image) for engine in engines))
-        async with self._placing:
+        async with self._placing.hold(PLACEMENT):
             placed = await self.rows.placed()
             drains = await self.drains.all()
             candidates = [
