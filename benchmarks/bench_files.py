@@ -66,23 +66,50 @@ async def run() -> dict[str, float]:
                 # One round first, not counted: each side's first copy makes the files.
                 await asyncio.to_thread(_docker_cp, str(source), f"{docker_id}:{HOME}/cp.bin")
                 await client.upload_file(ident, HOME, source, name="api.bin")
-                for _ in range(ROUNDS):
-                    times["cp_up"].append(
-                        await asyncio.to_thread(
-                            _docker_cp, str(source), f"{docker_id}:{HOME}/cp.bin"
-                        )
+
+                async def cp_up() -> float:
+                    return await asyncio.to_thread(
+                        _docker_cp, str(source), f"{docker_id}:{HOME}/cp.bin"
                     )
+
+                async def api_up() -> float:
                     t0 = time.perf_counter()
                     await client.upload_file(ident, HOME, source, name="api.bin")
-                    times["api_up"].append(time.perf_counter() - t0)
-                    times["cp_down"].append(
-                        await asyncio.to_thread(
-                            _docker_cp, f"{docker_id}:{HOME}/cp.bin", str(work / "cp-back.bin")
-                        )
+                    return time.perf_counter() - t0
+
+                async def cp_down() -> float:
+                    return await asyncio.to_thread(
+                        _docker_cp, f"{docker_id}:{HOME}/cp.bin", str(work / "cp-back.bin")
                     )
+
+                async def api_down() -> float:
                     t0 = time.perf_counter()
                     await client.download_file(ident, f"{HOME}/api.bin", work / "api-back.bin")
-                    times["api_down"].append(time.perf_counter() - t0)
+                    return time.perf_counter() - t0
+
+                async def make_way(key: str) -> None:
+                    """Remove what the copy is about to make (untimed), so that every copy
+                    writes a new file: ``docker cp`` removes a file it replaces before writing
+                    it, the API keeps it until the new one is whole, and here memory freed by
+                    the old file was several times faster to fill than memory not yet used."""
+                    side, way = key.split("_")
+                    if way == "up":
+                        await client.delete_file(ident, f"{HOME}/{side}.bin")
+                    else:
+                        (work / f"{side}-back.bin").unlink(missing_ok=True)
+                    await asyncio.to_thread(os.sync)  # the disk settled, outside the timing
+
+                steps = {"cp_up": cp_up, "api_up": api_up, "cp_down": cp_down, "api_down": api_down}
+                for round_ in range(ROUNDS):
+                    # The two sides take turns going first.
+                    order = (
+                        list(steps)
+                        if round_ % 2 == 0
+                        else ["api_up", "cp_up", "api_down", "cp_down"]
+                    )
+                    for key in order:
+                        await make_way(key)
+                        times[key].append(await steps[key]())
                 assert (work / "api-back.bin").stat().st_size == SIZE_MB << 20
                 times["api_list"], times["tar_list"] = [], []
                 for _ in range(5):

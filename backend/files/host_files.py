@@ -151,10 +151,10 @@ class NewFile:
         temporary file is then left for ``discard``).
 
         Not one rename over the old file: ext4 takes a rename that replaces a file as a sign
-        that the new one must reach the disk first (``auto_da_alloc``) and writes it out
-        before the rename returns, which made a 256 MB upload take 0.6-1.5 s instead of
-        0.1 s. The name is missing for the moment between the two calls (``docker cp``
-        leaves it missing for its whole copy)."""
+        that the new one must reach the disk first (``auto_da_alloc``) and starts writing it
+        out before the rename returns: 45-590 ms (median 66) for 256 MB here, against 17 ms
+        for the unlink and the rename. The name is missing for the moment between the two
+        calls (``docker cp`` removes it before its whole copy)."""
         os.close(self._fd)
         self._fd = -1
         with contextlib.suppress(FileNotFoundError):
