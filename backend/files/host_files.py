@@ -19,9 +19,11 @@ once complete: the name never shows a partial file, and a failed upload leaves n
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,12 +141,18 @@ class NewFile:
         self.size = 0
         self._fd = os.open(".", _NEW_FLAGS, FILE_MODE, dir_fd=folder)
         os.fchmod(self._fd, FILE_MODE)  # whatever the backend's umask
+        # A write runs in a thread that outlives a cancelled upload: ``discard`` waits for it,
+        # so the descriptor is never closed (and its number reused) under it.
+        self._lock = threading.Lock()
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        self.size += len(data)
+        with self._lock:
+            if self._fd < 0:
+                raise OSError(errno.EBADF, "the upload was discarded")
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            self.size += len(data)
 
     def commit(self) -> None:
         """The file under its name: a file or symlink of that name is removed, then the
@@ -169,6 +177,7 @@ class NewFile:
 
     def discard(self) -> None:
         """Close the file: unnamed (not committed), it is gone."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

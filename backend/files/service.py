@@ -52,6 +52,7 @@ from backend.files.host_files import (
     remove_on_host,
 )
 from backend.files.paths import child, parent_and_name
+from backend.files.pump import pump
 from backend.files.tar_stream import Member, TarFormatError, TarReader
 from corral.shapes import FileEntry, FileList
 
@@ -352,14 +353,7 @@ class FileService:
         written is removed unless it all arrived and took its name."""
         new = await asyncio.to_thread(NewFile, folder, name)
         try:
-            async for chunk in source:
-                if room is not None and new.size + len(chunk) > room:
-                    raise DiskQuotaExceeded(
-                        f"The upload (at least {new.size + len(chunk)} bytes) does not fit on "
-                        f"the sandbox's disk ({room} bytes free); nothing was written. Free "
-                        "space in the sandbox, or give it a larger disk."
-                    )
-                await asyncio.to_thread(new.write, chunk)
+            await pump(_within(source, room), new.write)
             await asyncio.to_thread(new.commit)
         except IsADirectoryError as exc:
             raise _directory_there(target) from exc
@@ -531,6 +525,20 @@ async def _member_data(
             yield piece
     finally:
         await chunks.aclose()
+
+
+async def _within(source: AsyncIterator[bytes], room: int | None) -> AsyncIterator[bytes]:
+    """The upload's chunks, 507 as soon as they pass the room on the sandbox's disk."""
+    received = 0
+    async for chunk in source:
+        received += len(chunk)
+        if room is not None and received > room:
+            raise DiskQuotaExceeded(
+                f"The upload (at least {received} bytes) does not fit on the sandbox's disk "
+                f"({room} bytes free); nothing was written. Free space in the sandbox, or give "
+                "it a larger disk."
+            )
+        yield chunk
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
