@@ -27,18 +27,20 @@ async def pump(source: AsyncIterator[bytes], write: Callable[[bytes], None], dep
             await asyncio.to_thread(write, chunk)
 
     writer = asyncio.create_task(drain(), name="upload-writer")
+    put: asyncio.Task[None] | None = None
     read = 0
     try:
         async for chunk in _then_end(source):
             if chunk:
                 read += len(chunk)
-            put = asyncio.ensure_future(queue.put(chunk or None))
+            put = asyncio.create_task(queue.put(chunk or None))
             await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
             if not put.done():  # the writer ended first: it failed
-                put.cancel()
                 break
         await writer  # its error, if any; else every chunk is written
     finally:
+        if put is not None and not put.done():
+            put.cancel()
         if not writer.done():
             writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
