@@ -113,8 +113,10 @@ async def two_replicas(
     finally:
         for proc in found.both:
             proc.kill()
-        clean_up(instance, shared, docker_client)
-        postgres.drop_database(database_of(url))
+        try:
+            clean_up(instance, shared, docker_client)
+        finally:
+            postgres.drop_database(database_of(url))
 
 
 @pytest.fixture
