@@ -138,7 +138,6 @@ class NewFile:
     def __init__(self, folder: int, name: str) -> None:
         self._folder = folder
         self.name = name
-        self.size = 0
         self._fd = os.open(".", _NEW_FLAGS, FILE_MODE, dir_fd=folder)
         os.fchmod(self._fd, FILE_MODE)  # whatever the backend's umask
         # A write runs in a thread that outlives a cancelled upload: ``discard`` waits for it,
@@ -152,7 +151,6 @@ class NewFile:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
-            self.size += len(data)
 
     def commit(self) -> None:
         """The file under its name: a file or symlink of that name is removed, then the

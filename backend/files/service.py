@@ -353,7 +353,7 @@ class FileService:
         written is removed unless it all arrived and took its name."""
         new = await asyncio.to_thread(NewFile, folder, name)
         try:
-            await pump(_within(source, room), new.write)
+            written = await pump(_within(source, room), new.write)
             await asyncio.to_thread(new.commit)
         except IsADirectoryError as exc:
             raise _directory_there(target) from exc
@@ -364,8 +364,9 @@ class FileService:
                 ) from exc
             raise OperationFailed("failed to upload file", exc.strerror or str(exc)) from exc
         finally:
-            new.discard()  # at once, even when cancelled: close and unlink do not block long
-        return new.size
+            # At once, even when cancelled: a close, after the write under way (if any) ends.
+            new.discard()
+        return written
 
     async def _remove_partial(self, box: Sandbox, path: str) -> None:
         if not box.running:
@@ -478,10 +479,12 @@ def _on_volume(path: str) -> bool:
     return path == MOUNT_POINT or path.startswith(MOUNT_POINT + "/")
 
 
-def _quota(size: int, room: int) -> DiskQuotaExceeded:
+def _quota(size: int, room: int, *, at_least: bool = False) -> DiskQuotaExceeded:
+    """507 for an upload of ``size`` bytes (``at_least`` while it is still arriving)."""
     return DiskQuotaExceeded(
-        f"The upload ({size} bytes) does not fit on the sandbox's disk ({room} bytes free); "
-        "nothing was written. Free space in the sandbox or give it a larger disk."
+        f"The upload ({'at least ' if at_least else ''}{size} bytes) does not fit on the "
+        f"sandbox's disk ({room} bytes free); nothing was written. Free space in the sandbox "
+        "or give it a larger disk."
     )
 
 
@@ -533,11 +536,7 @@ async def _within(source: AsyncIterator[bytes], room: int | None) -> AsyncIterat
     async for chunk in source:
         received += len(chunk)
         if room is not None and received > room:
-            raise DiskQuotaExceeded(
-                f"The upload (at least {received} bytes) does not fit on the sandbox's disk "
-                f"({room} bytes free); nothing was written. Free space in the sandbox, or give "
-                "it a larger disk."
-            )
+            raise _quota(received, room, at_least=True)
         yield chunk
 
 
