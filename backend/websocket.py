@@ -1,4 +1,5 @@
-"""Pieces every long-lived server WebSocket shares (the events and stats streams)."""
+"""Pieces every long-lived server WebSocket shares (the events and stats streams, put together
+in ``backend.json_stream``), and the close request a subscription carries (``CloseRequest``)."""
 
 from __future__ import annotations
 
@@ -110,3 +111,24 @@ def refusal_of(reader: asyncio.Task[Refusal | None]) -> Refusal | None:
     if reader.cancelled() or reader.exception() is not None:
         return None
     return reader.result()
+
+
+# -- what a subscription carries ------------------------------------------------------------------
+
+
+class CloseRequest:
+    """Whether (and why) a subscriber's socket must be closed; the first reason given wins."""
+
+    def __init__(self) -> None:
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.final: str | None = None  # a last message before the close (a revoked token's)
+        self.must_close = asyncio.Event()
+
+    def close(self, code: int, reason: str, final: str | None = None) -> None:
+        """Ask the subscriber's connection to close with ``code`` (after ``final``, when
+        given)."""
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason, self.final = code, reason, final
+        self.must_close.set()

@@ -18,6 +18,7 @@ from aiohttp import WSCloseCode
 
 from backend.events.log import Event
 from backend.json_answer import json_text
+from backend.websocket import CloseRequest
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,13 @@ def wire(message: object) -> str:
     return json_text(message)
 
 
-class Subscription:
+class Subscription(CloseRequest):
     """One subscriber: its bounded queue, and whether (and why) its socket must be closed."""
 
     def __init__(self, user_id: str | None, queue_size: int) -> None:
+        super().__init__()
         self.user_id = user_id  # None: every user's events (an admin's ?all=true)
         self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=max(1, queue_size))
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.final: str | None = None  # a last message before the close (a revoked token's)
-        self.must_close = asyncio.Event()
 
     @property
     def all_users(self) -> bool:
@@ -69,17 +67,11 @@ class Subscription:
         return True
 
     def close(self, code: int, reason: str, final: str | None = None) -> None:
-        """Ask the subscriber's connection to close with ``code`` (after ``final``, when
-        given); the first reason given wins. The backlog is dropped at once: a closing
-        subscriber holds no memory for events it will never be sent."""
-        if self.close_code is not None:
-            return
-        self.close_code = code
-        self.close_reason = reason
-        self.final = final
+        """As ``CloseRequest.close``; the backlog is dropped at once too: a closing subscriber
+        holds no memory for events it will never be sent."""
+        super().close(code, reason, final)
         while not self.queue.empty():
             self.queue.get_nowait()
-        self.must_close.set()
 
 
 class EventHub:

@@ -34,6 +34,7 @@ from backend.errors import DockerError, DockerNotFound, DockerUnavailable
 from backend.events.hub import wire
 from backend.events.log import Event
 from backend.stats.sample import Sample, is_stopped, usage_of
+from backend.websocket import CloseRequest
 from corral.aio import TaskOwner
 from corral.shapes import RUNNING_STATUSES, EventType, Status
 
@@ -67,17 +68,15 @@ class StatsSource(Protocol):
     def stats_stream(self, engine: str, container_id: str) -> AsyncIterator[dict[str, Any]]: ...
 
 
-class StatsSubscription:
+class StatsSubscription(CloseRequest):
     """One subscriber: at most one unsent message (replaced, never queued), a pong due, and
     whether the server asked its connection to close."""
 
     def __init__(self, user_id: str | None) -> None:
+        super().__init__()
         self.user_id = user_id  # None: every user's containers (an admin's ?all=true)
         self.pending: str | None = None
         self.pong_due = False
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.final: str | None = None  # a last message before the close (a revoked token's)
         self.wake = asyncio.Event()
 
     def offer(self, text: str) -> None:
@@ -87,11 +86,6 @@ class StatsSubscription:
     def pong(self) -> None:
         self.pong_due = True
         self.wake.set()
-
-    def close(self, code: int, reason: str, final: str | None = None) -> None:
-        if self.close_code is None:
-            self.close_code, self.close_reason, self.final = code, reason, final
-            self.wake.set()
 
 
 @dataclass
