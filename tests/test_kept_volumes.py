@@ -198,6 +198,7 @@ async def test_a_kept_volume_is_measured_unmounted_and_mounted_again_at_start(
         made = await api.create(headers, name="measured")
         assert sh(docker_client, made["id"], "head -c 9000000 /dev/zero > /home/user/b")[0] == 0
         name = await keep(api, headers, made)
+        os.sync()  # written out, as the unmount below will: df's figure before is not settled
         async with api.corral(headers) as client:
             mounted = (await client.volumes())["volumes"][0]["used_mb"]
         mountpoint = settings.volumes_dir / made["db_id"]

@@ -108,6 +108,10 @@ async def test_engine_down_is_said_with_the_fix(settings: Settings, tmp_path: Pa
                 lambda: "engine down" in app.main_screen.header.engine,
                 what="the engine warning",
             )
-            messages = [n.message for n in app._notifications]
-            assert any("just engine" in m for m in messages)
+            # The header can hear it first (a health poll or an event), the notification after.
+            await until(
+                pilot,
+                lambda: any("just engine" in n.message for n in app._notifications),
+                what="the notification saying how to start the engine",
+            )
             assert app.main_screen.header.connection == "connected"  # the console still works

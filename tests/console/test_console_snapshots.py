@@ -16,6 +16,8 @@ from devkit.fake_api import TWO_ENGINES_ONE_DOWN, FakeApi, two_engine_fleet
 from tests.console.conftest import until
 from tui.app import CorralApp
 from tui.config import ConsoleConfig
+from tui.screens.create import CreateScreen
+from tui.screens.help import HelpScreen
 from tui.screens.settings import SettingsScreen
 from tui.widgets.table import ContainerTable
 
@@ -85,6 +87,7 @@ def test_create_form(snap_compare: Any, tmp_path: Path) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await pilot.press("n")
+        await until(pilot, lambda: isinstance(pilot.app.screen, CreateScreen))
         await pilot.pause()
 
     assert snap_compare(fake_app(tmp_path), terminal_size=SIZE, run_before=run_before)
@@ -94,6 +97,7 @@ def test_help(snap_compare: Any, tmp_path: Path) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await loaded(pilot)
         await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
         await pilot.pause()
 
     assert snap_compare(fake_app(tmp_path), terminal_size=SIZE, run_before=run_before)
