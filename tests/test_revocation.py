@@ -147,4 +147,7 @@ async def test_a_token_revoked_before_its_stream_registers_still_ends_it(api: Ap
     await _revoke(api, headers, token_id)  # nothing registered yet: nothing to end
     ended: list[str] = []
     async with api.app[LIVE_STREAMS].opened_with(caller, ended.append):
-        assert ended == ["This token was revoked."]
+        # Ended once: by the registration's check, or (with replicas) by the revocation's hint
+        # if that reached this process while the check ran.
+        assert len(ended) == 1, ended
+        assert ended[0] in ("This token was revoked.", "This API token was revoked.")

@@ -62,7 +62,12 @@ class LiveStreams:
         self._by_token.setdefault(key, set()).add(end)
         try:
             if self._revoked is not None and await self._revoked(*key):
-                end("This token was revoked.")
+                enders = self._by_token.get(key)
+                # Once: the revocation's own word (a replica's hint, this one's included) may
+                # have ended it while the check ran.
+                if enders is not None and end in enders:
+                    enders.discard(end)
+                    end("This token was revoked.")
             yield
         finally:
             enders = self._by_token.get(key)
