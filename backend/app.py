@@ -136,15 +136,28 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[CONTAINERS] = engines.first.services
     for engine in engines:
         await _prepare_engine(engine, rows)
-    agents = AgentService(app[SESSIONS], events, revoked=app[FORGET_TOKEN])
-    if cluster is None:  # replicas: the others' agents are connected (docs/scale-out.md)
-        await agents.mark_all_offline()
+    agents = AgentService(
+        app[SESSIONS],
+        events,
+        revoked=app[FORGET_TOKEN],
+        heartbeat_s=settings.agent_heartbeat_s,
+        bus=cluster.bus if cluster is not None else None,
+    )
+    await agents.start(alone=cluster is None)
     app[AGENTS] = agents
-    # Each engine's events are watched (and its rows reconciled) by one replica at a time.
+    # Each engine's events are watched (and its rows reconciled) by one replica at a time, and
+    # so is the sweep of agents not heard from.
     leaders = [
         _leadership(app, f"docker-watcher:{app[INSTANCE]}:{engine.name}", engine.watch.lead)
         for engine in engines
     ]
+    leaders.append(
+        _leadership(
+            app,
+            f"agents-sweep:{app[INSTANCE]}",
+            partial(_sweep_agents_periodically, agents, settings.agent_heartbeat_s),
+        )
+    )
     engines.start_probing()
     yield
     for leader in leaders:
@@ -225,6 +238,15 @@ async def _prune_periodically(events: EventLog, interval_s: float) -> None:
         else:
             if removed:
                 log.debug("pruned %d old events", removed)
+        await asyncio.sleep(interval_s)
+
+
+async def _sweep_agents_periodically(agents: AgentService, interval_s: float) -> None:
+    while True:
+        try:
+            await agents.sweep_stale()
+        except Exception:
+            log.exception("sweeping stale agents failed; retrying later")
         await asyncio.sleep(interval_s)
 
 

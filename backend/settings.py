@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     event_heartbeat_s: float = 30.0
     event_close_timeout_s: float = 5.0
     event_prune_interval_s: float = 60.0
+    # Agents report this often (they are told at registration); one not heard from for four
+    # of these is marked offline (its replica died, or its link hangs).
+    agent_heartbeat_s: float = Field(default=10.0, gt=0, le=300)
     # Roles. The catalog ships in backend/data/roles.toml; an operator's file (``roles_file``, or
     # roles.toml in the data directory) is merged over it. Packages are downloaded on the host,
     # inside the debootstrap root filesystem of the image's distribution

@@ -32,7 +32,7 @@ from corral.aio import Backoff, TaskOwner
 
 log = logging.getLogger("corral.agent")
 
-HEARTBEAT_S = 10.0
+HEARTBEAT_S = 10.0  # unless the backend says otherwise at registration
 BACKOFF = Backoff(initial_s=0.5, maximum_s=30.0)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -55,6 +55,14 @@ def machine_facts() -> dict[str, Any]:
         "memory_mb": memory_mb,
         "version": "1",
     }
+
+
+def _heartbeat_s(told: object) -> float:
+    """How often to report: what the backend said at registration (an older one says
+    nothing), within sane bounds."""
+    if isinstance(told, int | float) and not isinstance(told, bool):
+        return min(max(float(told), 0.1), 300.0)
+    return HEARTBEAT_S
 
 
 def machine_load() -> dict[str, float]:
@@ -210,9 +218,9 @@ class Agent:
                 if reply.get("type") != "registered":
                     raise aiohttp.ClientError(f"registration refused: {reply.get('data')}")
                 log.info("connected to %s as %s", self.server, reply.get("id"))
-                await self._serve(ws)
+                await self._serve(ws, _heartbeat_s(reply.get("heartbeat_s")))
 
-    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _serve(self, ws: aiohttp.ClientWebSocketResponse, heartbeat_s: float) -> None:
         lock = asyncio.Lock()
 
         async def send(message: dict[str, Any]) -> None:
@@ -223,7 +231,7 @@ class Agent:
         async def heartbeat() -> None:
             while True:
                 await send({"type": "heartbeat", "load": machine_load()})
-                await asyncio.sleep(HEARTBEAT_S)
+                await asyncio.sleep(heartbeat_s)
 
         tasks = TaskOwner("agent-heartbeat")
         tasks.spawn(heartbeat())

@@ -6,8 +6,11 @@ it, and the fixture removes exactly those containers and volumes afterwards, nev
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -211,3 +214,36 @@ def containers_of(client: docker.DockerClient, db_id: str) -> list[Any]:
             )
         except docker.errors.NotFound:
             continue
+
+
+@pytest.fixture
+def launch_agent() -> Iterator[Callable[[str, str, str], subprocess.Popen[bytes]]]:
+    """Start ``corral agent`` processes (server URL, token, name); each killed afterwards."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(url: str, token: str, name: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "corral.cli",
+                "agent",
+                "--server",
+                url,
+                "--token",
+                token,
+                "--name",
+                name,
+            ],
+            env={**os.environ, "SHELL": "/bin/sh"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # a pipe nobody reads would stall a chatty agent
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

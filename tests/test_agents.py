@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
+import signal
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from backend.db.models import EventRecord
+from backend.settings import Settings
 from backend.state import SESSIONS
 from devkit.waiting import wait_for
-from tests.conftest import WS_HANDSHAKE, Api
+from tests.conftest import WS_HANDSHAKE, Api, serve
 from tests.test_terminal import Term
 
 
@@ -30,36 +29,10 @@ async def _agent_token(api: Api, headers: dict[str, str], name: str = "laptop") 
 
 
 @pytest.fixture
-async def agent_process(api: Api) -> AsyncIterator[Any]:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(token: str, name: str) -> subprocess.Popen[bytes]:
-        url = str(api.client.make_url("")).rstrip("/")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "corral.cli",
-                "agent",
-                "--server",
-                url,
-                "--token",
-                token,
-                "--name",
-                name,
-            ],
-            env={**os.environ, "SHELL": "/bin/sh", "CORRAL_LOG": "INFO"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+def agent_process(api: Api, launch_agent: Any) -> Any:
+    """Start ``corral agent`` on the ``api`` backend (token, name)."""
+    url = str(api.client.make_url("")).rstrip("/")
+    return lambda token, name: launch_agent(url, token, name)
 
 
 async def _agents(api: Api, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -175,3 +148,26 @@ async def test_agent_errors_and_isolation(api: Api, agent_process: Any) -> None:
         "/api/tokens", json={"name": "m", "scopes": ["agent", "read"]}, headers=owner
     )
     assert mixed.status == 400
+
+
+async def test_an_agent_that_stops_reporting_is_marked_offline_and_comes_back(
+    settings: Settings, launch_agent: Any
+) -> None:
+    """The sweep: a hung agent (SIGSTOP) misses its heartbeats, is marked offline and
+    disconnected; resumed, it dials in again."""
+    async with serve(settings.with_overrides(agent_heartbeat_s=0.3)) as api:
+        user, headers = await api.user()
+        token = await _agent_token(api, headers)
+        proc = launch_agent(str(api.client.make_url("")).rstrip("/"), token, "sleepy")
+        await _wait_status(api, headers, "running", 20)
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            await _wait_status(api, headers, "offline", 15)
+
+            async def announced() -> bool:  # the event commits beside the row, not before it
+                return (await _event_types(api, user.id)).count("agent_disconnected") == 1
+
+            await wait_for(announced, 10, what="agent_disconnected")
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        await _wait_status(api, headers, "running", 20)

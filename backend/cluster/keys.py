@@ -14,6 +14,8 @@ MIGRATION = "corral:migration"
 # ({"kind": ...}: a cache to drop, a token revoked).
 EVENTS_CHANNEL = "corral_events"
 HINTS_CHANNEL = "corral_hints"
+# Agent shells relayed between replicas (backend.agents.relay): each message names its replica.
+AGENTS_CHANNEL = "corral_agents"
 
 
 def advisory_key(name: str) -> int:

@@ -45,7 +45,14 @@ async def connect(request: web.Request) -> web.StreamResponse:
         return ws
     connection = AgentConnection(agent.id, agent.user_id, ws)
     await service.attach(connection)
-    await ws.send_json({"type": "registered", "id": agent.public_id, "name": agent.name})
+    await ws.send_json(
+        {
+            "type": "registered",
+            "id": agent.public_id,
+            "name": agent.name,
+            "heartbeat_s": service.heartbeat_s,
+        }
+    )
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:

@@ -1,0 +1,99 @@
+"""An agent connected to one replica, used through the other: its terminal is relayed over the
+bus, a stop or delete reaches the replica that holds it, and when that replica dies the agent
+is marked offline by the sweep (docs/scale-out.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from corral.client import CorralClient
+from corral.client.errors import ContainerNotRunning
+from corral.client.terminal import open_terminal
+from devkit.postgres import Postgres
+from devkit.waiting import wait_for
+from tests.replicas.conftest import CONFIG, Replicas, two_replicas
+from tests.test_terminal import Term
+
+# Agents report twice a second here, so one not heard from is offline within about 2 s.
+HEARTBEAT_S = 0.5
+
+Start = Callable[[str, str, str], "subprocess.Popen[bytes]"]
+
+
+@pytest.fixture
+async def replicas(
+    tmp_path: Path, instance: str, postgres: Postgres, docker_client: docker.DockerClient
+) -> AsyncIterator[Replicas]:
+    config = f"agent_heartbeat_s = {HEARTBEAT_S}\n{CONFIG}"
+    async with two_replicas(tmp_path, instance, postgres, docker_client, config) as found:
+        yield found
+
+
+async def _agent(client: CorralClient, name: str) -> dict[str, Any] | None:
+    listing = await client.list_containers()
+    found = [c for c in listing["containers"] if c.get("name") == name]
+    return dict(found[0]) if found else None
+
+
+async def _until_status(client: CorralClient, name: str, status: str, within_s: float) -> None:
+    async def reached() -> bool:
+        agent = await _agent(client, name)
+        return agent is not None and agent["status"] == status
+
+    await wait_for(reached, within_s, what=f"agent {name} to be {status}")
+
+
+async def test_an_agent_on_one_replica_is_used_through_the_other(
+    replicas: Replicas, launch_agent: Start
+) -> None:
+    token = await replicas.user("ada")
+    async with CorralClient(replicas.b.url, token) as on_b:
+        laptop = (await on_b.create_token("laptop", ["agent"]))["token"]
+        spare = (await on_b.create_token("spare", ["agent"]))["token"]
+        laptop_proc = launch_agent(replicas.a.url, laptop, "laptop")  # both dial in to A
+        launch_agent(replicas.a.url, spare, "spare")
+        await _until_status(on_b, "laptop", "running", 30)
+        await _until_status(on_b, "spare", "running", 30)
+        agent = await _agent(on_b, "laptop")
+        assert agent is not None
+
+        # A terminal through B, to the agent A holds: output larger than one notification,
+        # the size it was opened with, and the shell's exit code.
+        term = Term(await open_terminal(on_b, agent["id"], 90, 33))
+        await term.send("echo agent-$((6*7)); stty size; seq 1 6000 | tail -c 12\n")
+        await term.expect(r"agent-42")
+        await term.expect(r"33 90")
+        await term.expect(r"5999\r?\n6000")
+        await term.send("seq 1 4000 | wc -c; seq 1 4000\n")  # 18893 bytes in a burst
+        await term.expect(r"18893")
+        await term.expect(r"3999\r?\n4000")
+        await term.send("exit 3\n")
+        assert await term.until_exit() == 3
+        await term.ws.close()
+
+        # A stop through B disconnects it on A; it dials in again by itself.
+        stopped = await on_b.stop_container(agent["id"])
+        assert stopped["message"] == "agent disconnected"
+        await _until_status(on_b, "laptop", "offline", 10)
+        await _until_status(on_b, "laptop", "running", 20)
+
+        # A delete through B: A drops it, and its revoked token keeps it out.
+        deleted = await on_b.delete_container(agent["id"])
+        assert deleted["message"] == "agent deleted"
+        assert await asyncio.to_thread(laptop_proc.wait, 20) == 1
+        assert await _agent(on_b, "laptop") is None
+
+        # A dies: the agent it held cannot reach it, and B's sweep marks it offline.
+        replicas.a.kill()
+        await _until_status(on_b, "spare", "offline", 20)
+        spare_agent = await _agent(on_b, "spare")
+        assert spare_agent is not None
+        with pytest.raises(ContainerNotRunning, match="offline"):
+            await open_terminal(on_b, spare_agent["id"], 80, 24)
