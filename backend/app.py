@@ -34,7 +34,7 @@ from backend.events.hub import CLOSE_GOING_AWAY, EventHub
 from backend.events.log import EventLog
 from backend.middleware import auth_middleware, error_middleware, rate_limit_middleware
 from backend.openapi_served import ServedDocument
-from backend.ratelimit import RateLimiter
+from backend.ratelimit import RateLimiter, SharedBuckets
 from backend.routes import ROUTES
 from backend.settings import EngineSpec, Settings
 from backend.state import (
@@ -63,6 +63,8 @@ from backend.stats.sampler import StatsSampler
 log = logging.getLogger(__name__)
 
 __all__ = ["RuntimeMissing", "create_app", "instance_id"]
+
+RATE_BUCKETS_PRUNE_S = 60.0  # how often the full buckets are dropped from the shared table
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -158,6 +160,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             partial(_sweep_agents_periodically, agents, settings.agent_heartbeat_s),
         )
     )
+    if cluster is not None:  # every replica counts in one place (backend.ratelimit)
+        shared = SharedBuckets(app[SESSIONS])
+        app[RATE_LIMITER].share(shared)
+        prune = partial(_prune_buckets_periodically, shared, RATE_BUCKETS_PRUNE_S)
+        leaders.append(_leadership(app, f"rate-buckets-prune:{app[INSTANCE]}", prune))
     engines.start_probing()
     yield
     for leader in leaders:
@@ -247,6 +254,15 @@ async def _sweep_agents_periodically(agents: AgentService, interval_s: float) ->
             await agents.sweep_stale()
         except Exception:
             log.exception("sweeping stale agents failed; retrying later")
+        await asyncio.sleep(interval_s)
+
+
+async def _prune_buckets_periodically(buckets: SharedBuckets, interval_s: float) -> None:
+    while True:
+        try:
+            await buckets.prune()
+        except Exception:
+            log.exception("pruning the rate limits' buckets failed; retrying later")
         await asyncio.sleep(interval_s)
 
 

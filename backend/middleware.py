@@ -138,11 +138,11 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     limiter = request.app[RATE_LIMITER]
     name = ip_limit_of(request.match_info.handler)
     if name is not None:
-        limiter.check_ip(name, request)
+        await limiter.check_ip(name, request)
     elif request.method in WRITE_METHODS:
         principal: Principal | None = request.get(PRINCIPAL)
         if principal is not None:
-            limiter.check_write(principal.user_id)
+            await limiter.check_write(principal.user_id)
     return await handler(request)
 
 

@@ -16,6 +16,10 @@ are kept in least-recently-used order, so the expired ones are always at the fro
 ``max_keys`` the least recently used bucket goes (that key starts afresh: an attacker who
 controls that many addresses gains little over what they already have).
 
+With replicas (PostgreSQL), the buckets are shared (``SharedBuckets``): one row per bucket,
+checked and taken in one statement on the database's clock, so a client spread over several
+replicas gets the configured rate in all, not that rate from each.
+
 The client's IP is the TCP peer's address (``request.remote``). Behind a reverse proxy every
 request comes from the proxy, so ``trusted_proxies`` names the proxies (addresses or networks):
 for a request whose peer is one of them, the client is the right-most ``X-Forwarded-For`` entry
@@ -35,6 +39,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import ConfigDict, model_validator
 from pydantic.dataclasses import dataclass
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.errors import RateLimited
 
@@ -42,6 +48,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+WRITES = "writes"  # the per-user bucket of writes (the per-IP ones are named by their handlers)
 _LIMIT_ATTR = "__corral_rate_limit__"
 
 
@@ -111,6 +118,50 @@ class TokenBuckets:
             self._buckets.popitem(last=False)
 
 
+# GCRA on one row: a bucket is the time its next request is due (``due``); a request is let
+# through when, once counted, ``due`` is at most ``per_s`` ahead of now (so ``count`` at once,
+# then one per interval). Now is the database's clock, the same for every replica.
+_NOW = "extract(epoch from clock_timestamp())"
+_TAKE = text(
+    f"""
+    insert into rate_buckets as b (name, key, due) values (:name, :key, {_NOW} + :interval)
+    on conflict (name, key) do update set due = greatest(b.due, {_NOW}) + :interval
+    where greatest(b.due, {_NOW}) + :interval - {_NOW} <= :per_s
+    returning due
+    """
+)
+_AHEAD = text(f"select due - {_NOW} from rate_buckets where name = :name and key = :key")
+_PRUNE = text(f"delete from rate_buckets where due < {_NOW}")
+MAX_KEY = 128  # the column's width; keys are addresses and user IDs, far shorter
+
+
+class SharedBuckets:
+    """Every replica's buckets, in the ``rate_buckets`` table (PostgreSQL only)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def take(self, name: str, rate: Rate, key: str) -> float:
+        """As ``TokenBuckets.take``, for bucket ``name`` at ``rate``."""
+        interval = rate.per_s / rate.count
+        values = {"name": name, "key": key[:MAX_KEY], "interval": interval, "per_s": rate.per_s}
+        async with self._sessions() as session:
+            due = (await session.execute(_TAKE, values)).scalar_one_or_none()
+            ahead = None if due is not None else (await session.execute(_AHEAD, values)).scalar()
+            await session.commit()
+        if due is not None:
+            return 0.0
+        # Refused: it is let through once ``due`` is no more than ``per_s - interval`` ahead.
+        return max(1e-3, float(ahead or 0.0) + interval - rate.per_s)
+
+    async def prune(self) -> int:
+        """Drop the buckets full again (due in the past): the same as having none."""
+        async with self._sessions() as session:
+            result = await session.execute(_PRUNE)
+            await session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 def limited_by_ip(name: str) -> Callable[[F], F]:
     """Mark a public handler as limited per client IP by the limiter's ``name`` bucket."""
 
@@ -165,7 +216,7 @@ def _within(address: str, networks: Sequence[Network]) -> bool:
 
 class RateLimiter:
     """The buckets of one backend: per IP for each ``limited_by_ip`` name, per user for
-    writes."""
+    writes; in memory, or shared by every replica once ``share`` is called."""
 
     def __init__(
         self,
@@ -174,25 +225,34 @@ class RateLimiter:
         trusted_proxies: Sequence[Network],
         max_keys: int,
     ) -> None:
-        self._by_ip = {
-            name: TokenBuckets(rate, max_keys) for name, rate in by_ip.items() if rate.limited
-        }
-        self._writes = TokenBuckets(writes, max_keys) if writes.limited else None
+        rates = {**by_ip, WRITES: writes}
+        self._rates = {name: rate for name, rate in rates.items() if rate.limited}
+        self._memory = {name: TokenBuckets(rate, max_keys) for name, rate in self._rates.items()}
         self._trusted = tuple(trusted_proxies)
+        self.shared: SharedBuckets | None = None
 
-    def check_ip(self, name: str, request: web.Request) -> None:
-        buckets = self._by_ip.get(name)
-        if buckets is not None:
-            _refuse_if(buckets.take(client_ip(request, self._trusted)), "from your address")
+    def share(self, shared: SharedBuckets) -> None:
+        """Count in the database from now on (replicas): see the module's doc."""
+        self.shared = shared
+        self._memory.clear()
 
-    def check_write(self, user_id: str) -> None:
-        if self._writes is not None:
-            _refuse_if(self._writes.take(user_id), "that change things")
+    async def check_ip(self, name: str, request: web.Request) -> None:
+        if name in self._rates:
+            key = client_ip(request, self._trusted)
+            _refuse_if(await self._take(name, key), "from your address")
+
+    async def check_write(self, user_id: str) -> None:
+        if WRITES in self._rates:
+            _refuse_if(await self._take(WRITES, user_id), "that change things")
+
+    async def _take(self, name: str, key: str) -> float:
+        if self.shared is not None:
+            return await self.shared.take(name, self._rates[name], key)
+        return self._memory[name].take(key)
 
     def keys(self) -> int:
-        """How many buckets are held now (they are bounded; see the module's doc)."""
-        writes = len(self._writes) if self._writes is not None else 0
-        return writes + sum(len(b) for b in self._by_ip.values())
+        """How many buckets are held in memory now (they are bounded; see the module's doc)."""
+        return sum(len(b) for b in self._memory.values())
 
 
 def _refuse_if(wait_s: float, what: str) -> None:

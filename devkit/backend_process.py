@@ -29,12 +29,24 @@ def free_port() -> int:
 class BackendProcess:
     """``corral serve`` on a free loopback port over ``data_dir``, as ``instance`` (everything
     it makes on the engine carries that label: ``devkit.engine.clean_up`` removes it); ``env``
-    adds to its environment (``DATABASE_URL`` and ``CORRAL_<FIELD>`` settings, for replicas)."""
+    adds to its environment (``DATABASE_URL`` and ``CORRAL_<FIELD>`` settings, for replicas).
+    ``log``: its output goes there (appended) instead of this process's; ``detached``: it
+    outlives this process (its own session, no stdin), as scripts/cluster.py's replicas do."""
 
-    def __init__(self, data_dir: Path, instance: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        instance: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        log: Path | None = None,
+        detached: bool = False,
+    ) -> None:
         self.data_dir = data_dir
         self.instance = instance
         self.env = dict(env or {})
+        self.log = log
+        self.detached = detached
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -42,23 +54,28 @@ class BackendProcess:
         (data_dir / "instance-id").write_text(instance + "\n")
 
     def start(self, timeout_s: float = 30.0) -> None:
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "corral.cli",
-                "--data-dir",
-                str(self.data_dir),
-                "serve",
-                "--port",
-                str(self.port),
-            ],
-            env={
-                **os.environ,
-                "CORRAL_LOG": os.environ.get("CORRAL_TEST_LOG", "WARNING"),
-                **self.env,
-            },
-        )
+        self.launch()
+        self.wait_until_answering(timeout_s)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer (``pid`` is known now)."""
+        command = [sys.executable, "-m", "corral.cli", "--data-dir", str(self.data_dir)]
+        env = {**os.environ, "CORRAL_LOG": os.environ.get("CORRAL_TEST_LOG", "WARNING"), **self.env}
+        output = self.log.open("ab") if self.log is not None else None
+        try:
+            self._proc = subprocess.Popen(
+                [*command, "serve", "--port", str(self.port)],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT if output is not None else None,
+                stdin=subprocess.DEVNULL if self.detached else None,
+                start_new_session=self.detached,
+            )
+        finally:
+            if output is not None:
+                output.close()  # the child has its own copy
+
+    def wait_until_answering(self, timeout_s: float = 30.0) -> None:
         try:
             wait_for_sync(self._answers, timeout_s, what=f"the backend on {self.url} to answer")
         except BaseException:

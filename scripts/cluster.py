@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.admin import Admin
 from backend.settings import load_settings
-from devkit.backend_process import free_port
+from devkit.backend_process import BackendProcess
 from devkit.engine import remove_instance, unmount_volumes
 from devkit.postgres import Postgres
 from devkit.second_engine import SecondEngine
@@ -55,19 +55,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _answers(url: str) -> bool:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
 def up(replicas: int) -> dict[str, object]:
     if STATE.exists():
         state = json.loads(STATE.read_text())
@@ -85,7 +72,6 @@ def up(replicas: int) -> dict[str, object]:
         postgres.create_database(DATABASE)
     url = postgres.url_for(DATABASE)
     env = {
-        **os.environ,
         "CORRAL_DATABASE_URL": url,
         "CORRAL_VOLUME_IMAGES_DIR": str(ROOT / "volumes"),
         "CORRAL_INSTANCE_LABEL": INSTANCE,
@@ -96,22 +82,14 @@ def up(replicas: int) -> dict[str, object]:
         data_dir = ROOT / f"replica-{index}"
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / "config.toml").write_text(CONFIG.format(second=engine.host))
-        port = free_port()
-        command = [sys.executable, "-m", "corral.cli", "--data-dir", str(data_dir)]
-        with (data_dir / "serve.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [*command, "serve", "--port", str(port)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # it outlives this script
-            )
-        urls.append(f"http://127.0.0.1:{port}")
-        pids.append(proc.pid)
+        replica = BackendProcess(data_dir, INSTANCE, env, log=data_dir / "serve.log", detached=True)
+        replica.launch()
+        assert replica.pid is not None
+        urls.append(replica.url)
+        pids.append(replica.pid)
         # Said before waiting: a replica that does not come up is still stopped by ``down``.
         STATE.write_text(json.dumps({"pids": pids, "urls": urls}) + "\n")
-        wait_for_sync(lambda: _answers(urls[-1]), 60, what=f"replica {index} on {urls[-1]}")
+        replica.wait_until_answering(60)
     token = asyncio.run(_admin_token(ROOT / "replica-0", url))
     state = {"pids": pids, "urls": urls, "token": token, "database_url": url}
     STATE.write_text(json.dumps(state, indent=2) + "\n")

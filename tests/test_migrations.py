@@ -32,8 +32,9 @@ RELEASE_DB = DATA / "release-0.1.db"
 RELEASE_TOKEN = (DATA / "release-0.1.token").read_text().strip()
 RELEASE_PASSWORD = "release-password"  # tests/data/README.md
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
-# Tables made by revisions after the release (0002: the values replicas share).
-SINCE_RELEASE = {"engines", "shared_values"}
+# Tables made by revisions after the release (0002 engines, 0003 the values replicas share,
+# 0005 the rate limits' shared buckets).
+SINCE_RELEASE = {"engines", "shared_values", "rate_buckets"}
 
 pytestmark = pytest.mark.sqlite_only(
     "SQLite files: the release's database, WAL, foreign keys (tests/test_postgres.py: PostgreSQL)"
@@ -125,6 +126,7 @@ async def test_the_release_database_is_upgraded_in_place_with_its_rows(tmp_path:
     assert {table: after.pop(table) for table in SINCE_RELEASE} == {
         "engines": [],
         "shared_values": [],
+        "rate_buckets": [],
     }
     assert {t: r for t, r in after.items() if t not in ("containers", "kept_volumes")} == {
         t: r for t, r in before.items() if t not in ("containers", "kept_volumes")

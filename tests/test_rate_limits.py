@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from backend.db.models import User
 from backend.ratelimit import Rate, TokenBuckets
 from backend.settings import Settings
 from backend.state import RATE_LIMITER, SESSIONS
+from devkit.waiting import wait_for
 from tests.conftest import Api, serve
 
 
@@ -152,3 +153,37 @@ async def test_live_guest_sessions_are_capped(settings: Settings) -> None:
         assert logout.status == 200
         assert (await _guest(api, "next"))[0].status == 200
         assert (await _guest(api, "one-more"))[0].status == 429
+
+
+async def test_shared_buckets_count_as_the_memory_ones_do(
+    settings: Settings, database_url: str | None
+) -> None:
+    """On PostgreSQL every replica counts in one table (tests/replicas has two replicas on
+    it); the arithmetic is the memory buckets', on the database's clock."""
+    if database_url is None:
+        pytest.skip("the shared buckets are PostgreSQL's: run with --db postgres")
+    async with serve(settings) as api:
+        shared = api.app[RATE_LIMITER].shared
+        assert shared is not None
+        rate = Rate(3, 30.0)
+        assert [await shared.take("t", rate, "a") for _ in range(3)] == [0.0, 0.0, 0.0]
+        wait = await shared.take("t", rate, "a")
+        assert 9.0 < wait <= 10.0  # one token every 10 s
+        assert await shared.take("t", rate, "b") == 0.0  # keys are independent
+        assert await shared.take("t", rate, "a") == pytest.approx(wait, abs=1.0)  # took nothing
+        assert await shared.take("t", rate, "x" * 500) == 0.0  # an over-long key is cut
+
+        # A bucket due in the past is full again: pruned, while one still counting is kept.
+        assert await shared.take("quick", Rate(1, 0.05), "a") == 0.0
+
+        async def rows() -> list[str]:
+            async with api.app[SESSIONS]() as session:
+                found = await session.execute(text("select name from rate_buckets order by 1"))
+                return [str(name) for name in found.scalars()]
+
+        async def pruned() -> bool:
+            await shared.prune()
+            return "quick" not in await rows()
+
+        await wait_for(pruned, 10, what="the full bucket to be pruned")
+        assert await rows() == ["t", "t", "t"]

@@ -15,6 +15,7 @@ from typing import Any, cast, overload
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -399,3 +400,15 @@ class SharedValue(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(256))
+
+
+class RateBucket(Base):
+    """A rate limit's bucket shared by every replica (``backend.ratelimit.SharedBuckets``): the
+    time its next request is due (GCRA's theoretical arrival time, seconds since the epoch on
+    the database's clock). A row whose time has passed is a full bucket, the same as none."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    due: Mapped[float] = mapped_column(Float)

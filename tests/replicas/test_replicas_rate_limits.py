@@ -1,0 +1,45 @@
+"""Rate limits count across replicas: a client spread over two replicas gets the configured
+rate in all, not that rate from each (backend.ratelimit.SharedBuckets)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import docker
+import pytest
+
+from devkit.postgres import Postgres
+from tests.replicas.conftest import CONFIG, Replicas, two_replicas
+
+
+@pytest.fixture
+async def replicas(
+    tmp_path: Path, instance: str, postgres: Postgres, docker_client: docker.DockerClient
+) -> AsyncIterator[Replicas]:
+    config = f"write_rate = [3, 60]\nlogin_rate = [2, 60]\n{CONFIG}"
+    async with two_replicas(tmp_path, instance, postgres, docker_client, config) as found:
+        yield found
+
+
+async def test_writes_and_sign_ins_are_counted_once_for_every_replica(replicas: Replicas) -> None:
+    token = await replicas.user("ada")
+    headers = {"Authorization": f"Bearer {token}"}
+    stop = "/api/containers/nothing-here/stop"
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for replica in (replicas.a, replicas.b, replicas.a, replicas.b):
+            async with http.post(replica.url + stop, headers=headers) as resp:
+                statuses.append(resp.status)
+                body = await resp.json()
+        assert statuses == [404, 404, 404, 429]  # three writes in all, wherever they went
+        assert body["error"] == "too many requests"
+        assert 1 <= int(resp.headers["Retry-After"]) <= 20  # one write every 20 s
+
+        wrong = {"username": "ada", "password": "not-the-password"}
+        statuses = []
+        for replica in (replicas.a, replicas.b, replicas.a):
+            async with http.post(replica.url + "/api/auth/login", json=wrong) as resp:
+                statuses.append(resp.status)
+        assert statuses == [401, 401, 429]  # two sign-ins from this address, in all
