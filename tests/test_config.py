@@ -65,6 +65,7 @@ SAMPLES: dict[str, Any] = {
     "event_heartbeat_s": 1.5,
     "event_close_timeout_s": 2.5,
     "event_prune_interval_s": 3.5,
+    "agent_heartbeat_s": 4.5,
     "roles_file": "/srv/roles.toml",
     "package_cache_dir": "/srv/packages",
     "rootfs_dir": "/srv/rootfs",
