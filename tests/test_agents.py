@@ -155,7 +155,7 @@ async def test_an_agent_that_stops_reporting_is_marked_offline_and_comes_back(
 ) -> None:
     """The sweep: a hung agent (SIGSTOP) misses its heartbeats, is marked offline and
     disconnected; resumed, it dials in again."""
-    async with serve(settings.with_overrides(agent_heartbeat_s=0.3)) as api:
+    async with serve(settings.with_overrides(agent_heartbeat_s=1.0)) as api:
         user, headers = await api.user()
         token = await _agent_token(api, headers)
         proc = launch_agent(str(api.client.make_url("")).rstrip("/"), token, "sleepy")

@@ -21,8 +21,8 @@ from devkit.waiting import wait_for
 from tests.replicas.conftest import CONFIG, Replicas, two_replicas
 from tests.test_terminal import Term
 
-# Agents report twice a second here, so one not heard from is offline within about 2 s.
-HEARTBEAT_S = 0.5
+# Agents report every second here, so one not heard from is offline within about 4 s.
+HEARTBEAT_S = 1.0
 
 Start = Callable[[str, str, str], "subprocess.Popen[bytes]"]
 
