@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -157,13 +157,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         _leadership(
             app,
             f"agents-sweep:{app[INSTANCE]}",
-            partial(_sweep_agents_periodically, agents, settings.agent_heartbeat_s),
+            partial(
+                _periodically, agents.sweep_stale, settings.agent_heartbeat_s, "sweeping agents"
+            ),
         )
     )
     if cluster is not None:  # every replica counts in one place (backend.ratelimit)
         shared = SharedBuckets(app[SESSIONS])
         app[RATE_LIMITER].share(shared)
-        prune = partial(_prune_buckets_periodically, shared, RATE_BUCKETS_PRUNE_S)
+        prune = partial(_periodically, shared.prune, RATE_BUCKETS_PRUNE_S, "pruning buckets")
         leaders.append(_leadership(app, f"rate-buckets-prune:{app[INSTANCE]}", prune))
     engines.start_probing()
     yield
@@ -216,7 +218,7 @@ async def _event_streams(app: web.Application) -> AsyncIterator[None]:
     prune = _leadership(
         app,
         f"event-log-prune:{app[INSTANCE]}",
-        partial(_prune_periodically, events, settings.event_prune_interval_s),
+        partial(_periodically, events.prune, settings.event_prune_interval_s, "pruning events"),
     )
     yield
     await prune.close()
@@ -236,33 +238,19 @@ async def _stats(app: web.Application) -> AsyncIterator[None]:
     await sampler.close()
 
 
-async def _prune_periodically(events: EventLog, interval_s: float) -> None:
+async def _periodically(
+    work: Callable[[], Awaitable[object]], interval_s: float, what: str
+) -> None:
+    """``work`` every ``interval_s`` (a leader's work, ``_leadership``); a failure is logged and
+    the next turn tries again."""
     while True:
         try:
-            removed = await events.prune()
+            done = await work()
         except Exception:
-            log.exception("pruning the event log failed; retrying later")
+            log.exception("%s failed; retrying later", what)
         else:
-            if removed:
-                log.debug("pruned %d old events", removed)
-        await asyncio.sleep(interval_s)
-
-
-async def _sweep_agents_periodically(agents: AgentService, interval_s: float) -> None:
-    while True:
-        try:
-            await agents.sweep_stale()
-        except Exception:
-            log.exception("sweeping stale agents failed; retrying later")
-        await asyncio.sleep(interval_s)
-
-
-async def _prune_buckets_periodically(buckets: SharedBuckets, interval_s: float) -> None:
-    while True:
-        try:
-            await buckets.prune()
-        except Exception:
-            log.exception("pruning the rate limits' buckets failed; retrying later")
+            if done:
+                log.debug("%s: %s", what, done)
         await asyncio.sleep(interval_s)
 
 

@@ -120,8 +120,19 @@ async def two_replicas(
 
 
 @pytest.fixture
+def replicas_config() -> str:
+    """Each replica's config.toml; a test module overrides this fixture for settings of its
+    own (top-level keys go before ``CONFIG``'s tables)."""
+    return CONFIG
+
+
+@pytest.fixture
 async def replicas(
-    tmp_path: Path, instance: str, postgres: Postgres, docker_client: docker.DockerClient
+    tmp_path: Path,
+    instance: str,
+    postgres: Postgres,
+    docker_client: docker.DockerClient,
+    replicas_config: str,
 ) -> AsyncIterator[Replicas]:
-    async with two_replicas(tmp_path, instance, postgres, docker_client) as found:
+    async with two_replicas(tmp_path, instance, postgres, docker_client, replicas_config) as found:
         yield found

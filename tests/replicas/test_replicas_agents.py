@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import docker
 import pytest
 
 from corral.client import CorralClient
 from corral.client.errors import ContainerNotRunning
 from corral.client.terminal import open_terminal
-from devkit.postgres import Postgres
 from devkit.waiting import wait_for
-from tests.replicas.conftest import CONFIG, Replicas, two_replicas
+from tests.replicas.conftest import CONFIG, Replicas
 from tests.test_terminal import Term
 
 # Agents report every second here, so one not heard from is offline within about 4 s.
@@ -28,12 +25,8 @@ Start = Callable[[str, str, str], "subprocess.Popen[bytes]"]
 
 
 @pytest.fixture
-async def replicas(
-    tmp_path: Path, instance: str, postgres: Postgres, docker_client: docker.DockerClient
-) -> AsyncIterator[Replicas]:
-    config = f"agent_heartbeat_s = {HEARTBEAT_S}\n{CONFIG}"
-    async with two_replicas(tmp_path, instance, postgres, docker_client, config) as found:
-        yield found
+def replicas_config() -> str:
+    return f"agent_heartbeat_s = {HEARTBEAT_S}\n{CONFIG}"
 
 
 async def _agent(client: CorralClient, name: str) -> dict[str, Any] | None:

@@ -3,24 +3,15 @@ rate in all, not that rate from each (backend.ratelimit.SharedBuckets)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiohttp
-import docker
 import pytest
 
-from devkit.postgres import Postgres
-from tests.replicas.conftest import CONFIG, Replicas, two_replicas
+from tests.replicas.conftest import CONFIG, Replicas
 
 
 @pytest.fixture
-async def replicas(
-    tmp_path: Path, instance: str, postgres: Postgres, docker_client: docker.DockerClient
-) -> AsyncIterator[Replicas]:
-    config = f"write_rate = [3, 60]\nlogin_rate = [2, 60]\n{CONFIG}"
-    async with two_replicas(tmp_path, instance, postgres, docker_client, config) as found:
-        yield found
+def replicas_config() -> str:
+    return f"write_rate = [3, 60]\nlogin_rate = [2, 60]\n{CONFIG}"
 
 
 async def test_writes_and_sign_ins_are_counted_once_for_every_replica(replicas: Replicas) -> None:
