@@ -15,6 +15,7 @@ BENCHMARKS = [
     "bench_terminal",
     "bench_events",
     "bench_replicas",
+    "bench_agent_relay",
     "bench_roles",
     "bench_console",
     "bench_stats",

@@ -6,7 +6,7 @@ tests/replicas/test_replicas_agents.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -30,16 +30,19 @@ class MemoryBus:
     def on_connect(self, callback: Callable[[], None]) -> None:
         self.reconnects.append(callback)
 
-    async def notify(self, channel: str, payload: str = "") -> None:
-        assert len(payload.encode()) < NOTIFY_LIMIT
-        self.sizes.append(len(payload))
-        for handler in list(self.handlers):
-            handler(payload)
+    async def notify_many(self, channel: str, payloads: Sequence[str]) -> None:
+        # PostgreSQL delivers identical payloads of one transaction once: they must differ.
+        assert len(set(payloads)) == len(payloads)
+        for payload in payloads:
+            assert len(payload.encode()) < NOTIFY_LIMIT
+            self.sizes.append(len(payload))
+            for handler in list(self.handlers):
+                handler(payload)
 
 
 class FakeAgentSocket:
-    """The agent's end of its WebSocket: a shell that echoes its input, says ``big`` with
-    three chunks' worth of bytes, and exits with the code ``exit N`` names."""
+    """The agent's end of its WebSocket: a shell that echoes its input, answers ``big`` and
+    ``same`` with three chunks' worth of bytes, and exits with the code ``exit N`` names."""
 
     def __init__(self, refuse: str | None = None) -> None:
         self.closed = False
@@ -61,6 +64,8 @@ class FakeAgentSocket:
             data = message["data"]
             if data.startswith("exit "):
                 reply({"type": "exit", "session": session, "code": int(data.split()[1])})
+            elif data == "same":  # three identical chunks, in one message
+                reply({"type": "output", "session": session, "data": "x" * (3 * CHUNK)})
             elif data == "big":
                 text = "".join(f"{n:07d}\n" for n in range(3 * CHUNK // 8))
                 reply({"type": "output", "session": session, "data": text})
@@ -121,6 +126,8 @@ async def test_a_shell_is_relayed_both_ways_in_order_and_in_chunks() -> None:
     big = await _read_until(shell, f"{3 * CHUNK // 8 - 1:07d}\n".encode())
     assert big == "".join(f"{n:07d}\n" for n in range(3 * CHUNK // 8)).encode()
     assert max(bus.sizes) > CHUNK  # it took several notifications, each within NOTIFY's limit
+    await shell.write(b"same")  # identical chunks in one round trip all arrive
+    assert await _read_until(shell, b"x" * (3 * CHUNK)) == b"x" * (3 * CHUNK)
     await shell.write(b"exit 3")
     async with asyncio.timeout(5):
         while await shell.read():

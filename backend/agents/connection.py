@@ -45,6 +45,13 @@ class AgentShell:
     async def read(self) -> bytes:
         return await self._output.get()
 
+    def read_nowait(self) -> bytes | None:
+        """Output already waiting (``b""`` once the shell has ended), or None."""
+        try:
+            return self._output.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
     async def write(self, data: bytes) -> None:
         if not self.ended:
             text = data.decode(errors="replace")

@@ -9,7 +9,8 @@ and its ``exit``. The origin sends ``input``, ``resize`` and ``close`` to that h
 another replica).
 
 Every message is one notification of at most ``CHUNK`` bytes of data (base64: a notification
-holds under 8000 bytes), sent in order through the bus's one sending connection. The bus loses
+holds under 8000 bytes), sent in order through the bus's one sending connection; output already
+waiting goes in one round trip (up to ``BATCH``). The bus loses
 what is sent while a replica's listening connection is down, so a reconnect ends every relayed
 shell on that replica: a terminal that missed output would show a lie.
 """
@@ -19,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +36,7 @@ from corral.aio import TaskOwner
 log = logging.getLogger(__name__)
 
 CHUNK = 4096  # raw bytes per output or input message; base64 makes it 5464
+BATCH = 64 * 1024  # output already waiting is sent together, in one round trip
 HOLDER_TIMEOUT_S = 3.0  # how long the origin waits for a replica to say it holds the agent
 # A quiet shell's holder says ``alive`` this often; an origin that hears nothing from it for
 # ``SILENCE_S`` ends the terminal (the holder died: nothing else would ever tell it).
@@ -51,7 +54,7 @@ class Bus(Protocol):
 
     def on_connect(self, callback: Callable[[], None]) -> None: ...
 
-    async def notify(self, channel: str, payload: str = "") -> None: ...
+    async def notify_many(self, channel: str, payloads: Sequence[str]) -> None: ...
 
 
 def _encode(data: bytes) -> str:
@@ -149,14 +152,23 @@ class AgentRelay:
         self._relayed: dict[str, RelayedShell] = {}  # origin side, by session
         self._served: dict[str, _Served] = {}  # holder side, by session
         self._tasks = TaskOwner("agent-relay")
+        self._numbers = itertools.count()
         bus.on(AGENTS_CHANNEL, self._heard)
         bus.on_connect(self._reconnected)
 
-    async def send(self, to: str, message: Message) -> None:
-        """One message to replica ``to`` (or ``EVERYONE``), after those sent before it."""
-        payload = json.dumps({**message, "to": to, "from": self.node}, separators=(",", ":"))
+    async def send(self, to: str, *messages: Message) -> None:
+        """Messages to replica ``to`` (or ``EVERYONE``), in one round trip, after those sent
+        before them. Each carries a number of its own: PostgreSQL would deliver two identical
+        payloads of one round trip (the same output twice) once."""
+        payloads = [
+            json.dumps(
+                {**message, "to": to, "from": self.node, "n": next(self._numbers)},
+                separators=(",", ":"),
+            )
+            for message in messages
+        ]
         try:
-            await self._bus.notify(AGENTS_CHANNEL, payload)
+            await self._bus.notify_many(AGENTS_CHANNEL, payloads)
         except Exception as exc:  # the database is gone: the terminal cannot go on
             raise ConnectionError(f"the replicas cannot reach each other: {exc}") from exc
 
@@ -256,13 +268,23 @@ class AgentRelay:
                 await self.send(origin, {**reply, "op": "opened"})
                 inbox = asyncio.create_task(self._apply(shell, served.inbox))
                 try:
-                    while data := await _read_or_keepalive(shell):
+                    ended = False
+                    while not ended and (data := await _read_or_keepalive(shell)):
                         if data is ALIVE:
                             await self.send(origin, {**reply, "op": "alive"})
                             continue
-                        for start in range(0, len(data), CHUNK):
-                            chunk = _encode(data[start : start + CHUNK])
-                            await self.send(origin, {**reply, "op": "output", "data": chunk})
+                        while len(data) < BATCH and (more := shell.read_nowait()) is not None:
+                            ended = not more
+                            if ended:
+                                break
+                            data += more
+                        await self.send(
+                            origin,
+                            *(
+                                {**reply, "op": "output", "data": _encode(data[i : i + CHUNK])}
+                                for i in range(0, len(data), CHUNK)
+                            ),
+                        )
                 finally:
                     inbox.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

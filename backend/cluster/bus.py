@@ -13,7 +13,7 @@ import contextlib
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
@@ -54,12 +54,25 @@ class NotificationBus:
 
     async def notify(self, channel: str, payload: str = "") -> None:
         """Send one notification (outside any transaction: it is delivered at once)."""
+        await self.notify_many(channel, [payload])
+
+    async def notify_many(self, channel: str, payloads: Sequence[str]) -> None:
+        """Send several notifications in one round trip, delivered in this order. They are one
+        transaction, and PostgreSQL delivers identical payloads of one transaction once: make
+        each payload unique."""
         async with self._send_lock:
             for attempt in range(2):
                 try:
                     if self._sender is None or self._sender.is_closed():
                         self._sender = await asyncpg.connect(self._dsn)
-                    await self._sender.execute("select pg_notify($1, $2)", channel, payload)
+                    if len(payloads) == 1:
+                        await self._sender.execute("select pg_notify($1, $2)", channel, payloads[0])
+                    else:  # unnest yields the array's elements in order
+                        await self._sender.execute(
+                            "select pg_notify($1, p) from unnest($2::text[]) as t(p)",
+                            channel,
+                            list(payloads),
+                        )
                     return
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     await self._drop_sender()
