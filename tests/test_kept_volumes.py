@@ -166,7 +166,8 @@ async def test_rows_older_than_the_volume_column_keep_their_derived_volume(
             await conn.execute(text("ALTER TABLE kept_volumes DROP COLUMN engine"))
             await conn.execute(text("DROP TABLE engines"))
             await conn.execute(text("DROP TABLE alembic_version"))
-            await conn.execute(text("DROP TABLE shared_values"))  # made by a later revision
+            await conn.execute(text("DROP TABLE shared_values"))  # made by later revisions
+            await conn.execute(text("DROP TABLE rate_buckets"))
             await conn.execute(
                 text(
                     "INSERT INTO users (id, username, tier, is_admin, is_guest, created_at) "
