@@ -27,6 +27,7 @@ import aiohttp
 
 from backend.admin import Admin
 from backend.settings import load_settings
+from benchmarks.bench_terminal import ws_round_trips
 from benchmarks.common import percentile, summary, verdict
 from corral.client import CorralClient
 from corral.client.terminal import open_terminal
@@ -37,26 +38,10 @@ from devkit.waiting import wait_for
 
 KEYS = 200
 BLOCK = 50
-ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 LINES = 400_000
 ROUNDS = 3
 TARGET_KEY_P99_MS = 50.0
 TARGET_OUTPUT_RATIO = 0.5
-
-
-async def _keys(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[float]:
-    times = []
-    for i in range(count):
-        key = ALPHABET[i % len(ALPHABET)]
-        t0 = time.perf_counter()
-        await ws.send_json({"type": "input", "data": key})
-        while True:
-            msg = await ws.receive_json(timeout=10)
-            if msg["type"] == "output" and key in msg["data"]:
-                break
-        times.append(time.perf_counter() - t0)
-    await ws.send_json({"type": "input", "data": "\x15"})  # ctrl-u: clear the line
-    return times
 
 
 async def _ready(ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -132,8 +117,8 @@ async def _measure(a: BackendProcess, b: BackendProcess, url: str) -> dict[str, 
                 await _ready(ws)
             keys: dict[str, list[float]] = {"a": [], "b": []}
             for _ in range(KEYS // BLOCK):
-                keys["a"] += await _keys(direct, BLOCK)
-                keys["b"] += await _keys(relayed, BLOCK)
+                keys["a"] += await ws_round_trips(direct, BLOCK)
+                keys["b"] += await ws_round_trips(relayed, BLOCK)
             output: dict[str, list[float]] = {"a": [], "b": []}
             size = 0
             sides = [("a", direct), ("b", relayed)]

@@ -24,9 +24,10 @@ KEYS = 200
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 
 
-async def _ws_round_trips(ws: aiohttp.ClientWebSocketResponse) -> list[float]:
+async def ws_round_trips(ws: aiohttp.ClientWebSocketResponse, keys: int = KEYS) -> list[float]:
+    """Type ``keys`` characters on a terminal WebSocket, each once the last one's echo came."""
     times = []
-    for i in range(KEYS):
+    for i in range(keys):
         key = ALPHABET[i % len(ALPHABET)]
         t0 = time.perf_counter()
         await ws.send_json({"type": "input", "data": key})
@@ -78,7 +79,7 @@ async def run() -> dict[str, float]:
                 f"{server.url}/ws/terminal/{made['id']}", headers=headers
             ) as ws:
                 assert (await ws.receive_json(timeout=10))["type"] == "connected"
-                ws_times = await _ws_round_trips(ws)
+                ws_times = await ws_round_trips(ws)
 
     ratio = percentile(ws_times, 50) / percentile(sdk, 50)
     ratio99 = percentile(ws_times, 99) / percentile(sdk, 99)
