@@ -14,6 +14,7 @@ import pytest
 from backend.agents import relay as relay_module
 from backend.agents.connection import AgentConnection
 from backend.agents.relay import CHUNK, AgentRelay
+from devkit.waiting import wait_for
 
 NOTIFY_LIMIT = 8000  # bytes PostgreSQL takes in one notification's payload
 
@@ -145,12 +146,7 @@ async def test_closing_at_the_origin_closes_the_agent_s_shell() -> None:
     shell = await origin.open_shell("a1", 80, 24)
     await shell.close()
 
-    async def closed() -> None:
-        while not any(m["type"] == "close" for m in ws.sent):
-            await asyncio.sleep(0)
-
-    async with asyncio.timeout(5):
-        await closed()
+    await wait_for(lambda: any(m["type"] == "close" for m in ws.sent), 5, what="the close")
     assert connection.sessions == {}
     await holder.close()
 
@@ -190,9 +186,7 @@ async def test_a_disconnect_reaches_the_replica_holding_the_agent() -> None:
     connection, _ = _holder("a1")
     _, origin, holder, dropped = _pair({"a1": connection})
     await origin.disconnect("a1")
-    async with asyncio.timeout(5):
-        while dropped != ["a1"]:
-            await asyncio.sleep(0)
+    await wait_for(lambda: dropped == ["a1"], 5, what="the holder to drop it")
     await holder.close()
 
 

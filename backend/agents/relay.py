@@ -31,7 +31,9 @@ from typing import Any, Protocol
 
 from backend.agents.connection import OPEN_TIMEOUT_S, AgentConnection, AgentShell
 from backend.cluster.keys import AGENTS_CHANNEL
+from backend.terminal.bridge import size_of
 from corral.aio import TaskOwner
+from corral.shapes.terminal import DEFAULT_COLS, DEFAULT_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,11 @@ class Bus(Protocol):
     async def notify_many(self, channel: str, payloads: Sequence[str]) -> None: ...
 
 
-def _encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _chunks(data: bytes) -> list[str]:
+    """``data`` as the ``data`` of as many messages as it takes (``CHUNK`` bytes each)."""
+    return [
+        base64.b64encode(data[i : i + CHUNK]).decode("ascii") for i in range(0, len(data), CHUNK)
+    ]
 
 
 def _decode(message: Message) -> bytes:
@@ -109,8 +114,7 @@ class RelayedShell:
                     self._relay.forget(self.session)
 
     async def write(self, data: bytes) -> None:
-        for start in range(0, len(data), CHUNK):
-            await self._send({"op": "input", "data": _encode(data[start : start + CHUNK])})
+        await self._send(*({"op": "input", "data": chunk} for chunk in _chunks(data)))
 
     async def resize(self, cols: int, rows: int) -> None:
         await self._send({"op": "resize", "cols": cols, "rows": rows})
@@ -125,9 +129,10 @@ class RelayedShell:
             self.finish(None)
         self._relay.forget(self.session)
 
-    async def _send(self, message: Message) -> None:
+    async def _send(self, *messages: Message) -> None:
         if not self.ended and self.holder is not None:
-            await self._relay.send(self.holder, {**message, "session": self.session})
+            session = {"session": self.session}
+            await self._relay.send(self.holder, *({**m, **session} for m in messages))
 
 
 @dataclass
@@ -160,6 +165,8 @@ class AgentRelay:
         """Messages to replica ``to`` (or ``EVERYONE``), in one round trip, after those sent
         before them. Each carries a number of its own: PostgreSQL would deliver two identical
         payloads of one round trip (the same output twice) once."""
+        if not messages:
+            return
         payloads = [
             json.dumps(
                 {**message, "to": to, "from": self.node, "n": next(self._numbers)},
@@ -198,11 +205,8 @@ class AgentRelay:
         self._relayed.pop(session, None)
 
     async def disconnect(self, agent_id: str) -> None:
-        """Have whichever replica holds ``agent_id`` drop its connection."""
-        if self._local(agent_id) is not None:
-            await self._disconnect(agent_id)
-        else:
-            await self.send(EVERYONE, {"op": "disconnect", "agent": agent_id})
+        """Have the replica that holds ``agent_id`` (another one) drop its connection."""
+        await self.send(EVERYONE, {"op": "disconnect", "agent": agent_id})
 
     def _to_origin(self, message: Message) -> None:
         shell = self._relayed.get(str(message.get("session", "")))
@@ -259,7 +263,7 @@ class AgentRelay:
             await self.send(origin, {**reply, "op": "holding"})
             try:
                 shell = await connection.open_shell(
-                    _size(message.get("cols"), 80), _size(message.get("rows"), 24)
+                    *(size_of(message) or (DEFAULT_COLS, DEFAULT_ROWS))
                 )
             except (ConnectionError, TimeoutError) as exc:
                 await self.send(origin, {**reply, "op": "error", "data": str(exc)})
@@ -269,22 +273,14 @@ class AgentRelay:
                 inbox = asyncio.create_task(self._apply(shell, served.inbox))
                 try:
                     ended = False
-                    while not ended and (data := await _read_or_keepalive(shell)):
-                        if data is ALIVE:
+                    while not ended:
+                        data = await _next_output(shell)
+                        if data is None:  # quiet: say this replica is still here
                             await self.send(origin, {**reply, "op": "alive"})
                             continue
-                        while len(data) < BATCH and (more := shell.read_nowait()) is not None:
-                            ended = not more
-                            if ended:
-                                break
-                            data += more
-                        await self.send(
-                            origin,
-                            *(
-                                {**reply, "op": "output", "data": _encode(data[i : i + CHUNK])}
-                                for i in range(0, len(data), CHUNK)
-                            ),
-                        )
+                        data, ended = _with_waiting(shell, data)
+                        outputs = ({**reply, "op": "output", "data": c} for c in _chunks(data))
+                        await self.send(origin, *outputs)
                 finally:
                     inbox.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -304,8 +300,8 @@ class AgentRelay:
             op = message.get("op")
             if op == "input":
                 await shell.write(_decode(message))
-            elif op == "resize":
-                await shell.resize(_size(message.get("cols"), 80), _size(message.get("rows"), 24))
+            elif op == "resize" and (size := size_of(message)) is not None:
+                await shell.resize(*size)
             elif op == "close":
                 await shell.close()
 
@@ -344,18 +340,21 @@ class AgentRelay:
         await self._tasks.close()
 
 
-ALIVE = b"\0alive"  # not output: a quiet spell of KEEPALIVE_S (compared by identity)
-
-
-async def _read_or_keepalive(shell: AgentShell) -> bytes:
-    """The shell's next output, or ``ALIVE`` after ``KEEPALIVE_S`` without any (a cancelled
-    queue read loses nothing)."""
+async def _next_output(shell: AgentShell) -> bytes | None:
+    """The shell's next output (``b""`` once it has ended), or None after ``KEEPALIVE_S``
+    without any (a cancelled queue read loses nothing)."""
     try:
         async with asyncio.timeout(KEEPALIVE_S):
             return await shell.read()
     except TimeoutError:
-        return ALIVE
+        return None
 
 
-def _size(value: object, default: int) -> int:
-    return value if isinstance(value, int) and 1 <= value <= 1000 else default
+def _with_waiting(shell: AgentShell, data: bytes) -> tuple[bytes, bool]:
+    """``data`` and the output already waiting after it, up to about ``BATCH`` bytes; and
+    whether the shell has ended."""
+    ended = not data
+    while not ended and len(data) < BATCH and (more := shell.read_nowait()) is not None:
+        ended = not more
+        data += more
+    return data, ended

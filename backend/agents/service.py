@@ -155,31 +155,23 @@ class AgentService:
         ``STALE_HEARTBEATS`` heartbeats (its replica died, or its connection hangs); returns
         how many. One held here is disconnected too: a live agent dials in again."""
         cutoff = utcnow() - timedelta(seconds=self.heartbeat_s * STALE_HEARTBEATS)
-        stale = (Agent.status == Status.RUNNING, Agent.last_seen_at < cutoff)
         async with self._sessions() as session:
-            ids = list((await session.execute(select(Agent.id).where(*stale))).scalars())
-        swept = 0
-        for agent_id in ids:
-            if agent_id in self.connections:
-                await self._disconnect_local(agent_id)
-                swept += 1
-                continue
-            async with self._sessions() as session:
-                marked = await session.execute(
-                    update(Agent)
-                    .where(Agent.id == agent_id, *stale)
-                    .values(status=Status.OFFLINE)
-                    .returning(Agent)
-                )
-                agent = marked.scalar_one_or_none()
-                await session.commit()
-            if agent is not None:
-                log.info("agent %s was not heard from: offline", agent.public_id)
-                await self._events.publish(
-                    agent.user_id, EventType.AGENT_DISCONNECTED, agent.as_json()
-                )
-                swept += 1
-        return swept
+            marked = await session.execute(
+                update(Agent)
+                .where(Agent.status == Status.RUNNING, Agent.last_seen_at < cutoff)
+                .values(status=Status.OFFLINE)
+                .returning(Agent)
+            )
+            swept = list(marked.scalars())
+            await session.commit()
+        for agent in swept:
+            log.info("agent %s was not heard from: offline", agent.public_id)
+            await self._events.publish(agent.user_id, EventType.AGENT_DISCONNECTED, agent.as_json())
+            # Unregistered first, so its end does not announce it offline a second time.
+            connection = self.connections.pop(agent.id, None)
+            if connection is not None:
+                await connection.close()
+        return len(swept)
 
     async def heartbeat(self, agent_id: str, message: dict[str, Any]) -> None:
         load = message.get("load")

@@ -65,14 +65,11 @@ class NotificationBus:
                 try:
                     if self._sender is None or self._sender.is_closed():
                         self._sender = await asyncpg.connect(self._dsn)
-                    if len(payloads) == 1:
-                        await self._sender.execute("select pg_notify($1, $2)", channel, payloads[0])
-                    else:  # unnest yields the array's elements in order
-                        await self._sender.execute(
-                            "select pg_notify($1, p) from unnest($2::text[]) as t(p)",
-                            channel,
-                            list(payloads),
-                        )
+                    await self._sender.execute(  # unnest yields the array's elements in order
+                        "select pg_notify($1, p) from unnest($2::text[]) as t(p)",
+                        channel,
+                        list(payloads),
+                    )
                     return
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     await self._drop_sender()

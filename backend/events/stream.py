@@ -8,7 +8,7 @@ The order of the catch-up is what makes the stream gapless and duplicate-free:
 3. send that, then the queued live events, dropping any at or before the position already sent.
 
 The connection's life (its tasks, the token's expiry and revocation, the close) is
-``backend.websocket.JsonStream``'s; here is what the events stream writes: the catch-up, then
+``backend.json_stream.JsonStream``'s; here is what the events stream writes: the catch-up, then
 the queue.
 """
 
