@@ -13,6 +13,7 @@ import pytest
 
 from corral.client import CorralClient
 from corral.client.errors import ContainerNotRunning
+from corral.client.events import EventConnection
 from corral.client.terminal import open_terminal
 from devkit.waiting import wait_for
 from tests.replicas.conftest import CONFIG, Replicas
@@ -43,6 +44,21 @@ async def _until_status(client: CorralClient, name: str, status: str, within_s: 
     await wait_for(reached, within_s, what=f"agent {name} to be {status}")
 
 
+async def _agent_events(
+    stream: EventConnection, agent_id: str, *, until: str, within_s: float
+) -> list[str]:
+    """The agent events B announces for ``agent_id``, up to and including ``until``."""
+    seen: list[str] = []
+    async with asyncio.timeout(within_s):
+        while not seen or seen[-1] != until:
+            message = await stream.receive()
+            container = message.get("container")
+            ours = isinstance(container, dict) and container.get("id") == agent_id
+            if ours and message["type"].startswith("agent_"):
+                seen.append(message["type"])
+    return seen
+
+
 async def test_an_agent_on_one_replica_is_used_through_the_other(
     replicas: Replicas, launch_agent: Start
 ) -> None:
@@ -71,10 +87,15 @@ async def test_an_agent_on_one_replica_is_used_through_the_other(
         assert await term.until_exit() == 3
         await term.ws.close()
 
-        # A stop through B disconnects it on A; it dials in again by itself.
-        stopped = await on_b.stop_container(agent["id"])
-        assert stopped["message"] == "agent disconnected"
-        await _until_status(on_b, "laptop", "offline", 10)
+        # A stop through B disconnects it on A; it dials in again by itself. The agent may be
+        # back within milliseconds (its backoff has full jitter), so "offline" is read from B's
+        # event stream, where it cannot be missed, rather than polled.
+        async with await on_b.connect_events() as stream:
+            assert (await stream.receive())["type"] == "list"
+            stopped = await on_b.stop_container(agent["id"])
+            assert stopped["message"] == "agent disconnected"
+            seen = await _agent_events(stream, agent["id"], until="agent_connected", within_s=20)
+            assert seen == ["agent_disconnected", "agent_connected"]
         await _until_status(on_b, "laptop", "running", 20)
 
         # A delete through B: A drops it, and its revoked token keeps it out.
