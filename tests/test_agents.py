@@ -95,7 +95,7 @@ async def test_agent_connects_serves_a_shell_reconnects_and_is_deleted(
     }
     # Not polled for "offline": the agent may dial in again within milliseconds (its backoff
     # has full jitter). The events below prove it went and came back.
-    await _wait_status(api, headers, "running", 5)  # back by itself
+    await _wait_status(api, headers, "running", 15)  # back by itself
 
     async def reconnected() -> bool:  # the events commit beside the row, not before it
         types = await _event_types(api, user.id)
