@@ -114,4 +114,9 @@ async def test_engine_down_is_said_with_the_fix(settings: Settings, tmp_path: Pa
                 lambda: any("just engine" in n.message for n in app._notifications),
                 what="the notification saying how to start the engine",
             )
-            assert app.main_screen.header.connection == "connected"  # the console still works
+            # The console still works: its event stream connects (under load, after the warning).
+            await until(
+                pilot,
+                lambda: app.main_screen.header.connection == "connected",
+                what="the event stream to connect",
+            )
