@@ -3,8 +3,10 @@ second, are announced as events, and survive engine hiccups and backend restarts
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
+import uuid
 from typing import Any
 
 import docker
@@ -126,6 +128,25 @@ async def test_failed_or_partial_listing_marks_nothing_missing(
     with pytest.raises(DockerUnavailable):
         await service.reconcile_all()
     assert (await api.get(headers, made["db_id"]))["status"] == "running"
+
+
+async def test_a_search_finds_containers_by_exact_id_or_exact_name(api: Api) -> None:
+    """What confirms a batch of rows gone (``DockerService.find_containers``): many IDs and
+    names in one search; a prefix of a name, or an ID that is not there, finds nothing."""
+    _, headers = await api.user(tier="test")
+    made = await api.create(headers)
+    docker = api.app[ENGINES].first.docker
+    name = f"corral-{made['db_id']}"
+    others = [secrets.token_hex(32) for _ in range(99)]
+
+    by_id = await docker.find_containers([*others, made["id"]], [])
+    assert [(c.id, c.name) for c in by_id] == [(made["id"], name)]
+    by_name = await docker.find_containers([], [f"corral-{uuid.uuid4()}", name])
+    assert [c.id for c in by_name] == [made["id"]]
+    both = await docker.find_containers([made["id"]], [name])
+    assert [c.id for c in both] == [made["id"]]  # once, though found twice
+    assert await docker.find_containers(others, [name[:-1], "corral-.*"]) == []
+    assert await docker.find_containers([], []) == []
 
 
 async def test_watcher_reconnects_and_catches_up(api: Api) -> None:

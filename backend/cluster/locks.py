@@ -29,27 +29,29 @@ class AdvisoryLocks:
         self._dsn = dsn
         self._idle: list[asyncpg.Connection] = []
         self._keep = idle
-        self.held = 0  # locks held now, by this process
 
     @asynccontextmanager
-    async def hold(self, name: str) -> AsyncIterator[None]:
-        """Hold the advisory lock named ``name`` (waiting for other processes to release it).
+    async def hold(self, *names: str) -> AsyncIterator[None]:
+        """Hold the advisory locks named ``names`` (waiting for other processes to release
+        them), all on one connection. They are taken in one order (by key) in one round trip,
+        so two holders of several never wait for each other, and a reconcile that locks a
+        hundred rows costs one connection, not a hundred (a new one takes about 12 ms here).
         503 ``database busy`` when PostgreSQL cannot be reached."""
-        key = advisory_key(name)
+        keys = sorted({advisory_key(name) for name in names})
         conn = await self._connection()
         try:
-            await conn.execute("select pg_advisory_lock($1)", key)
+            # executemany runs the statements in order, pipelined; session locks stay held
+            # whatever becomes of the transaction it wraps them in.
+            await conn.executemany("select pg_advisory_lock($1)", [(key,) for key in keys])
         except BaseException as exc:
             conn.terminate()  # a cancelled wait leaves the connection unusable
             if isinstance(exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
                 raise DatabaseBusy("The database cannot be reached; try again shortly.") from exc
             raise
-        self.held += 1
         try:
             yield
         finally:
-            self.held -= 1
-            await self._release(conn, key)
+            await self._release(conn, keys)
 
     async def _connection(self) -> asyncpg.Connection:
         while self._idle:
@@ -61,9 +63,9 @@ class AdvisoryLocks:
         except (OSError, asyncpg.PostgresError) as exc:
             raise DatabaseBusy("The database cannot be reached; try again shortly.") from exc
 
-    async def _release(self, conn: asyncpg.Connection, key: int) -> None:
+    async def _release(self, conn: asyncpg.Connection, keys: list[int]) -> None:
         try:
-            await conn.execute("select pg_advisory_unlock($1)", key)
+            await conn.execute("select pg_advisory_unlock(k) from unnest($1::bigint[]) k", keys)
         except Exception:
             conn.terminate()  # closing the session releases the lock
             return

@@ -96,9 +96,41 @@ async def test_an_advisory_lock_held_by_one_process_holds_off_another(database: 
         await second.close()
 
 
-async def _hold_once(locks: AdvisoryLocks, name: str) -> None:
-    async with locks.hold(name):
+async def _hold_once(locks: AdvisoryLocks, *names: str) -> None:
+    async with locks.hold(*names):
         pass
+
+
+async def test_several_advisory_locks_are_held_on_one_connection_in_one_order(
+    database: str,
+) -> None:
+    """A reconcile's batch holds 100 row locks at once: on one connection (not one each), and
+    in key order, so a holder naming them in another order waits rather than deadlocks."""
+    dsn = asyncpg_dsn(database)
+    first, second = AdvisoryLocks(dsn), AdvisoryLocks(dsn)
+    names = [f"corral:container:{i}" for i in range(100)]
+    postgres = Postgres.ensure()
+
+    def advisory(granted: bool, what: str) -> str:
+        return postgres.sql(
+            f"select {what} from pg_locks where locktype = 'advisory' and "
+            f"{'' if granted else 'not '}granted and database = "
+            f"(select oid from pg_database where datname = current_database())",
+            database_of(database),
+        )
+
+    try:
+        async with first.hold(*names):
+            assert advisory(True, "count(*)") == "100"
+            assert advisory(True, "count(distinct pid)") == "1"
+            waiter = asyncio.create_task(_hold_once(second, *reversed(names)))
+            await wait_for(lambda: advisory(False, "count(*)") == "1", 10, what="a wait")
+            assert not waiter.done()
+        await asyncio.wait_for(waiter, 10)
+        assert advisory(True, "count(*)") == "0"  # all released, the connections kept idle
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_leadership_moves_when_the_leader_goes(database: str) -> None:
