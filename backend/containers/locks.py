@@ -35,7 +35,7 @@ class KeyedLocks:
         async with AsyncExitStack() as stack:
             for key in sorted(set(keys)):
                 await stack.enter_async_context(self._local(key))
-            if self._remote is not None:
+            if self._remote is not None and keys:
                 names = [f"corral:{self._namespace}:{key}" for key in keys]
                 await stack.enter_async_context(self._remote.hold(*names))
             yield
